@@ -1,0 +1,5 @@
+"""Allow ``python -m hivectl``."""
+
+from hivectl.cli.main import main
+
+raise SystemExit(main())

@@ -1,0 +1,1 @@
+"""The ``hivectl`` command line: parsing and rendering only; the work is in ``hivectl.ops``."""

@@ -1,0 +1,126 @@
+"""Entry point: global options, command-name prefixes (as in vm-bhyve), errors and exit statuses.
+
+Exit status: 0 success, 1 failure, 2 usage error. Errors are one line on stderr, prefixed ``hivectl:``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+from collections.abc import Callable, Sequence
+from typing import cast
+
+from hivectl import __version__
+from hivectl.cli.registry import COMMANDS, Command
+from hivectl.errors import HivectlError, UsageError
+
+PROG = "hivectl"
+
+OVERVIEW = """\
+usage: hivectl [--driver bhyve|qemu] COMMAND [options] [arguments]
+       hivectl help [COMMAND]
+       hivectl COMMAND --help
+
+Manage bhyve virtual machines; a drop-in successor of vm-bhyve that reads and writes its vm_dir.
+On Linux the same commands drive QEMU. Command names may be shortened to any unique prefix.
+
+global options:
+  --driver bhyve|qemu   hypervisor driver (default: bhyve on FreeBSD, qemu on Linux; or HIVECTL_DRIVER)
+  --version             print the version and exit
+  -h, --help            show this overview
+
+environment:
+  HIVECTL_VM_DIR        use this vm_dir instead of the one in rc.conf / /etc/hivectl.conf
+  HIVECTL_RC_CONF       read vm_dir, vm_list and vm_delay from this file
+  EDITOR                editor for 'configure' (default vi)
+
+exit status: 0 success, 1 failure, 2 usage error.
+"""
+
+
+def overview() -> str:
+    groups: dict[str, list[Command]] = {}
+    for command in COMMANDS:
+        groups.setdefault(command.group, []).append(command)
+    lines = [OVERVIEW, "commands:"]
+    for group, commands in groups.items():
+        lines.append(f"  {group}:")
+        lines.extend(f"    {c.name:<12}{c.summary}" for c in commands)
+    return "\n".join(lines) + "\n"
+
+
+def resolve(word: str) -> Command:
+    """Exact name, else the single command the word is a prefix of (``li`` → ``list``)."""
+    for command in COMMANDS:
+        if command.name == word:
+            return command
+    matches = [c for c in COMMANDS if c.name.startswith(word.lower())] if word else []
+    if len(matches) == 1:
+        return matches[0]
+    if matches:
+        raise UsageError(f"ambiguous command {word!r}: could be {', '.join(c.name for c in matches)}")
+    raise UsageError(f"unknown command {word!r} (see 'hivectl help')")
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as ``UsageError`` (exit 2) in our one-line style."""
+
+    def error(self, message: str) -> None:  # type: ignore[override]
+        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
+
+def build_parser(command: Command) -> tuple[argparse.ArgumentParser, Callable[..., int]]:
+    module = importlib.import_module(command.module)
+    attr = command.name.replace("-", "_")
+    parser = _Parser(prog=f"{PROG} {command.name}", formatter_class=argparse.RawDescriptionHelpFormatter,
+                     description=command.summary)
+    getattr(module, f"configure_{attr}")(parser)
+    return parser, cast(Callable[..., int], getattr(module, f"run_{attr}"))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = list(sys.argv[1:] if argv is None else argv)
+    driver: str | None = None
+    try:
+        while args and args[0].startswith("-"):
+            option = args.pop(0)
+            if option in ("-h", "--help"):
+                sys.stdout.write(overview())
+                return 0
+            if option == "--version":
+                sys.stdout.write(f"hivectl {__version__}\n")
+                return 0
+            if option == "--driver" and args:
+                driver = args.pop(0)
+            elif option.startswith("--driver="):
+                driver = option.split("=", 1)[1]
+            else:
+                raise UsageError(f"unknown global option {option!r} (see 'hivectl --help')")
+        if driver is not None and driver not in ("bhyve", "qemu"):
+            raise UsageError(f"--driver {driver!r}: expected bhyve or qemu")
+        if not args:
+            sys.stderr.write(overview())
+            return 2
+        word = args.pop(0)
+        if word == "help":
+            if not args:
+                sys.stdout.write(overview())
+                return 0
+            parser, _ = build_parser(resolve(args[0]))
+            parser.print_help()
+            return 0
+        command = resolve(word)
+        parser, run = build_parser(command)
+        namespace = parser.parse_args(args)
+        from hivectl.cli.context import Context
+
+        return run(Context(driver), namespace) or 0
+    except HivectlError as error:
+        sys.stderr.write(f"{PROG}: {error}\n")
+        return error.exit_status
+    except KeyboardInterrupt:
+        sys.stderr.write(f"{PROG}: interrupted\n")
+        return 130
+    except BrokenPipeError:
+        return 1

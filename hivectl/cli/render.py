@@ -1,0 +1,69 @@
+"""Rendering for humans (aligned tables, YAML) and for programs (JSON). No logic lives here."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, TextIO
+
+
+def table(headers: Sequence[str], rows: Iterable[Sequence[object]], out: TextIO | None = None) -> None:
+    """Columns aligned like ``column -t`` (two spaces between columns), as vm-bhyve prints them."""
+    out = out or sys.stdout
+    text_rows = [[str(c) for c in row] for row in rows]
+    widths = [len(h) for h in headers]
+    for row in text_rows:
+        for i, cell in enumerate(row):
+            widths[i] = max(widths[i], len(cell))
+    lines = []
+    for row in [list(headers), *text_rows]:
+        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
+    out.write("\n".join(lines) + "\n")
+
+
+def as_json(data: Any, out: TextIO | None = None) -> None:
+    (out or sys.stdout).write(json.dumps(data, indent=2, sort_keys=False) + "\n")
+
+
+def _scalar(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float):
+        return str(value)
+    return json.dumps(str(value))  # a JSON string is a valid YAML double-quoted scalar
+
+
+def yaml(data: Any, indent: int = 0) -> str:
+    """A small, always-valid YAML emitter for nested dicts and lists of scalars (vm-bhyve#79)."""
+    pad = "  " * indent
+    lines: list[str] = []
+    if isinstance(data, dict):
+        if not data:
+            return pad + "{}"
+        for key, value in data.items():
+            if isinstance(value, dict | list) and value:
+                lines.append(f"{pad}{key}:")
+                lines.append(yaml(value, indent + 1))
+            elif isinstance(value, dict | list):
+                lines.append(f"{pad}{key}: {'{}' if isinstance(value, dict) else '[]'}")
+            else:
+                lines.append(f"{pad}{key}: {_scalar(value)}")
+    elif isinstance(data, list):
+        for item in data:
+            if isinstance(item, dict | list) and item:
+                nested = yaml(item, indent + 1).lstrip()
+                lines.append(f"{pad}- {nested}")
+            else:
+                lines.append(f"{pad}- {_scalar(item)}")
+    else:
+        lines.append(pad + _scalar(data))
+    return "\n".join(lines)
+
+
+def plan_lines(lines: Iterable[str], out: TextIO | None = None) -> None:
+    out = out or sys.stdout
+    for line in lines:
+        out.write(line + "\n")

@@ -1,0 +1,52 @@
+"""Exception types shared by every layer, each carrying the exit status the CLI reports.
+
+Exit statuses follow the project's contract: 0 success, 1 failure, 2 usage error. Errors are raised
+below the CLI and turned into one line on stderr by it, so that no lower layer prints.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class HivectlError(Exception):
+    """A failure the user can act on; the message is the whole story in one line."""
+
+    exit_status = 1
+
+
+class UsageError(HivectlError):
+    """The command line itself is wrong (unknown option, missing argument, bad combination)."""
+
+    exit_status = 2
+
+
+class ConfigError(HivectlError):
+    """A value in a file or on the command line is invalid.
+
+    Always names where the value came from (a file, or the command line), the key and the value, so that
+    an administrator can find and fix it without reading code.
+    """
+
+    def __init__(self, source: str | Path | None, key: str, value: str, why: str) -> None:
+        self.source = str(source) if source is not None else "command line"
+        self.key = key
+        self.value = value
+        self.why = why
+        super().__init__(f"{self.source}: {key}={value!r}: {why}")
+
+
+class ValidationErrors(HivectlError):
+    """Several invalid values found at once (all reported together, keyed by file and key)."""
+
+    def __init__(self, errors: list[ConfigError]) -> None:
+        self.errors = errors
+        super().__init__("; ".join(str(e) for e in errors))
+
+
+class NotFound(HivectlError):
+    """A named thing (guest, template, switch, datastore) does not exist."""
+
+
+class Conflict(HivectlError):
+    """The operation clashes with current state (guest running, name taken, lock held)."""

@@ -1,0 +1,63 @@
+"""The ``Host`` interface: argv lists in, results out; never a shell string.
+
+Everything hivectl does to a machine (FreeBSD tools, iproute2, QEMU) goes through ``Host.run``. That
+keeps three promises checkable in one place: no shell is ever involved, ``--dry-run`` can show every
+command, and tests can point the whole product at the simulated FreeBSD host by changing PATH.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from hivectl.errors import HivectlError
+
+# FreeBSD paths that hivectl checks itself (device nodes, firmware). Under HIVECTL_HOST_ROOT they are
+# looked up below that prefix so the simulated host can provide them; argv always keeps the real path.
+MAPPED_PREFIXES = ("/dev/", "/usr/local/share/", "/boot/")
+
+
+@dataclass(frozen=True)
+class Result:
+    """What a finished command left behind."""
+
+    argv: tuple[str, ...]
+    status: int
+    stdout: str
+    stderr: str
+
+
+class CommandFailed(HivectlError):
+    """A host command exited non-zero; the message quotes the command and its own error text."""
+
+    def __init__(self, result: Result) -> None:
+        self.result = result
+        detail = result.stderr.strip().splitlines()
+        why = detail[-1] if detail else f"exit status {result.status}"
+        super().__init__(f"{' '.join(result.argv)}: {why}")
+
+
+class Host(ABC):
+    """A machine hivectl manages."""
+
+    platform: str
+    root: Path
+
+    @abstractmethod
+    def run(self, argv: Sequence[str], *, check: bool = True, input_text: str | None = None,
+            timeout: float | None = None, env: Mapping[str, str] | None = None) -> Result:
+        """Run ``argv`` to completion and return its result; raise ``CommandFailed`` if ``check``."""
+
+    def devpath(self, path: str) -> Path:
+        """Where hivectl itself looks for a FreeBSD system path (device node, firmware file)."""
+        if str(self.root) != "/" and path.startswith(MAPPED_PREFIXES):
+            return Path(str(self.root) + path)
+        return Path(path)
+
+    def which(self, program: str) -> str | None:
+        """The full path of ``program`` on this host's PATH, or None."""
+        import shutil
+
+        return shutil.which(program)

@@ -1,0 +1,1 @@
+"""Typed views of vm-bhyve's configuration files (guest, template, system)."""

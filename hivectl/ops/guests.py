@@ -1,0 +1,208 @@
+"""Creating, changing and removing guests on disk (``create``, ``add``, ``rename``, ``destroy``).
+
+Each operation validates everything first, then builds a ``Plan``; nothing touches the host before the
+plan is applied, so ``--dry-run`` shows exactly what would happen and a failure part-way is rolled back.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import dataclass
+from pathlib import Path
+
+from hivectl import validate
+from hivectl.errors import Conflict, HivectlError, UsageError
+from hivectl.model.guest import GuestConfig
+from hivectl.ops.ids import new_mac, new_uuid
+from hivectl.plan import Call, MakeDir, Plan, Run, SparseFile, WriteFile
+from hivectl.rcfile import RcFile
+from hivectl.runtime import guest_state
+from hivectl.store import GuestRef, Store
+
+DEFAULT_DISK_SIZE = "20G"
+
+
+def taken_macs(store: Store) -> set[str]:
+    """Every MAC configured on this host (for collision-free generation)."""
+    macs: set[str] = set()
+    for ref in store.iter_guests():
+        for key, value in ref.config().values.items():
+            if key.startswith("network") and key.endswith("_mac") and value:
+                macs.add(value.lower())
+    return macs
+
+
+def require_stopped(ref: GuestRef, action: str) -> None:
+    state = guest_state(ref.directory, ref.name)
+    if state.state != "Stopped":
+        raise Conflict(f"cannot {action} {ref.name}: it is {state.label()}; stop it first")
+
+
+def disk_plan(ref: GuestRef, index: int, dev: str, disk_name: str, size_text: str, zvol_opts: str,
+              source: str) -> list[Run | SparseFile]:
+    """The action that makes one new disk: a sparse file, a (sparse) zvol, or nothing for custom disks."""
+    size = validate.disk_size(source, f"disk{index}_size", size_text)
+    if dev in ("zvol", "sparse-zvol"):
+        if ref.dataset is None:
+            raise HivectlError(f"{source}: disk{index}_dev={dev!r}: zvols need a ZFS datastore, and "
+                               f"{ref.datastore.name} ({ref.datastore.spec}) is a plain directory")
+        argv = ["zfs", "create", "-sV" if dev == "sparse-zvol" else "-V", size_text, "-o", "volmode=dev"]
+        for opt in zvol_opts.split():
+            argv += ["-o", opt]
+        volume = f"{ref.dataset}/{disk_name}"
+        return [Run([*argv, volume], undo_argv=["zfs", "destroy", "-r", volume])]
+    if dev == "file":
+        return [SparseFile(ref.directory / disk_name, size, size_text)]
+    return []
+
+
+@dataclass
+class CreateRequest:
+    name: str
+    template: str = "default"
+    datastore: str = "default"
+    size: str | None = None
+    cpu: str | None = None
+    memory: str | None = None
+
+
+def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
+    """Validate a ``create`` request and plan it (vm-bhyve.md §1.7, create steps 1-6)."""
+    validate.name(None, "name", req.name, "guest name")
+    if req.size is not None:
+        validate.disk_size(None, "-s", req.size)
+    if req.cpu is not None:
+        validate.cpu_count(None, "-c", req.cpu)
+    if req.memory is not None:
+        validate.memory(None, "-m", req.memory)
+    template_path = store.template_path(req.template)
+    datastore = store.datastore(req.datastore)
+    if not datastore.holds_guests:
+        raise UsageError(f"datastore {datastore.name} is an {datastore.kind} store; guests cannot live there")
+    existing = store.find(req.name)
+    if existing is not None:
+        raise Conflict(f"guest {req.name} already exists in datastore {existing.datastore.name}")
+
+    template = GuestConfig.load(template_path, req.template)
+    template.check(template=True)
+    if not template.get("disk0_name"):
+        raise HivectlError(f"{template_path}: disk0_name is not set; a template must define at least one disk")
+
+    ref = GuestRef(req.name, datastore)
+    conf = RcFile(ref.conf_path, template.rc.text())
+    conf.set("uuid", new_uuid())
+    conf.set("network0_mac", new_mac(taken_macs(store)))
+    if req.cpu is not None:
+        conf.set("cpu", req.cpu)
+    if req.memory is not None:
+        conf.set("memory", req.memory)
+
+    plan = Plan()
+    if ref.dataset is not None:
+        argv = ["zfs", "create"]
+        for opt in template.get("zfs_dataset_opts").split():
+            argv += ["-o", opt]
+        plan.add(Run([*argv, ref.dataset], undo_argv=["zfs", "destroy", "-r", ref.dataset]))
+    else:
+        plan.add(MakeDir(ref.directory))
+    disks: list[Run | SparseFile] = []
+    for disk in template.disks:
+        size_text = template.get(f"disk{disk.index}_size") or DEFAULT_DISK_SIZE
+        if disk.index == 0 and req.size is not None:
+            size_text = req.size
+        disks += disk_plan(ref, disk.index, disk.dev, disk.name, size_text, template.get("zfs_zvol_opts"),
+                           str(template_path))
+        conf.unset(f"disk{disk.index}_size")
+    plan.add(WriteFile(ref.conf_path, conf.text(), ["cp", str(template_path), str(ref.conf_path)]))
+    plan.extend(disks)
+    return plan, ref
+
+
+def plan_add_disk(store: Store, ref: GuestRef, size: str, dev: str = "file") -> Plan:
+    """``add -d disk``: the next free diskN, emulation copied from the last disk (virtio-blk if none)."""
+    validate.choice(None, "-t", dev, ("file", "zvol", "sparse-zvol"))
+    config = ref.config()
+    index = config.next_free("disk", "name")
+    disks = config.disks
+    emulation = disks[-1].type if disks else "virtio-blk"
+    disk_name = f"disk{index}.img" if dev == "file" else f"disk{index}"
+    if (ref.directory / disk_name).exists():
+        raise Conflict(f"{ref.directory / disk_name} already exists; refusing to overwrite a disk")
+    plan = Plan()
+    plan.extend(disk_plan(ref, index, dev, disk_name, size, config.get("zfs_zvol_opts"), "command line"))
+    updates = {f"disk{index}_type": emulation, f"disk{index}_name": disk_name, f"disk{index}_dev": dev}
+    plan.add(_conf_update(ref, updates))
+    return plan
+
+
+def plan_add_network(store: Store, ref: GuestRef, switch: str) -> Plan:
+    """``add -d network``: the next free networkN on ``switch`` with a fresh stable MAC."""
+    validate.name(None, "-s", switch, "switch name")
+    config = ref.config()
+    index = config.next_free("network", "type")
+    nics = config.nics
+    emulation = nics[-1].type if nics else "virtio-net"
+    updates = {f"network{index}_type": emulation, f"network{index}_switch": switch}
+    if not config.get(f"network{index}_mac"):
+        updates[f"network{index}_mac"] = new_mac(taken_macs(store))
+    plan = Plan()
+    plan.add(_conf_update(ref, updates))
+    return plan
+
+
+def _conf_update(ref: GuestRef, updates: dict[str, str]) -> WriteFile:
+    """A sysrc-style edit of the guest's config, validated before it is planned."""
+    conf = RcFile.load(ref.conf_path)
+    for key, value in updates.items():
+        conf.set(key, value)
+    GuestConfig(conf, ref.name).check()
+    shown = ["sysrc", "-f", str(ref.conf_path), *[f"{k}={v}" for k, v in updates.items()]]
+    return WriteFile(ref.conf_path, conf.text(), shown)
+
+
+def plan_set_keys(ref: GuestRef, updates: dict[str, str]) -> Plan:
+    plan = Plan()
+    plan.add(_conf_update(ref, updates))
+    return plan
+
+
+def plan_rename(store: Store, ref: GuestRef, new: str) -> Plan:
+    """Rename a stopped guest: its dataset or directory, then its config file (vm-bhyve.md §1.7)."""
+    validate.name(None, "new name", new, "guest name")
+    require_stopped(ref, "rename")
+    other = store.find(new)
+    if other is not None:
+        raise Conflict(f"guest {new} already exists in datastore {other.datastore.name}")
+    new_ref = GuestRef(new, ref.datastore)
+    plan = Plan()
+    if ref.dataset is not None and new_ref.dataset is not None:
+        plan.add(Run(["zfs", "rename", ref.dataset, new_ref.dataset],
+                     undo_argv=["zfs", "rename", new_ref.dataset, ref.dataset]))
+    else:
+        old_dir, new_dir = ref.directory, new_ref.directory
+        plan.add(Call(["mv", str(old_dir), str(new_dir)], lambda: _rename_no_clobber(old_dir, new_dir),
+                      lambda: os.rename(new_dir, old_dir)))
+    old_conf = new_ref.directory / f"{ref.name}.conf"
+    plan.add(Call(["mv", str(old_conf), str(new_ref.conf_path)],
+                  lambda: os.rename(old_conf, new_ref.conf_path), lambda: os.rename(new_ref.conf_path, old_conf)))
+    return plan
+
+
+def _rename_no_clobber(old: Path, new: Path) -> None:
+    if new.exists():
+        raise Conflict(f"{new} already exists")
+    os.rename(old, new)
+
+
+def plan_destroy(ref: GuestRef) -> Plan:
+    """Remove a stopped guest entirely: its dataset (with zvols and snapshots) and its directory."""
+    require_stopped(ref, "destroy")
+    plan = Plan()
+    if ref.dataset is not None:
+        plan.add(Run(["zfs", "destroy", "-rf", ref.dataset]))
+    directory = ref.directory
+    plan.add(Call(["rm", "-R", str(directory)], lambda: shutil.rmtree(directory, ignore_errors=True)))
+    return plan
+
+

@@ -1,0 +1,27 @@
+"""Identity for new guests and NICs: SMBIOS UUIDs and stable MAC addresses.
+
+MACs use vm-bhyve's prefix ``58:9c:fc:0`` and 20 random bits, like vm-bhyve 1.8; unlike vm-bhyve we check
+the new address against every MAC already configured on this host, so two guests never share one.
+"""
+
+from __future__ import annotations
+
+import secrets
+import uuid as uuidlib
+from collections.abc import Iterable
+
+MAC_PREFIX = "58:9c:fc"
+
+
+def new_uuid() -> str:
+    return str(uuidlib.uuid4())
+
+
+def new_mac(taken: Iterable[str] = ()) -> str:
+    used = {m.lower() for m in taken}
+    for _ in range(1000):
+        bits = secrets.randbits(20)
+        mac = f"{MAC_PREFIX}:{bits >> 16:02x}:{(bits >> 8) & 0xFF:02x}:{bits & 0xFF:02x}"
+        if mac not in used:
+            return mac
+    raise RuntimeError("could not find a free MAC address in 58:9c:fc:0x:xx:xx after 1000 tries")

@@ -1,0 +1,128 @@
+"""Host-wide operations: ``init``, system settings (``get``/``set``) and datastores."""
+
+from __future__ import annotations
+
+from importlib import resources
+from pathlib import Path
+
+from hivectl import validate
+from hivectl.errors import ConfigError, Conflict, NotFound, UsageError
+from hivectl.host.base import Host
+from hivectl.plan import MakeDir, Plan, Run, WriteFile
+from hivectl.store import Store
+
+# Settings an administrator may change with ``set`` (vm-bhyve.md §1.3), with their checks.
+SETTINGS: dict[str, tuple[str, ...] | None] = {
+    "console": ("nmdm", "tmux"),
+    "compress": None,
+    "decompress": None,
+    "suspend": ("yes", "no"),
+}
+
+FREEBSD_MODULES = ("vmm", "nmdm", "if_bridge", "if_tuntap")
+
+
+def shipped_templates() -> dict[str, str]:
+    """The sample templates that ship with hivectl, by name."""
+    folder = resources.files("hivectl") / "templates"
+    return {item.name[:-5]: item.read_text(encoding="utf-8") for item in folder.iterdir()
+            if item.name.endswith(".conf")}
+
+
+def plan_init(store: Store, host: Host) -> Plan:
+    """Make ``vm_dir`` usable and the host ready: directories, templates, kernel modules (idempotent)."""
+    plan = Plan()
+    root = store.root
+    if not root.is_dir():
+        raise NotFound(f"vm_dir {root} does not exist: create the directory (or ZFS dataset) first")
+    for sub in (".config", ".templates", ".iso", ".img"):
+        if not (root / sub).is_dir():
+            plan.add(MakeDir(root / sub))
+    null_iso = root / ".config" / "null.iso"
+    if not null_iso.exists():
+        plan.add(WriteFile(null_iso, "", ["touch", str(null_iso)]))
+    if not store.system_conf_path.exists():
+        plan.add(WriteFile(store.system_conf_path, "", ["touch", str(store.system_conf_path)]))
+    for name, text in sorted(shipped_templates().items()):
+        target = store.templates_dir / f"{name}.conf"
+        if not target.exists():
+            plan.add(WriteFile(target, text, ["cp", f"<hivectl>/templates/{name}.conf", str(target)]))
+    if host.platform == "freebsd":
+        loaded = set()
+        for module in FREEBSD_MODULES:
+            if host.run(["kldstat", "-q", "-m", module], check=False).status == 0:
+                loaded.add(module)
+        for module in FREEBSD_MODULES:
+            if module not in loaded:
+                plan.add(Run(["kldload", "-n", module]))
+        plan.add(Run(["sysctl", "net.link.tap.up_on_open=1"]))
+    return plan
+
+
+def get_settings(store: Store, names: list[str]) -> list[tuple[str, str]]:
+    system = store.system()
+    wanted = list(SETTINGS) if not names or names == ["all"] else names
+    for name in wanted:
+        if name not in SETTINGS:
+            raise UsageError(f"unknown setting {name!r}: known settings are {', '.join(SETTINGS)}")
+    return [(name, system.get(name) or "-") for name in wanted]
+
+
+def plan_set_settings(store: Store, assignments: list[str]) -> Plan:
+    system = store.system()
+    shown = ["sysrc", "-f", str(store.system_conf_path)]
+    for item in assignments:
+        key, sep, value = item.partition("=")
+        if not sep:
+            raise UsageError(f"{item!r}: expected setting=value")
+        if key not in SETTINGS:
+            raise ConfigError(None, key, value, f"not a setting; known settings are {', '.join(SETTINGS)}")
+        allowed = SETTINGS[key]
+        if allowed is not None:
+            validate.choice(None, key, value, allowed)
+        system.set(key, value)
+        shown.append(f"{key}={value}")
+    plan = Plan()
+    plan.add(WriteFile(store.system_conf_path, system.text(), shown))
+    return plan
+
+
+def plan_datastore_add(store: Store, name: str, spec: str, kind: str = "") -> Plan:
+    """``datastore add NAME /path|zfs:pool/ds`` (or ``iso``/``img`` stores); checks it exists first."""
+    validate.name(None, "datastore", name, "datastore name")
+    if kind:
+        spec = f"{kind}:{spec}"
+    system = store.system()
+    if name == "default" or name in system.get("datastore_list").split():
+        raise Conflict(f"datastore {name} already exists")
+    datastore = store.parse_datastore(name, spec)  # resolves zfs mountpoints: fails if not mounted
+    if not Path(datastore.path).is_dir():
+        raise NotFound(f"{datastore.path} does not exist or is not a directory")
+    if datastore.path.resolve() == store.root.resolve() and datastore.holds_guests:
+        raise Conflict(f"{spec} is the default datastore (vm_dir) already")
+    if "," in spec or " " in spec:
+        raise ConfigError(None, "path", spec, "datastore paths cannot contain ',' or spaces")
+    system.list_add("datastore_list", name)
+    system.set(f"path_{name}", spec)
+    plan = Plan()
+    plan.add(WriteFile(store.system_conf_path, system.text(),
+                       ["sysrc", "-f", str(store.system_conf_path), f"datastore_list+={name}", f"path_{name}={spec}"]))
+    return plan
+
+
+def plan_datastore_remove(store: Store, name: str) -> Plan:
+    """Forget a datastore (its files are never deleted)."""
+    if name == "default":
+        raise UsageError("the default datastore (vm_dir) cannot be removed")
+    system = store.system()
+    if name not in system.get("datastore_list").split():
+        raise NotFound(f"datastore {name} does not exist")
+    conf = str(store.system_conf_path)
+    plan = Plan()
+    system.list_remove("datastore_list", name)
+    plan.add(WriteFile(store.system_conf_path, system.text(), ["sysrc", "-f", conf, f"datastore_list-={name}"]))
+    system.unset(f"path_{name}")
+    plan.add(WriteFile(store.system_conf_path, system.text(), ["sysrc", "-f", conf, "-x", f"path_{name}"]))
+    return plan
+
+

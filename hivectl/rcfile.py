@@ -1,0 +1,188 @@
+"""vm-bhyve's ``key="value"`` configuration files: a reader with its quirks and a sysrc-like writer.
+
+vm-bhyve reads every config file (guest, template, system.conf, rc.conf values) with a tiny shell parser,
+and an existing host only keeps meaning the same thing if we read exactly as it does (vm-bhyve.md §2.1):
+
+- only lines that start with a lowercase ASCII letter count;
+- everything from the first ``#`` is cut, even inside quotes (so ``#`` can never be part of a value);
+- trailing blanks are stripped, then *every* double quote is deleted;
+- the line is split at the first ``=`` and the key must match exactly (``cpu = 2`` defines ``cpu ``);
+- the first occurrence of a key wins.
+
+Writing imitates ``sysrc -f``: a key that exists is replaced in place on the line the reader uses, a new key
+is appended, and every other line (comments, blank lines, unknown keys, odd formatting) is kept byte for
+byte. The file is replaced atomically (temporary file in the same directory, fsync, rename), so a crash
+never leaves a half-written config behind.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from hivectl.errors import ConfigError
+
+_LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+_FORBIDDEN_IN_VALUES = {'"': "a double quote", "#": "'#'", "\n": "a newline", "\r": "a carriage return",
+                        "\0": "a NUL byte"}
+
+
+def parse_line(line: str) -> tuple[str, str] | None:
+    """Return ``(key, value)`` for one line as vm-bhyve reads it, or None if the line defines nothing."""
+    if not line or line[0] not in _LOWER:
+        return None
+    hash_at = line.find("#")
+    if hash_at >= 0:
+        line = line[:hash_at]
+    line = line.rstrip(" \t\r\n").replace('"', "")
+    eq = line.find("=")
+    if eq < 0:
+        return None
+    return line[:eq], line[eq + 1 :]
+
+
+def parse_text(text: str) -> dict[str, str]:
+    """Parse a whole file's text into an ordered dict; the first definition of a key wins."""
+    values: dict[str, str] = {}
+    for line in text.splitlines():
+        # Inline fast path of parse_line: listing a thousand guests parses a thousand files.
+        if not line or line[0] not in _LOWER:
+            continue
+        hash_at = line.find("#")
+        if hash_at >= 0:
+            line = line[:hash_at]
+        line = line.rstrip(" \t\r").replace('"', "")
+        eq = line.find("=")
+        if eq < 0:
+            continue
+        key = line[:eq]
+        if key not in values:
+            values[key] = line[eq + 1 :]
+    return values
+
+
+def read_values(path: Path) -> dict[str, str]:
+    """Read and parse a file; a missing file is an empty config (vm-bhyve treats it the same way)."""
+    try:
+        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        return {}
+    return parse_text(text)
+
+
+def check_value(path: Path | str | None, key: str, value: str) -> None:
+    """Refuse values the file format cannot carry: they would be silently changed on the next read."""
+    for bad, what in _FORBIDDEN_IN_VALUES.items():
+        if bad in value:
+            raise ConfigError(path, key, value, f"values cannot contain {what} in vm-bhyve config files")
+
+
+def check_key(path: Path | str | None, key: str) -> None:
+    """Keys must be readable back: start with a lowercase letter, then letters, digits and ``_``."""
+    if not key or key[0] not in _LOWER or not all(c.isascii() and (c.isalnum() or c == "_") for c in key):
+        raise ConfigError(path, key, "", "keys must start with a-z and contain only letters, digits and '_'")
+
+
+def atomic_write(path: Path, data: str, mode: int = 0o644) -> None:
+    """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync the directory.
+
+    The mode of an existing file is kept (an administrator may have tightened it).
+    """
+    with contextlib.suppress(FileNotFoundError):
+        mode = os.stat(path).st_mode & 0o7777
+    directory = path.parent
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
+class RcFile:
+    """An editable config file that keeps every line it does not change.
+
+    ``values`` is what vm-bhyve would read; edits go to ``lines`` and are only written by ``save()``.
+    """
+
+    def __init__(self, path: Path, text: str = "") -> None:
+        self.path = path
+        self.lines: list[str] = text.splitlines()
+        self.values: dict[str, str] = parse_text(text)
+
+    @classmethod
+    def load(cls, path: Path) -> RcFile:
+        """Load ``path``; a missing file starts empty and is created by ``save()``."""
+        try:
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        except FileNotFoundError:
+            text = ""
+        return cls(path, text)
+
+    def get(self, key: str, default: str = "") -> str:
+        return self.values.get(key, default)
+
+    def __contains__(self, key: str) -> bool:
+        return key in self.values
+
+    def items(self) -> Iterator[tuple[str, str]]:
+        return iter(self.values.items())
+
+    def _line_index(self, key: str) -> int | None:
+        for index, line in enumerate(self.lines):
+            parsed = parse_line(line)
+            if parsed is not None and parsed[0] == key:
+                return index
+        return None
+
+    def set(self, key: str, value: str) -> None:
+        """Set ``key`` like ``sysrc -f``: in place if present, appended otherwise."""
+        check_key(self.path, key)
+        check_value(self.path, key, value)
+        new_line = f'{key}="{value}"'
+        index = self._line_index(key)
+        if index is None:
+            self.lines.append(new_line)
+        else:
+            self.lines[index] = new_line
+        self.values = parse_text("\n".join(self.lines))
+
+    def unset(self, key: str) -> bool:
+        """Remove every line defining ``key`` (``sysrc -x``); True if something was removed."""
+        kept = [line for line in self.lines if (parse_line(line) or ("", ""))[0] != key]
+        removed = len(kept) != len(self.lines)
+        self.lines = kept
+        self.values = parse_text("\n".join(self.lines))
+        return removed
+
+    def list_add(self, key: str, word: str) -> None:
+        """``sysrc key+=word``: add a word to a space-separated list unless it is already there."""
+        words = self.get(key).split()
+        if word not in words:
+            words.append(word)
+        self.set(key, " ".join(words))
+
+    def list_remove(self, key: str, word: str) -> None:
+        """``sysrc key-=word``: remove a word from a space-separated list (the key stays, maybe empty)."""
+        words = [w for w in self.get(key).split() if w != word]
+        self.set(key, " ".join(words))
+
+    def text(self) -> str:
+        return "\n".join(self.lines) + ("\n" if self.lines else "")
+
+    def save(self, mode: int = 0o644) -> None:
+        atomic_write(self.path, self.text(), mode)

@@ -1,0 +1,151 @@
+"""What a guest is doing right now, read from files without spawning a process per guest.
+
+Files in the guest directory (vm-bhyve.md §3.8, names and first lines kept for compatibility):
+- ``run.lock``: first line the host name (vm-bhyve reads only that); hivectl adds ``pid=<supervisor>`` and
+  ``boot=<boot id>`` so a stale lock (dead supervisor, rebooted host) can be told from a live one;
+- ``hivectl.state``: JSON written atomically by the supervisor: ``{"state": "running"|"bootloader"|
+  "stopping", "pid": <hypervisor pid>, ...}``;
+- ``console``: ``comN=/dev/nmdm-NAME.NB`` lines and ``vnc=ip:port``;
+- ``NAME.save``: suspended state.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+
+@cache
+def hostname() -> str:
+    return socket.gethostname()
+
+
+@cache
+def boot_id() -> str:
+    """An identifier that changes at every host boot (a lock from an earlier boot is stale)."""
+    for path in ("/proc/sys/kernel/random/boot_id",):
+        try:
+            return Path(path).read_text().strip()
+        except OSError:
+            continue
+    try:
+        import subprocess
+
+        return subprocess.run(["sysctl", "-n", "kern.boottime"], capture_output=True, text=True,
+                              check=False).stdout.strip()
+    except OSError:
+        return ""
+
+
+def pid_alive(pid: int) -> bool:
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@dataclass(frozen=True)
+class Lock:
+    """The parsed ``run.lock``."""
+
+    host: str
+    pid: int = 0
+    boot: str = ""
+
+    @property
+    def local(self) -> bool:
+        return self.host == hostname()
+
+    @property
+    def stale(self) -> bool:
+        """True when the lock is ours and its owner is certainly gone (never true for other hosts)."""
+        if not self.local:
+            return False
+        if self.boot and self.boot != boot_id():
+            return True
+        if self.pid:
+            return not pid_alive(self.pid)
+        return False
+
+
+def read_lock(directory: Path) -> Lock | None:
+    try:
+        text = (directory / "run.lock").read_text(errors="replace")
+    except FileNotFoundError:
+        return None
+    lines = text.splitlines()
+    fields = dict(line.split("=", 1) for line in lines[1:] if "=" in line)
+    pid = int(fields["pid"]) if fields.get("pid", "").isdigit() else 0
+    # An empty lock is what a power loss leaves behind (vm-bhyve PR#555): treat it as ours and stale.
+    host = lines[0].strip() if lines and lines[0].strip() else hostname()
+    return Lock(host, pid, fields.get("boot", "") if lines else "stale")
+
+
+def read_state(directory: Path) -> dict[str, object]:
+    try:
+        data = json.loads((directory / "hivectl.state").read_text())
+    except (FileNotFoundError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
+
+
+@dataclass(frozen=True)
+class GuestState:
+    """A guest's state as ``list`` shows it."""
+
+    state: str  # Running, Bootloader, Stopped, Locked, Suspended
+    pid: int | None = None
+    host: str | None = None
+    stale: bool = False
+
+    @property
+    def running(self) -> bool:
+        return self.state in ("Running", "Bootloader", "Stopping")
+
+    def label(self) -> str:
+        if self.state in ("Running", "Bootloader", "Stopping") and self.pid:
+            return f"{self.state} ({self.pid})"
+        if self.state == "Locked":
+            return f"Locked ({self.host}{', stale' if self.stale else ''})"
+        return self.state
+
+
+def guest_state(directory: Path, name: str) -> GuestState:
+    """Decide the state from the lock, the supervisor's state file and the saved-state file."""
+    lock = read_lock(directory)
+    if lock is None:
+        if (directory / f"{name}.save").exists():
+            return GuestState("Suspended")
+        return GuestState("Stopped")
+    if not lock.local:
+        return GuestState("Locked", host=lock.host)
+    if lock.stale:
+        return GuestState("Locked", host=lock.host, stale=True)
+    state = read_state(directory)
+    label = {"running": "Running", "bootloader": "Bootloader", "stopping": "Stopping"}.get(
+        str(state.get("state", "")), "Running")
+    pid = state.get("pid")
+    return GuestState(label, pid if isinstance(pid, int) else lock.pid or None, lock.host)
+
+
+def console_lines(directory: Path) -> dict[str, str]:
+    """``comN``/``vnc`` entries of the ``console`` file written while the guest runs."""
+    result: dict[str, str] = {}
+    try:
+        text = (directory / "console").read_text(errors="replace")
+    except FileNotFoundError:
+        return result
+    for line in text.splitlines():
+        key, sep, value = line.partition("=")
+        if sep and key not in result:
+            result[key] = value
+    return result

@@ -1,0 +1,192 @@
+"""The ``vm_dir`` layout vm-bhyve defined, read and written as it is (vm-bhyve.md §2.4).
+
+```
+$vm_dir/.config/system.conf   switches, datastores, settings      .config/null.iso
+$vm_dir/.templates/*.conf     templates                            .iso/  .img/
+$vm_dir/NAME/NAME.conf        one directory per guest (ZFS: dataset <vm_dir dataset>/NAME)
+```
+
+Extra datastores are ``datastore_list`` + ``path_NAME`` in system.conf: ``/dir``, ``zfs:pool/ds``, and
+the ISO and image stores ``iso:/dir`` / ``img:/dir``. A guest is found by name across all datastores,
+default first, then in ``datastore_list`` order (first hit wins, as in vm-bhyve).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from hivectl import validate
+from hivectl.errors import ConfigError, HivectlError, NotFound
+from hivectl.host.base import Host
+from hivectl.hostconf import HostSettings
+from hivectl.model.guest import GuestConfig
+from hivectl.rcfile import RcFile
+
+
+@dataclass(frozen=True)
+class Datastore:
+    """Where guests (or ISOs, or images) live."""
+
+    name: str
+    kind: str  # "directory", "zfs", "iso", "img"
+    spec: str  # as written in system.conf (or vm_dir)
+    path: Path
+    dataset: str | None = None
+
+    @property
+    def holds_guests(self) -> bool:
+        return self.kind in ("directory", "zfs")
+
+
+@dataclass(frozen=True)
+class GuestRef:
+    """A guest found on disk: its name, datastore and directory."""
+
+    name: str
+    datastore: Datastore
+
+    @property
+    def directory(self) -> Path:
+        return self.datastore.path / self.name
+
+    @property
+    def conf_path(self) -> Path:
+        return self.directory / f"{self.name}.conf"
+
+    @property
+    def dataset(self) -> str | None:
+        return f"{self.datastore.dataset}/{self.name}" if self.datastore.dataset else None
+
+    def config(self) -> GuestConfig:
+        return GuestConfig.load(self.conf_path, self.name)
+
+
+class Store:
+    """Access to one host's ``vm_dir`` and its datastores."""
+
+    def __init__(self, settings: HostSettings, host: Host) -> None:
+        self.settings = settings
+        self.host = host
+        self._mounts: dict[str, Path] | None = None
+        dataset = settings.zfs_dataset
+        self.root = self._zfs_mountpoint(dataset) if dataset else Path(settings.vm_dir)
+        self.default = Datastore("default", "zfs" if dataset else "directory", settings.vm_dir, self.root,
+                                 dataset)
+
+    # -- paths -------------------------------------------------------------------------------------
+    @property
+    def config_dir(self) -> Path:
+        return self.root / ".config"
+
+    @property
+    def system_conf_path(self) -> Path:
+        return self.config_dir / "system.conf"
+
+    @property
+    def templates_dir(self) -> Path:
+        return self.root / ".templates"
+
+    def system(self) -> RcFile:
+        """``.config/system.conf`` for reading or editing."""
+        return RcFile.load(self.system_conf_path)
+
+    def require_initialised(self) -> None:
+        if not self.root.is_dir():
+            raise HivectlError(f"vm_dir {self.root} does not exist: create it (or the ZFS dataset) and run "
+                               "'hivectl init'")
+
+    # -- ZFS ---------------------------------------------------------------------------------------
+    def _zfs_mountpoint(self, dataset: str) -> Path:
+        """Mountpoint of a dataset, from one ``zfs list`` of all mounted filesystems (cached)."""
+        if self._mounts is None:
+            out = self.host.run(["zfs", "list", "-H", "-o", "name,mountpoint", "-t", "filesystem"]).stdout
+            self._mounts = {}
+            for line in out.splitlines():
+                parts = line.split("\t")
+                if len(parts) == 2 and parts[1].startswith("/"):
+                    self._mounts[parts[0]] = Path(parts[1])
+        if dataset not in self._mounts:
+            raise HivectlError(f"ZFS dataset {dataset} does not exist or is not mounted")
+        return self._mounts[dataset]
+
+    # -- datastores --------------------------------------------------------------------------------
+    def datastores(self, system: RcFile | None = None) -> list[Datastore]:
+        """Every datastore, the default first, then ``datastore_list`` order."""
+        system = system or self.system()
+        result = [self.default]
+        for name in system.get("datastore_list").split():
+            spec = system.get(f"path_{name}")
+            result.append(self.parse_datastore(name, spec))
+        return result
+
+    def parse_datastore(self, name: str, spec: str) -> Datastore:
+        source = self.system_conf_path
+        if spec.startswith("zfs:"):
+            dataset = spec[4:]
+            return Datastore(name, "zfs", spec, self._zfs_mountpoint(dataset), dataset)
+        for prefix in ("iso", "img"):
+            if spec.startswith(prefix + ":"):
+                return Datastore(name, prefix, spec, Path(spec[len(prefix) + 1 :]))
+        if not spec.startswith("/"):
+            raise ConfigError(source, f"path_{name}", spec,
+                                       "expected /directory, zfs:pool/dataset, iso:/dir or img:/dir")
+        return Datastore(name, "directory", spec, Path(spec))
+
+    def datastore(self, name: str) -> Datastore:
+        for store in self.datastores():
+            if store.name == name:
+                return store
+        raise NotFound(f"datastore {name} does not exist (see 'hivectl datastore list')")
+
+    # -- guests ------------------------------------------------------------------------------------
+    def iter_guests(self, datastores: list[Datastore] | None = None) -> Iterator[GuestRef]:
+        """Every guest directory with a ``NAME/NAME.conf``, datastore by datastore, names sorted."""
+        for store in datastores or self.datastores():
+            if not store.holds_guests:
+                continue
+            try:
+                entries = sorted(e.name for e in os.scandir(store.path)
+                                 if e.name[0] != "." and e.is_dir(follow_symlinks=False))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                if os.path.isfile(os.path.join(store.path, entry, entry + ".conf")):
+                    yield GuestRef(entry, store)
+
+    def find(self, name: str) -> GuestRef | None:
+        """The guest called ``name`` in the first datastore that has it."""
+        for store in self.datastores():
+            if store.holds_guests and (store.path / name / f"{name}.conf").is_file():
+                return GuestRef(name, store)
+        return None
+
+    def get(self, name: str) -> GuestRef:
+        """Like ``find`` but the name is validated first and a missing guest is an error."""
+        validate.name(None, "name", name, "guest name")
+        ref = self.find(name)
+        if ref is None:
+            raise NotFound(f"guest {name} does not exist")
+        return ref
+
+    # -- templates, ISO and image stores ------------------------------------------------------------
+    def templates(self) -> list[str]:
+        try:
+            return sorted(p.stem for p in self.templates_dir.glob("*.conf"))
+        except FileNotFoundError:
+            return []
+
+    def template_path(self, name: str) -> Path:
+        validate.name(None, "template", name, "template name")
+        path = self.templates_dir / f"{name}.conf"
+        if not path.is_file():
+            known = ", ".join(self.templates()) or "none; run 'hivectl init'"
+            raise NotFound(f"template {name} does not exist in {self.templates_dir} (known: {known})")
+        return path
+
+    def media_stores(self, kind: str) -> list[Datastore]:
+        """The default ``.iso``/``.img`` directory and every ``iso:``/``img:`` datastore."""
+        default = Datastore("default", kind, f"{kind}:{self.root / ('.' + kind)}", self.root / f".{kind}")
+        return [default, *[d for d in self.datastores() if d.kind == kind]]

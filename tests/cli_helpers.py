@@ -1,0 +1,38 @@
+"""Helpers for tests that drive the real ``hivectl`` command line."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+
+@dataclass
+class Outcome:
+    status: int
+    out: str
+    err: str
+
+    def json(self) -> Any:
+        return json.loads(self.out)
+
+
+def hivectl(*args: str, env: dict[str, str] | None = None, input_text: str | None = None,
+            timeout: float = 60) -> Outcome:
+    """Run the installed ``hivectl`` console script (the real entry point) as a separate process."""
+    done = subprocess.run([sys.executable, "-m", "hivectl", *args], capture_output=True, text=True,
+                          env={**os.environ, **(env or {})}, input=input_text, timeout=timeout, check=False)
+    return Outcome(done.returncode, done.stdout, done.stderr)
+
+
+def tree(root: Path) -> dict[str, tuple[int, int]]:
+    """Every file under ``root`` with (size, mode): a snapshot to prove a failed command changed nothing."""
+    result = {}
+    for path in sorted(root.rglob("*")):
+        st = path.lstat()
+        result[str(path.relative_to(root))] = (st.st_size if path.is_file() else 0, st.st_mode)
+    return result
