@@ -18,7 +18,7 @@ from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import HivectlError
-from hivectl.platform import current_platform
+from hivectl.platforms import current_platform
 
 _ASSIGN = re.compile(r"\s*([A-Za-z_][A-Za-z0-9_]*)=(.*)")
 DEFAULT_VM_DELAY = 2  # vm-bhyve's code default (its man page says 5; the code is what hosts run with)
@@ -61,6 +61,7 @@ class HostSettings:
     vm_list: list[str] = field(default_factory=list)
     vm_delay: int = DEFAULT_VM_DELAY
     source: str = ""
+    _positions: dict[str, int] | None = field(default=None, repr=False, compare=False)
 
     @property
     def zfs_dataset(self) -> str | None:
@@ -69,11 +70,9 @@ class HostSettings:
 
     def autostart_position(self, name: str) -> int | None:
         """1-based position in ``vm_list`` (vm-bhyve's AUTO column uses the last match), or None."""
-        position = None
-        for index, entry in enumerate(self.vm_list, 1):
-            if entry == name:
-                position = index
-        return position
+        if self._positions is None:
+            self._positions = {entry: index for index, entry in enumerate(self.vm_list, 1)}  # last match wins
+        return self._positions.get(name)
 
 
 def load_settings() -> HostSettings:

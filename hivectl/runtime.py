@@ -66,15 +66,8 @@ class Lock:
         return self.host == hostname()
 
     @property
-    def stale(self) -> bool:
-        """True when the lock is ours and its owner is certainly gone (never true for other hosts)."""
-        if not self.local:
-            return False
-        if self.boot and self.boot != boot_id():
-            return True
-        if self.pid:
-            return not pid_alive(self.pid)
-        return False
+    def from_earlier_boot(self) -> bool:
+        return bool(self.boot) and self.boot != boot_id()
 
 
 def read_lock(directory: Path) -> Lock | None:
@@ -102,17 +95,18 @@ def read_state(directory: Path) -> dict[str, object]:
 class GuestState:
     """A guest's state as ``list`` shows it."""
 
-    state: str  # Running, Bootloader, Stopped, Locked, Suspended
-    pid: int | None = None
+    state: str  # Running, Bootloader, Stopping, Stopped, Locked, Suspended
+    pid: int | None = None  # the hypervisor (or loader) process
     host: str | None = None
     stale: bool = False
+    supervisor: int | None = None  # None when the supervisor is gone but the hypervisor still runs
 
     @property
     def running(self) -> bool:
-        return self.state in ("Running", "Bootloader", "Stopping")
+        return self.state in ("Running", "Bootloader", "Stopping", "Starting")
 
     def label(self) -> str:
-        if self.state in ("Running", "Bootloader", "Stopping") and self.pid:
+        if self.running and self.pid:
             return f"{self.state} ({self.pid})"
         if self.state == "Locked":
             return f"Locked ({self.host}{', stale' if self.stale else ''})"
@@ -120,7 +114,11 @@ class GuestState:
 
 
 def guest_state(directory: Path, name: str) -> GuestState:
-    """Decide the state from the lock, the supervisor's state file and the saved-state file."""
+    """Decide the state from the lock, the supervisor's state file and the saved-state file.
+
+    A guest runs while its supervisor *or* its hypervisor is alive: the hypervisor outlives a supervisor
+    killed with SIGKILL, and ``list`` must keep showing it as running (``start`` adopts it again).
+    """
     lock = read_lock(directory)
     if lock is None:
         if (directory / f"{name}.save").exists():
@@ -128,13 +126,23 @@ def guest_state(directory: Path, name: str) -> GuestState:
         return GuestState("Stopped")
     if not lock.local:
         return GuestState("Locked", host=lock.host)
-    if lock.stale:
+    if lock.from_earlier_boot:
         return GuestState("Locked", host=lock.host, stale=True)
+    if not lock.pid:
+        # Written by vm-bhyve (host name only): we cannot tell from files alone; show it as vm-bhyve does.
+        return GuestState("Locked", host=lock.host)
     state = read_state(directory)
-    label = {"running": "Running", "bootloader": "Bootloader", "stopping": "Stopping"}.get(
+    raw_pid = state.get("pid")
+    hyp_pid = raw_pid if isinstance(raw_pid, int) else None
+    supervisor_alive = pid_alive(lock.pid)
+    hypervisor_alive = hyp_pid is not None and pid_alive(hyp_pid)
+    if not supervisor_alive and not hypervisor_alive:
+        return GuestState("Locked", host=lock.host, stale=True)
+    label = {"running": "Running", "bootloader": "Bootloader", "stopping": "Stopping",
+             "starting": "Starting"}.get(
         str(state.get("state", "")), "Running")
-    pid = state.get("pid")
-    return GuestState(label, pid if isinstance(pid, int) else lock.pid or None, lock.host)
+    return GuestState(label, hyp_pid if hypervisor_alive else None, lock.host,
+                      supervisor=lock.pid if supervisor_alive else None)
 
 
 def console_lines(directory: Path) -> dict[str, str]:

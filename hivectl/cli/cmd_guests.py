@@ -73,7 +73,7 @@ def run_list(ctx: Context, args: argparse.Namespace) -> int:
 
     rows = list_guests(ctx.store, args.running, args.tag)
     if args.json:
-        render.as_json([row.as_json() for row in rows])
+        render.json_rows([row.as_json() for row in rows])
         return 0
     render.table(["NAME", "DATASTORE", "LOADER", "CPU", "MEMORY", "VNC", "AUTO", "STATE"],
                  [[r.name, r.datastore, r.loader, r.cpu, r.memory, r.vnc or "-", r.auto_label, r.state]

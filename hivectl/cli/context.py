@@ -34,7 +34,7 @@ class Context:
 
     @cached_property
     def driver(self) -> str:
-        from hivectl.platform import default_driver
+        from hivectl.platforms import default_driver
 
         return default_driver(self.driver_option)
 

@@ -32,4 +32,13 @@ COMMANDS: tuple[Command, ...] = (
     Command("rename", "hivectl.cli.cmd_guests", "rename a stopped guest", "guests"),
     Command("destroy", "hivectl.cli.cmd_guests", "remove a stopped guest and its disks", "guests"),
     Command("add", "hivectl.cli.cmd_guests", "add a disk or a network interface to a guest", "guests"),
+    Command("start", "hivectl.cli.cmd_lifecycle", "start guests (supervised; --dry-run shows the plan)", "run"),
+    Command("install", "hivectl.cli.cmd_lifecycle", "start a guest with install media attached", "run"),
+    Command("stop", "hivectl.cli.cmd_lifecycle", "ACPI shutdown with timeout, then force", "run"),
+    Command("restart", "hivectl.cli.cmd_lifecycle", "shut a guest down and boot it again", "run"),
+    Command("reset", "hivectl.cli.cmd_lifecycle", "reset a guest at once", "run"),
+    Command("poweroff", "hivectl.cli.cmd_lifecycle", "power a guest off at once", "run"),
+    Command("console", "hivectl.cli.cmd_lifecycle", "attach to a guest's serial console", "run"),
+    Command("startall", "hivectl.cli.cmd_lifecycle", "start the guests in vm_list, in order", "run"),
+    Command("stopall", "hivectl.cli.cmd_lifecycle", "stop every running guest", "run"),
 )

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from hivectl.errors import HivectlError
 from hivectl.host.base import CommandFailed, Host, Result
-from hivectl.platform import current_platform
+from hivectl.platforms import current_platform
 
 
 class LocalHost(Host):

@@ -7,14 +7,15 @@ file read per guest, a few ``stat`` calls, and no process per guest (vm-bhyve fo
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from hivectl.errors import HivectlError
 from hivectl.model.guest import GuestConfig
-from hivectl.rcfile import read_values
-from hivectl.runtime import console_lines, guest_state
+from hivectl.rcfile import parse_text
+from hivectl.runtime import GuestState, console_lines, guest_state
 from hivectl.store import GuestRef, Store
 from hivectl.validate import memory, yesno
 
@@ -44,23 +45,50 @@ class Row:
         return f"Yes [{self.auto}]" if self.auto is not None else "No"
 
 
+def _scan(directory: str) -> Iterator[tuple[str, str]]:
+    """(name, config text) of every guest in one datastore directory, sorted by name.
+
+    Written with ``os`` calls on strings rather than pathlib: this is the hot loop of ``list`` and runs a
+    thousand times on a big host (one ``open`` per guest, no ``stat`` before it).
+    """
+    try:
+        names = sorted(entry for entry in os.listdir(directory) if entry[0] != ".")
+    except FileNotFoundError:
+        return
+    for name in names:
+        try:
+            with open(f"{directory}/{name}/{name}.conf", encoding="utf-8", errors="surrogateescape") as handle:
+                yield name, handle.read()
+        except (FileNotFoundError, NotADirectoryError):
+            continue
+
+
 def list_guests(store: Store, running_only: bool = False, tag: str | None = None) -> list[Row]:
     rows = []
     settings = store.settings
-    for ref in store.iter_guests():
-        values = read_values(ref.conf_path)
-        tags = values.get("tags", "").split()
-        if tag is not None and tag not in tags:
+    stopped = GuestState("Stopped")
+    for datastore in store.datastores():
+        if not datastore.holds_guests:
             continue
-        state = guest_state(ref.directory, ref.name)
-        if running_only and state.state in ("Stopped", "Suspended"):
-            continue
-        vnc = ""
-        if state.running and yesno(values.get("graphics", "")):
-            vnc = console_lines(ref.directory).get("vnc", "")
-        rows.append(Row(ref.name, ref.datastore.name, values.get("loader") or "none", values.get("cpu", ""),
-                        values.get("memory", ""), vnc, settings.autostart_position(ref.name), state.label(),
-                        state.pid, tags))
+        base = str(datastore.path)
+        for name, text in _scan(base):
+            values = parse_text(text)
+            tags = values.get("tags", "").split()
+            if tag is not None and tag not in tags:
+                continue
+            directory = f"{base}/{name}"
+            if os.path.exists(f"{directory}/run.lock") or os.path.exists(f"{directory}/{name}.save"):
+                state = guest_state(Path(directory), name)
+            else:
+                state = stopped
+            if running_only and state.state in ("Stopped", "Suspended"):
+                continue
+            vnc = ""
+            if state.running and yesno(values.get("graphics", "")):
+                vnc = console_lines(Path(directory)).get("vnc", "")
+            rows.append(Row(name, datastore.name, values.get("loader") or "none", values.get("cpu", ""),
+                            values.get("memory", ""), vnc, settings.autostart_position(name), state.label(),
+                            state.pid, tags))
     return rows
 
 
