@@ -1,4 +1,6 @@
-"""The tiny real guest hivectl's end-to-end tests boot: Debian kernel + busybox initramfs, disk image, installer ISO.
+"""The tiny real guest that hivectl's end-to-end tests boot.
+
+Debian kernel + busybox initramfs, a BIOS+UEFI disk image and an installer ISO.
 
 Built by the project itself (nothing but Debian packages is fetched, through apt), cached between runs.
 In-process use::
@@ -12,11 +14,10 @@ See README.md in this directory for the guest's serial-console contract (the rea
 
 from __future__ import annotations
 
-from .build import Artifacts, build, default_cache_dir
+from .builder import Artifacts, build, default_cache_dir
+from .images import BASE_CMDLINE
 
 READY_MARKER = "HIVECTL-GUEST-READY"
 INSTALL_DONE_MARKER = "HIVECTL-INSTALL-DONE"
-# Kernel command line for direct (-kernel) boots; add hivectl.ip=A.B.C.D/NN [hivectl.gw=…] as needed.
-BASE_CMDLINE = "console=ttyS0,115200 quiet"
 
 __all__ = ["BASE_CMDLINE", "INSTALL_DONE_MARKER", "READY_MARKER", "Artifacts", "build", "default_cache_dir"]

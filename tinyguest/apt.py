@@ -1,4 +1,4 @@
-"""Host-side package handling: find the tools the recipe needs, install only what is missing, fetch the kernel.
+"""Host-side packages: find the tools the recipe needs, install only what is missing, fetch the kernel.
 
 Why detect before installing: ``apt-get install`` of an already-present package still takes the dpkg lock
 and seconds of trigger processing, and it needs root; a developer who already has the tools should be
@@ -70,7 +70,9 @@ def _exists(path: str) -> Callable[[], bool]:
 # package -> "is it usable already?" (checked by what the recipe actually runs or reads)
 BUILD_PACKAGES: dict[str, Callable[[], bool]] = {
     "busybox-static": lambda: static_busybox() is not None,
-    "grub-pc-bin": _has_all(_exists("/usr/lib/grub/i386-pc/boot.img"), _exists("/usr/lib/grub/i386-pc/cdboot.img")),
+    "grub-pc-bin": _has_all(
+        _exists("/usr/lib/grub/i386-pc/boot.img"), _exists("/usr/lib/grub/i386-pc/cdboot.img")
+    ),
     "grub-efi-amd64-bin": _exists("/usr/lib/grub/x86_64-efi/linux.mod"),
     "grub-common": _has_all(_which("grub-mkimage"), _which("grub-mkrescue")),
     "xorriso": _which("xorriso"),
@@ -130,24 +132,36 @@ def resolve_kernel_package(meta: str = KERNEL_META_PACKAGE) -> tuple[str, str]:
     """Return (versioned package name, candidate version) that the ``linux-image-amd64`` meta package wants.
 
     The versioned name moves with every Debian security update (…-55 → …-56), so it is looked up rather
-    than pinned; if apt knows nothing yet (fresh container with empty lists) the lists are fetched once.
+    than pinned. Debian's meta package depends on exactly one version (``linux-image-6.1.0-56-amd64
+    (= 6.1.192-2)``), so one ``apt-cache show`` gives both; that matters because containers often disable
+    apt's binary cache and then every apt-cache call re-parses all lists (~0.7 s here). ``apt-cache
+    depends`` plus a second ``show`` is the fallback for an unpinned dependency. If apt knows nothing yet
+    (fresh container with empty lists) the lists are fetched once.
     """
     for attempt in range(2):
         try:
-            out = _run(["apt-cache", "depends", meta])
+            show = _run(["apt-cache", "show", "--no-all-versions", meta])
         except AptError:
-            out = ""
-        m = re.search(r"^\s*\|?Depends:\s*(linux-image-\d\S*)", out, re.MULTILINE)
-        if m:
-            name = m.group(1)
-            show = _run(["apt-cache", "show", "--no-all-versions", name])
-            v = re.search(r"^Version:\s*(\S+)", show, re.MULTILINE)
+            show = ""
+        m = re.search(r"^Depends:.*?\b(linux-image-\d[^\s,(]*)(?:\s*\(=\s*([^)\s]+)\))?", show, re.MULTILINE)
+        if m and m.group(2):
+            return m.group(1), m.group(2)
+        try:
+            deps = _run(["apt-cache", "depends", meta])
+        except AptError:
+            deps = ""
+        d = re.search(r"^\s*\|?Depends:\s*(linux-image-\d\S*)", deps, re.MULTILINE)
+        if d:
+            name = d.group(1)
+            v = re.search(
+                r"^Version:\s*(\S+)", _run(["apt-cache", "show", "--no-all-versions", name]), re.MULTILINE
+            )
             if not v:
                 raise AptError(f"apt-cache show {name}: no Version field")
             return name, v.group(1)
         if attempt == 0:
             apt_update()
-    raise AptError(f"apt-cache depends {meta} names no linux-image-<version> package")
+    raise AptError(f"apt-cache knows no linux-image-<version> package that {meta} depends on")
 
 
 def download_package(name: str, dest_dir: Path) -> Path:

@@ -111,7 +111,7 @@ class NewcWriter:
         self._write(name, stat.S_IFCHR | mode, rdev=(major, minor))
 
     def finish(self) -> None:
-        """Write the trailer; an archive without it is rejected by the kernel ("junk in compressed archive")."""
+        """Write the trailer; without it the kernel rejects the archive ("junk in compressed archive")."""
         if not self._finished:
             self._out.write(self._header(TRAILER, 0, 0, 1, (0, 0)))
             self._finished = True

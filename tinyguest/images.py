@@ -28,6 +28,7 @@ GRUB_DISK_MODULES = [
     *("configfile", "serial", "terminal", "test"),
 ]
 
+# Kernel command line of every image; for direct (-kernel) boots add hivectl.ip=A.B.C.D/NN [hivectl.gw=…].
 BASE_CMDLINE = "console=ttyS0,115200 quiet"
 
 
@@ -52,9 +53,10 @@ def grub_cfg(title: str, cmdline: str, initrds: list[str], note: str) -> str:
     )
 
 
-def _run(argv: list[str], **kw: object) -> None:
+def _run(argv: list[str]) -> None:
+    """Run a tool, turning a failure into an error that carries its stderr (the only useful part)."""
     env = {**os.environ, "MTOOLS_SKIP_CHECK": "1", "LC_ALL": "C"}
-    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False, **kw)  # type: ignore[call-overload]
+    proc = subprocess.run(argv, capture_output=True, text=True, env=env, check=False)
     if proc.returncode != 0:
         raise RuntimeError(f"{' '.join(argv)} failed ({proc.returncode}): {proc.stderr.strip()[-2000:]}")
 
@@ -82,12 +84,16 @@ def mbr(boot_img: bytes, part_start: int, part_sectors: int) -> bytes:
     out[:440] = boot_img[:440]
     struct.pack_into("<I", out, 440, DISK_SIGNATURE)
     # status, CHS first (unused: LBA only), type, CHS last, LBA start, sectors
-    struct.pack_into("<B3sB3sII", out, 446, 0x80, b"\xfe\xff\xff", 0xEF, b"\xfe\xff\xff", part_start, part_sectors)
+    struct.pack_into(
+        "<B3sB3sII", out, 446, 0x80, b"\xfe\xff\xff", 0xEF, b"\xfe\xff\xff", part_start, part_sectors
+    )
     out[510:512] = b"\x55\xaa"
     return bytes(out)
 
 
-def build_disk_image(vmlinuz: Path, initramfs: Path, out: Path, work: Path, size_mib: int = DISK_SIZE_MIB) -> None:
+def build_disk_image(
+    vmlinuz: Path, initramfs: Path, out: Path, work: Path, size_mib: int = DISK_SIZE_MIB
+) -> None:
     """Raw disk that boots the guest (``hivectl.boot=disk``) under both SeaBIOS and OVMF."""
     work.mkdir(parents=True, exist_ok=True)
     (work / "grub.cfg").write_text(
@@ -143,7 +149,7 @@ def build_disk_image(vmlinuz: Path, initramfs: Path, out: Path, work: Path, size
 
 
 def gzip_file(src: Path, dst: Path) -> None:
-    """gzip with a fixed header (no name, mtime 0) so the payload is reproducible; level 6 is the sweet spot."""
+    """gzip with a fixed header (no name, mtime 0) so the payload is reproducible byte for byte."""
     with (
         src.open("rb") as fi,
         dst.open("wb") as raw,

@@ -1,4 +1,4 @@
-"""Assemble the guest's root file system (static busybox + our scripts + kernel modules) as a gzip'd newc cpio.
+"""Assemble the guest's root file system (static busybox, our scripts, kernel modules) as a gzip'd cpio.
 
 One initramfs serves every boot path (PVH direct boot, disk, installer ISO): the behaviour is chosen by
 the kernel command line, so there is a single thing to test and to keep small (~1.5 MB).
@@ -43,7 +43,7 @@ def busybox_applets(busybox: Path) -> list[str]:
 
 
 def _relative_link(path: str, target: str) -> str:
-    """Relative symlink target from ``path`` to ``target`` (both archive-relative), e.g. ``../bin/busybox``."""
+    """Relative link from ``path`` to ``target`` (both archive-relative), e.g. ``../bin/busybox``."""
     depth = path.count("/")
     return "../" * depth + target if depth else target
 

@@ -120,7 +120,9 @@ def load_order(wanted: Iterable[str], index: dict[str, ModuleInfo], builtin: set
             raise KernelPackageError(f"module dependency cycle: {' -> '.join((*chain, name))}")
         info = index.get(name)
         if info is None:
-            raise KernelPackageError(f"module {name} (needed by {' -> '.join(chain) or 'the guest'}) not found")
+            raise KernelPackageError(
+                f"module {name} (needed by {' -> '.join(chain) or 'the guest'}) not found"
+            )
         visiting.add(name)
         for dep in info.depends:
             visit(dep, (*chain, name))

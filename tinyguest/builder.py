@@ -125,16 +125,15 @@ def _locked(cache: Path) -> Iterator[None]:
 
 
 def _prune(cache: Path, keep: int = KEEP_ENTRIES) -> None:
+    """Bound the cache (~110 MB per entry): keep the most recently used entries, drop the rest."""
     entries = [p for p in cache.iterdir() if p.is_dir() and (p / MANIFEST).exists()]
     entries.sort(key=lambda p: (p / MANIFEST).stat().st_mtime, reverse=True)
     for old in entries[keep:]:
         apt.log(f"pruning old cache entry {old}")
         shutil.rmtree(old, ignore_errors=True)
-    for stale in cache.glob(".build-*"):  # left behind by a killed build
-        with contextlib.suppress(ValueError, ProcessLookupError, PermissionError):
-            pid = int(stale.name.rsplit("-", 1)[-1])
-            os.kill(pid, 0)
-            continue
+    # Called with the lock held, and every build holds it: any .build-* directory left is from a build
+    # that was killed.
+    for stale in cache.glob(".build-*"):
         shutil.rmtree(stale, ignore_errors=True)
 
 
@@ -184,7 +183,12 @@ def build(cache_dir: Path | None = None, *, force: bool = False, allow_install: 
         tmp.mkdir(parents=True)
         try:
             meta = _build_into(tmp, kpkg, kver)
-            meta.update(format=FORMAT, cache_key=key, recipe=recipe, build_seconds=round(time.monotonic() - started, 1))
+            meta.update(
+                format=FORMAT,
+                cache_key=key,
+                recipe=recipe,
+                build_seconds=round(time.monotonic() - started, 1),
+            )
             (tmp / MANIFEST).write_text(json.dumps(meta, indent=2, sort_keys=True) + "\n")
             if entry.exists():
                 shutil.rmtree(entry)
@@ -224,7 +228,9 @@ def _build_into(out: Path, kpkg: str, kver: str) -> dict[str, object]:
     build_payload_cpio(disk_gz, disk.stat().st_size, payload)
 
     apt.log("building installer ISO")
-    images.build_installer_iso(vmlinuz, initramfs, payload, out / ARTIFACT_FILES["installer_iso"], work / "iso")
+    images.build_installer_iso(
+        vmlinuz, initramfs, payload, out / ARTIFACT_FILES["installer_iso"], work / "iso"
+    )
     shutil.rmtree(work)
     return {
         "kernel_package": kpkg,
