@@ -1,0 +1,262 @@
+"""Lifecycle commands: start, install, stop, restart, reset, poweroff, console, startall, stopall."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+from hivectl.cli.cmd_guests import _confirm
+from hivectl.cli.context import Context
+from hivectl.errors import HivectlError, NotFound, UsageError
+
+STOP_TIMEOUT = 90.0
+
+
+def _driver(ctx: Context):  # type: ignore[no-untyped-def]
+    from hivectl.drivers import get_driver
+
+    return get_driver(ctx.driver, ctx.host, ctx.store)
+
+
+def _print_start_plan(ctx: Context, name: str, install: Path | None) -> None:
+    """``start --dry-run``: ports, prepare actions, loader and hypervisor, one JSON array per line."""
+    from hivectl.drivers.base import BootRequest
+    from hivectl.net.ports import plan_ports
+
+    ref = ctx.store.get(name)
+    config = ref.config()
+    config.check()
+    driver = _driver(ctx)
+    ports = plan_ports(ctx.host, ctx.store, ref, config, ctx.host.platform)
+    plan = driver.plan_boot(BootRequest(ref, config, ports, install, True, False))
+    lines = [a.argv() for p in ports for a in p.setup] + [a.argv() for a in plan.prepare]
+    if plan.loader:
+        lines.append(plan.loader)
+    lines.append(plan.hypervisor)
+    for line in lines:
+        sys.stdout.write(json.dumps(line) + "\n")
+    for problem in driver.preflight(ref, config):
+        sys.stderr.write(f"hivectl: warning: {problem}\n")
+
+
+def configure_start(p: argparse.ArgumentParser) -> None:
+    p.description = """\
+Start guests. Each gets a detached supervisor that creates its taps, runs the loader (bhyveload,
+grub-bhyve) if any, then the hypervisor, restarts it when the guest reboots (on_restart), applies on_fault
+with a crash-loop limit, and cleans up taps, /dev/vmm/NAME and the lock on every exit path. With several
+names, vm_delay seconds pass between starts. A guest whose supervisor died while it kept running is
+adopted by a new supervisor instead of being started twice."""
+    p.epilog = """examples:
+  hivectl start web1
+  hivectl start --dry-run web1      print taps, loader and bhyve/qemu commands as JSON arrays
+  hivectl start -f web1             foreground: console on this terminal"""
+    p.add_argument("-f", dest="foreground", action="store_true", help="run in the foreground, console on stdio")
+    p.add_argument("-i", dest="interactive", action="store_true", help="attach to the console after starting")
+    p.add_argument("--dry-run", action="store_true", help="print the start plan (JSON arrays) and start nothing")
+    p.add_argument("names", nargs="+", metavar="NAME")
+
+
+def run_start(ctx: Context, args: argparse.Namespace) -> int:
+    return _start(ctx, args.names, None, args.foreground, args.interactive, args.dry_run)
+
+
+def _start(ctx: Context, names: list[str], install: Path | None, foreground: bool, interactive: bool,
+           dry_run: bool) -> int:
+    from hivectl.runner import control
+
+    if dry_run:
+        for name in names:
+            _print_start_plan(ctx, name, install)
+        return 0
+    if foreground:
+        if len(names) != 1:
+            raise UsageError("-f takes exactly one guest")
+        from hivectl.runner.supervisor import Supervisor
+
+        ref = ctx.store.get(names[0])
+        return Supervisor(ctx.host, ctx.store, _driver(ctx), ref, install, foreground=True).run()
+    failures = 0
+    for index, name in enumerate(names):
+        try:
+            ref = ctx.store.get(name)
+            started = control.start(ref, ctx.driver, install)
+            what = "adopted" if started.adopted else "started"
+            sys.stdout.write(f"{name}: {what} (pid {started.pid})\n")
+        except HivectlError as error:
+            sys.stderr.write(f"hivectl: {error}\n")
+            failures += 1
+        if len(names) > 1 and index < len(names) - 1:
+            import time
+
+            time.sleep(ctx.settings.vm_delay)
+    if interactive and len(names) == 1 and not failures:
+        return _console(ctx, names[0], None)
+    return 1 if failures else 0
+
+
+def configure_install(p: argparse.ArgumentParser) -> None:
+    p.description = """\
+Start a guest with install media attached (an ISO as a CD, bootindex 1). ISO is an absolute path, a file
+in the current directory, or a file name in vm_dir/.iso or an ISO datastore. The media is attached for
+the first boot only: when the installer reboots, the guest boots from its disk."""
+    p.add_argument("-f", dest="foreground", action="store_true", help="run in the foreground")
+    p.add_argument("-i", dest="interactive", action="store_true", help="attach to the console after starting")
+    p.add_argument("--dry-run", action="store_true", help="print the start plan and start nothing")
+    p.add_argument("name")
+    p.add_argument("iso", metavar="ISO")
+
+
+def find_media(ctx: Context, name: str) -> Path:
+    candidate = Path(name)
+    if candidate.is_absolute():
+        if candidate.is_file():
+            return candidate
+        raise NotFound(f"install media {name} does not exist")
+    if "/" not in name and (Path.cwd() / name).is_file():
+        return Path.cwd() / name
+    if "/" in name or name in ("", ".", ".."):
+        raise NotFound(f"install media {name} not found")
+    for store in ctx.store.media_stores("iso"):
+        if (store.path / name).is_file():
+            return store.path / name
+    raise NotFound(f"install media {name} not found in the current directory or any ISO store")
+
+
+def run_install(ctx: Context, args: argparse.Namespace) -> int:
+    media = find_media(ctx, args.iso)
+    return _start(ctx, [args.name], media, args.foreground, args.interactive, args.dry_run)
+
+
+def configure_stop(p: argparse.ArgumentParser) -> None:
+    p.description = """\
+Stop guests: press the ACPI power button of each (all at once), wait up to --timeout seconds for them to
+power off, then force the power off, then kill what is left. Returns when every guest has stopped."""
+    p.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="S",
+                   help=f"seconds to wait for the guest to shut down (default {STOP_TIMEOUT:g})")
+    p.add_argument("names", nargs="+", metavar="NAME")
+
+
+def run_stop(ctx: Context, args: argparse.Namespace) -> int:
+    from hivectl.runner import control
+
+    refs = [ctx.store.get(n) for n in args.names]
+    notes = control.stop(ctx.host, _driver(ctx), refs, args.timeout)
+    for note in notes:
+        sys.stderr.write(f"hivectl: {note}\n")
+    return 0
+
+
+def configure_restart(p: argparse.ArgumentParser) -> None:
+    p.description = "Shut a guest down through ACPI and boot it again (its taps are kept)."
+    p.add_argument("name")
+
+
+def run_restart(ctx: Context, args: argparse.Namespace) -> int:
+    from hivectl.runner import control
+
+    control.restart(_driver(ctx), ctx.store.get(args.name))
+    return 0
+
+
+def configure_reset(p: argparse.ArgumentParser) -> None:
+    p.description = "Reset a guest at once, like pressing its reset button (asks unless -f)."
+    p.add_argument("-f", dest="force", action="store_true", help="do not ask")
+    p.add_argument("name")
+
+
+def run_reset(ctx: Context, args: argparse.Namespace) -> int:
+    from hivectl.runner import control
+
+    ref = ctx.store.get(args.name)
+    if not args.force and not _confirm(f"reset {ref.name} now (unsaved data in the guest is lost)?"):
+        return 1
+    control.reset(_driver(ctx), ref)
+    return 0
+
+
+def configure_poweroff(p: argparse.ArgumentParser) -> None:
+    p.description = "Power a guest off at once, like pulling its plug (asks unless -f)."
+    p.add_argument("-f", dest="force", action="store_true", help="do not ask")
+    p.add_argument("name")
+
+
+def run_poweroff(ctx: Context, args: argparse.Namespace) -> int:
+    from hivectl.runner import control
+
+    ref = ctx.store.get(args.name)
+    if not args.force and not _confirm(f"power {ref.name} off now (unsaved data in the guest is lost)?"):
+        return 1
+    driver = _driver(ctx)
+    if not control.poweroff(driver, ref):
+        control.kill(ctx.host, driver, ref)
+    return 0
+
+
+def configure_startall(p: argparse.ArgumentParser) -> None:
+    p.description = "Start every guest in vm_list, in order, waiting vm_delay seconds between starts."
+
+
+def run_startall(ctx: Context, args: argparse.Namespace) -> int:
+    from hivectl.runner import control
+
+    started, errors = control.startall(ctx.store, ctx.driver, ctx.settings.vm_delay)
+    for item in started:
+        sys.stdout.write(f"{item.name}: started (pid {item.pid})\n")
+    for error in errors:
+        sys.stderr.write(f"hivectl: {error}\n")
+    return 1 if errors else 0
+
+
+def configure_stopall(p: argparse.ArgumentParser) -> None:
+    p.description = """\
+Stop every running guest at once (ACPI), wait up to --timeout seconds, then force the rest off.
+Used by the rc.d script at host shutdown."""
+    p.add_argument("-f", dest="force", action="store_true", help="accepted for vm-bhyve compatibility")
+    p.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="S")
+
+
+def run_stopall(ctx: Context, args: argparse.Namespace) -> int:
+    from hivectl.runner import control
+
+    refs = control.running_guests(ctx.store)
+    for note in control.stop(ctx.host, _driver(ctx), refs, args.timeout) if refs else []:
+        sys.stderr.write(f"hivectl: {note}\n")
+    return 0
+
+
+def configure_console(p: argparse.ArgumentParser) -> None:
+    p.description = """\
+Attach to a guest's serial console: on FreeBSD 'cu -l' on the nmdm B side (type ~. to leave), with the
+QEMU driver the console socket (type ~. at the start of a line to leave; without a terminal, standard
+input is sent to the guest and its output printed until input ends)."""
+    p.add_argument("name")
+    p.add_argument("port", nargs="?", help="com1..com4 (default: the first)")
+
+
+def run_console(ctx: Context, args: argparse.Namespace) -> int:
+    return _console(ctx, args.name, args.port)
+
+
+def _console(ctx: Context, name: str, port: str | None) -> int:
+    from hivectl.runner import control
+    from hivectl.runtime import console_lines
+
+    ref = ctx.store.get(name)
+    control.running_state(ref)
+    lines = console_lines(ref.directory)
+    coms = {k: v for k, v in lines.items() if k.startswith("com")}
+    if not coms:
+        raise HivectlError(f"{name} has no serial console")
+    target = coms.get(port) if port else next(iter(coms.values()))
+    if target is None:
+        raise UsageError(f"{name} has no {port}; it has {', '.join(coms)}")
+    if target.startswith("unix:"):
+        from hivectl.runner.console import relay
+
+        return relay(Path(target[5:]))
+    if target.startswith("tmux/"):
+        os.execvp("tmux", ["tmux", "attach-session", "-t", target[5:]])
+    os.execvp("cu", ["cu", "-l", target])

@@ -1,0 +1,102 @@
+"""The interface between the supervisor and a hypervisor driver.
+
+A driver turns a guest's config into concrete commands (pure planning, golden-testable) and knows how to
+talk to its hypervisor while it runs. The supervisor (``hivectl/runner/supervisor.py``) owns the loop:
+lock, ports, loader, hypervisor, exit-status policy, cleanup. Drivers never loop and never sleep.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+
+from hivectl.host.base import Host
+from hivectl.model.guest import GuestConfig
+from hivectl.net.ports import Port
+from hivectl.plan import Action
+from hivectl.store import GuestRef, Store
+
+
+class Outcome(Enum):
+    """What a hypervisor exit means (bhyve(8): 0 reset, 1 poweroff, 2 halt, 3 triple fault, 4 error)."""
+
+    REBOOT = "reboot"
+    POWEROFF = "poweroff"
+    HALT = "halt"
+    FAULT = "fault"  # triple fault or a crash the guest caused
+    ERROR = "error"  # the hypervisor itself failed (bad config, missing file, ...)
+    KILLED = "killed"  # killed by a signal from outside
+
+
+@dataclass
+class BootRequest:
+    """What the supervisor asks the driver to plan for one boot."""
+
+    ref: GuestRef
+    config: GuestConfig
+    ports: list[Port]
+    install_media: Path | None = None  # ISO (or image) attached for an install boot
+    first_boot: bool = True  # graphics_wait=auto waits only on the first boot of an install
+    foreground: bool = False  # console on stdio instead of nmdm / a socket
+
+
+@dataclass
+class BootPlan:
+    """Everything needed to boot once.
+
+    ``prepare`` runs before the loader on every boot (e.g. device.map, grub.cfg, UEFI vars copy, -k file);
+    ``loader`` is run to completion first if set (bhyveload, grub-bhyve); ``hypervisor`` is exec'd and
+    supervised; ``console`` lines go to NAME/console (``com1=/dev/nmdm-web.1B``, ``vnc=127.0.0.1:5900``);
+    ``secrets`` are files holding secrets that must be removed after the run.
+    """
+
+    prepare: list[Action] = field(default_factory=list)
+    loader: list[str] | None = None
+    hypervisor: list[str] = field(default_factory=list)
+    console: dict[str, str] = field(default_factory=dict)
+    secrets: list[Path] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
+
+
+class Driver(ABC):
+    """One hypervisor."""
+
+    name: str
+
+    def __init__(self, host: Host, store: Store) -> None:
+        self.host = host
+        self.store = store
+
+    @abstractmethod
+    def preflight(self, ref: GuestRef, config: GuestConfig) -> list[str]:
+        """Problems that prevent a start (missing firmware, module, binary); empty when ready."""
+
+    @abstractmethod
+    def plan_boot(self, request: BootRequest) -> BootPlan:
+        """Pure planning of one boot: no side effects beyond read-only queries."""
+
+    @abstractmethod
+    def classify(self, status: int, ref: GuestRef) -> Outcome:
+        """Map the hypervisor's exit status (negative: killed by that signal) to an outcome."""
+
+    @abstractmethod
+    def request_shutdown(self, ref: GuestRef, pid: int) -> None:
+        """Ask the guest to power off (ACPI power button)."""
+
+    @abstractmethod
+    def force_poweroff(self, ref: GuestRef, pid: int | None) -> None:
+        """Turn the guest off now (the supervisor then sees a POWEROFF exit)."""
+
+    @abstractmethod
+    def force_reset(self, ref: GuestRef, pid: int | None) -> None:
+        """Reset the guest now (the supervisor then sees a REBOOT exit)."""
+
+    @abstractmethod
+    def cleanup(self, ref: GuestRef) -> list[Action]:
+        """Actions run after the last boot on every exit path (e.g. ``bhyvectl --destroy``)."""
+
+    def reboots_in_place(self, config: GuestConfig) -> bool:
+        """True when the hypervisor process survives a guest reboot (QEMU without -no-reboot)."""
+        return False

@@ -1,0 +1,318 @@
+"""The per-guest supervisor: one detached process per running guest.
+
+Why one process per guest rather than one daemon for all: a bug or crash in one supervisor can only
+affect its own guest; there is no daemon to install, enable or restart on upgrade; and the state of each
+guest stays in its own directory, readable without talking to anything (``list`` reads files). The cost
+(a small Python process per running guest) is negligible next to the guest itself.
+
+The loop (vm-bhyve's ``_run``, made robust): take the lock, create the guest's ports, then for each boot
+run the driver's prepare actions, the loader (bhyveload/grub-bhyve) if any, then the hypervisor; map its
+exit status to an outcome and apply the policy (``on_restart``, ``on_fault``, the one-shot ``restart``
+flag, a crash-loop limit with backoff). On every exit path: tear the ports down, run the driver's cleanup
+(``bhyvectl --destroy``), remove secrets, console and state files, release the lock.
+
+The hypervisor is started in the supervisor's session but survives the supervisor: a supervisor killed
+with SIGKILL leaves the guest running, ``list`` keeps showing it (the state file names the hypervisor
+pid), and ``start`` adopts it with a new supervisor that watches the pid and cleans up after it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from hivectl.drivers.base import BootRequest, Driver, Outcome
+from hivectl.errors import HivectlError
+from hivectl.host.base import Host
+from hivectl.model.guest import GuestConfig
+from hivectl.net.ports import Port
+from hivectl.plan import Plan
+from hivectl.rcfile import atomic_write
+from hivectl.runner import lock, log
+from hivectl.store import GuestRef, Store
+
+STATE_FILE = "hivectl.state"
+LAST_FILE = "hivectl.last"
+STOPPING_FILE = "hivectl.stopping"
+RESTART_FILE = "restart"  # vm-bhyve's one-shot flag: the next power-off becomes a restart
+CRASH_WINDOW = 60.0  # seconds: faults closer together than this count as one crash loop
+CRASH_LIMIT = 5  # restarts after faults within the window before giving up
+READY_FD_ENV = "HIVECTL_READY_FD"
+
+
+@dataclass
+class Policy:
+    """What to do after each kind of exit, from the guest's config."""
+
+    on_restart: str
+    on_fault: str
+    crash_limit: int = CRASH_LIMIT
+
+    @classmethod
+    def from_config(cls, config: GuestConfig) -> Policy:
+        return cls(config.get("on_restart") or "restart", config.get("on_fault") or "shutdown")
+
+
+def decide(outcome: Outcome, policy: Policy, stopping: bool, restart_flag: bool) -> bool:
+    """True to boot again. Pure, so the policy table is tested directly."""
+    if stopping:
+        return False
+    if outcome is Outcome.REBOOT:
+        return policy.on_restart == "restart"
+    if outcome in (Outcome.POWEROFF, Outcome.HALT):
+        return restart_flag
+    return policy.on_fault == "restart"
+
+
+def write_state(directory: Path, state: str, pid: int | None, **extra: object) -> None:
+    data = {"state": state, "pid": pid, "supervisor": os.getpid(), "updated": time.time(), **extra}
+    atomic_write(directory / STATE_FILE, json.dumps(data) + "\n", 0o644)
+
+
+class Supervisor:
+    """Runs one guest until it stops for good."""
+
+    def __init__(self, host: Host, store: Store, driver: Driver, ref: GuestRef, install: Path | None = None,
+                 foreground: bool = False) -> None:
+        self.host = host
+        self.store = store
+        self.driver = driver
+        self.ref = ref
+        self.dir = ref.directory
+        self.install = install
+        self.foreground = foreground
+        self.ports: list[Port] = []
+        self.teardown: list[list[str]] = []
+        self.child: subprocess.Popen[bytes] | None = None
+        self.ready_fd = int(os.environ.pop(READY_FD_ENV, "-1"))
+        self.faults: list[float] = []
+
+    # -- reporting back to ``start`` ---------------------------------------------------------------------
+    def report(self, message: str) -> None:
+        """Tell the waiting ``start`` how the first boot went (once), then close the pipe."""
+        if self.ready_fd >= 0:
+            with contextlib.suppress(OSError):
+                os.write(self.ready_fd, (message.strip() + "\n").encode())
+                os.close(self.ready_fd)
+            self.ready_fd = -1
+
+    def log(self, message: str) -> None:
+        log.write(self.dir, message)
+
+    # -- the loop ----------------------------------------------------------------------------------------
+    def run(self) -> int:
+        try:
+            lock.acquire(self.dir, self.ref.name)
+        except HivectlError as error:
+            self.report(f"error: {error}")
+            return 1
+        status = 1
+        try:
+            status = self._run_locked()
+        except HivectlError as error:
+            self.log(f"fatal; {error}")
+            self.report(f"error: {error}")
+        except Exception as error:  # a supervisor must always clean up and say why
+            self.log(f"fatal; internal error: {error!r}")
+            self.report(f"error: internal error: {error!r}")
+        finally:
+            self.finish()
+        return status
+
+    def _run_locked(self) -> int:
+        log.rotate(self.dir)
+        config = self.ref.config()
+        config.check()
+        problems = self.driver.preflight(self.ref, config)
+        if problems:
+            raise HivectlError("; ".join(problems))
+        (self.dir / STOPPING_FILE).unlink(missing_ok=True)
+        self.log(f"initialising ({self.driver.name} driver)")
+        from hivectl.net.ports import plan_ports
+
+        self.ports = plan_ports(self.host, self.store, self.ref, config, self.host.platform)
+        for port in self.ports:
+            # Recorded before setup so that a failure half-way still tears down what was made.
+            self.teardown += [action.argv() for action in port.teardown]
+            write_state(self.dir, "starting", None, teardown=self.teardown)
+            Plan(list(port.setup)).apply(self.host)
+            self.log(f"port network{port.index}: {port.ifname} on {port.switch or '-'}")
+        policy = Policy.from_config(config)
+        first = True
+        while True:
+            status, outcome = self.boot_once(config, first)
+            first = False
+            stopping = (self.dir / STOPPING_FILE).exists()
+            restart_flag = (self.dir / RESTART_FILE).exists()
+            (self.dir / RESTART_FILE).unlink(missing_ok=True)
+            again = decide(outcome, policy, stopping, restart_flag)
+            self.write_last(status, outcome)
+            self.log(f"hypervisor exited with status {status} ({outcome.value})"
+                     + ("; restarting" if again else ""))
+            if not again:
+                return status
+            if outcome in (Outcome.FAULT, Outcome.ERROR, Outcome.KILLED):
+                now = time.monotonic()
+                self.faults = [t for t in self.faults if now - t < CRASH_WINDOW] + [now]
+                if len(self.faults) > policy.crash_limit:
+                    self.log(f"crash loop: {len(self.faults)} faults within {CRASH_WINDOW:.0f} s; giving up")
+                    return status
+                delay = min(2 ** (len(self.faults) - 1), 30)
+                self.log(f"waiting {delay} s before restarting")
+                time.sleep(delay)
+            config = self.ref.config()  # a restart picks up configuration changes (vm-bhyve does not)
+
+    def boot_once(self, config: GuestConfig, first: bool) -> tuple[int, Outcome]:
+        request = BootRequest(self.ref, config, self.ports, self.install if first else None, first, self.foreground)
+        plan = self.driver.plan_boot(request)
+        Plan(list(plan.prepare)).apply(self.host)
+        self.write_console(plan.console)
+        if plan.loader:
+            self.log("loader: " + " ".join(plan.loader))
+            proc = self.spawn(plan.loader, plan.env)
+            write_state(self.dir, "bootloader", proc.pid, teardown=self.teardown)
+            status = proc.wait()
+            if status != 0:
+                self.report(f"error: loader exited with status {status}; see {self.dir / log.LOG_NAME}")
+                raise HivectlError(f"loader returned error {status}")
+        self.log("hypervisor: " + " ".join(plan.hypervisor))
+        proc = self.spawn(plan.hypervisor, plan.env)
+        self.child = proc
+        write_state(self.dir, "running", proc.pid, driver=self.driver.name, teardown=self.teardown)
+        if first:
+            self.confirm_started(proc)
+        watcher = getattr(self.driver, "watch", None)
+        if callable(watcher):
+            watcher(self.ref, proc)
+        status = proc.wait()
+        self.child = None
+        if status < 0:
+            outcome = Outcome.KILLED
+        else:
+            outcome = self.driver.classify(status, self.ref)
+        for secret in plan.secrets:
+            secret.unlink(missing_ok=True)
+        return status, outcome
+
+    def confirm_started(self, proc: subprocess.Popen[bytes]) -> None:
+        """Report success only once the hypervisor survived its own start-up checks."""
+        deadline = time.monotonic() + 1.0
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                return  # the exit is reported by the caller through the loop's normal path
+            time.sleep(0.05)
+        self.report(f"ok {proc.pid}")
+
+    def spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+        stdio = None if self.foreground else subprocess.DEVNULL
+        err_target: int | None = subprocess.DEVNULL
+        if not self.foreground and self.ref.config().flag("debug"):
+            err_target = os.open(self.dir / "bhyve.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        try:
+            return subprocess.Popen(argv, stdin=stdio, stdout=stdio, stderr=None if self.foreground else err_target,
+                                    env={**os.environ, **env}, cwd="/", close_fds=True)
+        except FileNotFoundError:
+            raise HivectlError(f"{argv[0]}: command not found") from None
+        finally:
+            if isinstance(err_target, int) and err_target not in (subprocess.DEVNULL,):
+                os.close(err_target)
+
+    def write_console(self, console: dict[str, str]) -> None:
+        text = "".join(f"{k}={v}\n" for k, v in console.items())
+        atomic_write(self.dir / "console", text, 0o644)
+
+    def write_last(self, status: int, outcome: Outcome) -> None:
+        data = {"status": status, "outcome": outcome.value, "time": time.time()}
+        atomic_write(self.dir / LAST_FILE, json.dumps(data) + "\n", 0o644)
+
+    # -- cleanup on every exit path ----------------------------------------------------------------------
+    def finish(self) -> None:
+        if self.child is not None and self.child.poll() is None:
+            with contextlib.suppress(OSError):
+                self.child.kill()
+                self.child.wait(5)
+        cleanup(self.host, self.driver, self.ref, self.teardown)
+        self.log("stopped")
+        self.report("error: the guest stopped during start-up; see " + str(self.dir / log.LOG_NAME))
+
+
+def cleanup(host: Host, driver: Driver, ref: GuestRef, teardown: list[list[str]]) -> None:
+    """Remove everything a run created; each step is attempted even if an earlier one fails.
+
+    ``teardown`` comes from the state file, so whoever cleans up (the supervisor, an adopting supervisor,
+    or ``stop`` after a supervisor died) removes exactly the ports that run created.
+    """
+    for argv in teardown:
+        with contextlib.suppress(Exception):
+            host.run(argv, check=False)
+    for action in driver.cleanup(ref):
+        with contextlib.suppress(Exception):
+            action.apply(host)
+    for name in ("console", STATE_FILE, STOPPING_FILE):
+        (ref.directory / name).unlink(missing_ok=True)
+    lock.release(ref.directory)
+
+
+def recorded_teardown(directory: Path) -> list[list[str]]:
+    """The port teardown commands the running supervisor recorded in the state file."""
+    from hivectl.runtime import read_state
+
+    recorded = read_state(directory).get("teardown")
+    if not isinstance(recorded, list):
+        return []
+    return [[str(word) for word in argv] for argv in recorded if isinstance(argv, list)]
+
+
+def adopt(host: Host, store: Store, driver: Driver, ref: GuestRef, pid: int) -> int:
+    """Watch a hypervisor whose supervisor died, then clean up after it like its own supervisor would."""
+    from hivectl.runtime import pid_alive
+
+    teardown = recorded_teardown(ref.directory)
+    lock.take_over(ref.directory, os.getpid())
+    log.write(ref.directory, f"supervisor adopted running hypervisor {pid}")
+    write_state(ref.directory, "running", pid, driver=driver.name, adopted=True, teardown=teardown)
+    ready_fd = int(os.environ.pop(READY_FD_ENV, "-1"))
+    if ready_fd >= 0:
+        os.write(ready_fd, f"ok {pid}\n".encode())
+        os.close(ready_fd)
+    while pid_alive(pid):
+        time.sleep(0.5)
+    log.write(ref.directory, f"adopted hypervisor {pid} exited")
+    cleanup(host, driver, ref, teardown)
+    log.write(ref.directory, "stopped")
+    return 0
+
+
+def main(argv: list[str]) -> int:
+    """``hivectl _supervise NAME [--install PATH] [--foreground] [--adopt PID]`` (internal)."""
+    import argparse
+
+    from hivectl.cli.context import Context
+    from hivectl.drivers import get_driver
+
+    parser = argparse.ArgumentParser(prog="hivectl _supervise")
+    parser.add_argument("--install", type=Path)
+    parser.add_argument("--foreground", action="store_true")
+    parser.add_argument("--adopt", type=int)
+    parser.add_argument("--driver")
+    parser.add_argument("name")
+    args = parser.parse_args(argv)
+    ctx = Context(args.driver)
+    ref = ctx.store.get(args.name)
+    driver = get_driver(ctx.driver, ctx.host, ctx.store)
+    if not args.foreground:
+        signal.signal(signal.SIGHUP, signal.SIG_IGN)
+    if args.adopt:
+        return adopt(ctx.host, ctx.store, driver, ref, args.adopt)
+    return Supervisor(ctx.host, ctx.store, driver, ref, args.install, args.foreground).run()
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

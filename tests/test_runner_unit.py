@@ -1,0 +1,89 @@
+"""The run lock and the restart policy, without any hypervisor."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from hivectl.drivers.base import Outcome
+from hivectl.errors import Conflict
+from hivectl.runner import lock
+from hivectl.runner.supervisor import Policy, decide
+from hivectl.runtime import guest_state
+
+
+@pytest.mark.parametrize(("outcome", "on_restart", "on_fault", "stopping", "flag", "again"), [
+    (Outcome.REBOOT, "restart", "shutdown", False, False, True),
+    (Outcome.REBOOT, "stop", "shutdown", False, False, False),
+    (Outcome.REBOOT, "restart", "shutdown", True, False, False),
+    (Outcome.POWEROFF, "restart", "shutdown", False, False, False),
+    (Outcome.POWEROFF, "restart", "shutdown", False, True, True),
+    (Outcome.HALT, "restart", "shutdown", False, False, False),
+    (Outcome.FAULT, "restart", "shutdown", False, False, False),
+    (Outcome.FAULT, "restart", "restart", False, False, True),
+    (Outcome.KILLED, "restart", "restart", True, False, False),
+    (Outcome.ERROR, "restart", "restart", False, False, True),
+])
+def test_policy(outcome: Outcome, on_restart: str, on_fault: str, stopping: bool, flag: bool, again: bool) -> None:
+    assert decide(outcome, Policy(on_restart, on_fault), stopping, flag) is again
+
+
+def test_lock_is_exclusive_and_names_its_owner(tmp_path: Path) -> None:
+    lock.acquire(tmp_path, "g")
+    text = (tmp_path / "run.lock").read_text().splitlines()
+    assert text[0] == socket.gethostname() and text[1] == f"pid={os.getpid()}"
+    with pytest.raises(Conflict):
+        lock.acquire(tmp_path, "g")
+    lock.release(tmp_path)
+    assert not (tmp_path / "run.lock").exists()
+
+
+def test_stale_locks_are_detected_and_cleared(tmp_path: Path) -> None:
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / "run.lock").write_text(f"{socket.gethostname()}\npid={int(dead.stdout)}\n")
+    state = guest_state(tmp_path, "g")
+    assert state.state == "Locked" and state.stale
+    lock.acquire(tmp_path, "g")
+    assert f"pid={os.getpid()}" in (tmp_path / "run.lock").read_text()
+
+
+def test_empty_lock_from_power_loss_is_stale(tmp_path: Path) -> None:
+    (tmp_path / "run.lock").write_text("")
+    assert guest_state(tmp_path, "g").stale
+    lock.acquire(tmp_path, "g")
+
+
+def test_foreign_host_lock_is_respected(tmp_path: Path) -> None:
+    (tmp_path / "run.lock").write_text("otherhost.example\n")
+    with pytest.raises(Conflict, match="otherhost.example"):
+        lock.acquire(tmp_path, "g")
+
+
+RACE = """
+import sys, time
+from pathlib import Path
+from hivectl.runner import lock
+from hivectl.errors import Conflict
+d = Path(sys.argv[1])
+while not (d / "go").exists():
+    time.sleep(0.001)
+try:
+    lock.acquire(d, "g")
+    print("won", flush=True)
+    time.sleep(1.5)
+except Conflict:
+    print("lost", flush=True)
+"""
+
+
+def test_twenty_racing_acquirers_one_winner(tmp_path: Path) -> None:
+    procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+             for _ in range(20)]
+    (tmp_path / "go").write_text("")
+    results = [p.communicate(timeout=60)[0].strip() for p in procs]
+    assert results.count("won") == 1 and results.count("lost") == 19
