@@ -42,6 +42,7 @@ def boot_id() -> str:
 
 
 def pid_alive(pid: int) -> bool:
+    """True if ``pid`` is a live process (a zombie waiting to be reaped counts as dead)."""
     if pid <= 0:
         return False
     try:
@@ -50,7 +51,12 @@ def pid_alive(pid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
+    except (OSError, ValueError):
+        return True
 
 
 @dataclass(frozen=True)

@@ -19,6 +19,30 @@ from hivectl.plan import Action
 from hivectl.store import GuestRef, Store
 
 
+class Problem(str):
+    """A preflight finding. ``level`` is ``error`` (cannot start) or ``warning`` (starts, but not as asked).
+
+    It is a ``str`` so callers that only print problems keep working; callers that can go on despite
+    warnings filter on ``fatal``.
+    """
+
+    level: str
+
+    def __new__(cls, text: str, level: str = "error") -> Problem:
+        obj = super().__new__(cls, text if level == "error" else f"warning: {text}")
+        obj.level = level
+        return obj
+
+    @property
+    def fatal(self) -> bool:
+        return self.level == "error"
+
+
+def is_fatal(problem: str) -> bool:
+    """Plain strings from a driver are errors; ``Problem`` objects say for themselves."""
+    return bool(getattr(problem, "fatal", True))
+
+
 class Outcome(Enum):
     """What a hypervisor exit means (bhyve(8): 0 reset, 1 poweroff, 2 halt, 3 triple fault, 4 error)."""
 

@@ -154,6 +154,17 @@ def _vnc_password(source: Source, key: str, value: str) -> None:
         raise ConfigError(source, key, value, "a VNC password cannot be empty or contain ','")
 
 
+def _cpu_pin(source: Source, key: str, value: str) -> None:
+    """``vcpu:hostcpu`` pairs for bhyve ``-p`` (a vCPU may be listed again to allow several host CPUs)."""
+    for pair in value.split():
+        match = re.fullmatch(r"([0-9]{1,5}):([0-9]{1,4})", pair)
+        if not match or int(match.group(1)) > 65534 or int(match.group(2)) > 1023:
+            raise ConfigError(source, key, value, f"expected space-separated vcpu:hostcpu pairs like '0:2 1:3' "
+                                                  f"(host CPU 0-1023), not {pair!r}")
+    if not value.split():
+        raise ConfigError(source, key, value, "expected space-separated vcpu:hostcpu pairs like '0:2 1:3'")
+
+
 LOADERS = ("bhyveload", "grub", "uefi", "uefi-csm", "uefi-devel", "uefi-custom")
 DISK_TYPES = ("virtio-blk", "ahci-hd", "ahci-cd", "nvme", "virtio-scsi", "virtio-9p")
 DISK_DEVS = ("file", "zvol", "sparse-zvol", "custom", "iscsi", "9p")
@@ -237,8 +248,21 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("on_restart", _choice("restart", "stop", "shutdown"), "what a guest reboot does", "restart"),
     KeySpec("on_fault", _choice("restart", "stop", "shutdown"), "what a crash (exit 3 and up) does",
             "shutdown"),
+    KeySpec("fault_limit", _int(0, 1000), "restarts after faults within 60 s before the supervisor gives up", "5",
+            hivectl=True),
+    KeySpec("fault_backoff", _int(0, 300), "seconds before the first restart after a fault (doubles, max 30)",
+            "1", hivectl=True),
     KeySpec("nulliso_fix", _bool, "attach an empty CD when not installing (uefi only)", "no"),
     KeySpec("tags", _tags, "space-separated tags"),
+    KeySpec("cpu_pin", _cpu_pin, "pin vCPUs to host CPUs: space-separated vcpu:hostcpu pairs (-p)", hivectl=True),
+    KeySpec("tpm", _choice("none", "swtpm", "passthru"), "TPM 2.0 device: swtpm (a software TPM's socket) or "
+            "passthru (the host TPM); UEFI guests only", "none", hivectl=True),
+    KeySpec("tpm_path", _path, "the swtpm socket (default NAME/swtpm.sock) or host TPM device (default /dev/tpm0)",
+            hivectl=True),
+    KeySpec("qemu_kernel", _path, "qemu driver only: boot this kernel directly (-kernel; relative to the guest "
+            "directory)", hivectl=True),
+    KeySpec("qemu_initrd", _path, "qemu driver only: initrd for qemu_kernel (-initrd)", hivectl=True),
+    KeySpec("qemu_append", _any, "qemu driver only: kernel command line for qemu_kernel (-append)", hivectl=True),
 )
 
 _EXACT = {spec.pattern: spec for spec in KEYS if "N" not in spec.pattern}

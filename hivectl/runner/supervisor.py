@@ -28,7 +28,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hivectl.drivers.base import BootRequest, Driver, Outcome
+from hivectl.drivers.base import BootRequest, Driver, Outcome, is_fatal
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig
@@ -54,10 +54,12 @@ class Policy:
     on_restart: str
     on_fault: str
     crash_limit: int = CRASH_LIMIT
+    backoff: float = 1.0
 
     @classmethod
     def from_config(cls, config: GuestConfig) -> Policy:
-        return cls(config.get("on_restart") or "restart", config.get("on_fault") or "shutdown")
+        return cls(config.get("on_restart") or "restart", config.get("on_fault") or "shutdown",
+                   int(config.get("fault_limit") or CRASH_LIMIT), float(config.get("fault_backoff") or 0))
 
 
 def decide(outcome: Outcome, policy: Policy, stopping: bool, restart_flag: bool) -> bool:
@@ -114,16 +116,19 @@ class Supervisor:
             self.report(f"error: {error}")
             return 1
         status = 1
+        failure = "the guest stopped during start-up; see " + str(self.dir / log.LOG_NAME)
         try:
             status = self._run_locked()
         except HivectlError as error:
             self.log(f"fatal; {error}")
-            self.report(f"error: {error}")
+            failure = str(error)
         except Exception as error:  # a supervisor must always clean up and say why
             self.log(f"fatal; internal error: {error!r}")
-            self.report(f"error: internal error: {error!r}")
+            failure = f"internal error: {error!r}"
         finally:
+            # Cleanup comes first: when ``start`` hears back, the guest is fully stopped again.
             self.finish()
+            self.report(f"error: {failure}")
         return status
 
     def _run_locked(self) -> int:
@@ -131,8 +136,12 @@ class Supervisor:
         config = self.ref.config()
         config.check()
         problems = self.driver.preflight(self.ref, config)
-        if problems:
-            raise HivectlError("; ".join(problems))
+        for problem in problems:
+            if not is_fatal(problem):
+                self.log(str(problem))
+        fatal = [p for p in problems if is_fatal(p)]
+        if fatal:
+            raise HivectlError("; ".join(fatal))
         (self.dir / STOPPING_FILE).unlink(missing_ok=True)
         self.log(f"initialising ({self.driver.name} driver)")
         from hivectl.net.ports import plan_ports
@@ -164,8 +173,8 @@ class Supervisor:
                 if len(self.faults) > policy.crash_limit:
                     self.log(f"crash loop: {len(self.faults)} faults within {CRASH_WINDOW:.0f} s; giving up")
                     return status
-                delay = min(2 ** (len(self.faults) - 1), 30)
-                self.log(f"waiting {delay} s before restarting")
+                delay = min(policy.backoff * 2 ** (len(self.faults) - 1), 30)
+                self.log(f"waiting {delay:g} s before restarting")
                 time.sleep(delay)
             config = self.ref.config()  # a restart picks up configuration changes (vm-bhyve does not)
 
@@ -180,8 +189,7 @@ class Supervisor:
             write_state(self.dir, "bootloader", proc.pid, teardown=self.teardown)
             status = proc.wait()
             if status != 0:
-                self.report(f"error: loader exited with status {status}; see {self.dir / log.LOG_NAME}")
-                raise HivectlError(f"loader returned error {status}")
+                raise HivectlError(f"loader exited with status {status}; see {self.dir / log.LOG_NAME}")
         self.log("hypervisor: " + " ".join(plan.hypervisor))
         proc = self.spawn(plan.hypervisor, plan.env)
         self.child = proc
@@ -240,7 +248,6 @@ class Supervisor:
                 self.child.wait(5)
         cleanup(self.host, self.driver, self.ref, self.teardown)
         self.log("stopped")
-        self.report("error: the guest stopped during start-up; see " + str(self.dir / log.LOG_NAME))
 
 
 def cleanup(host: Host, driver: Driver, ref: GuestRef, teardown: list[list[str]]) -> None:

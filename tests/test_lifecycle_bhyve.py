@@ -1,0 +1,191 @@
+"""The whole bhyve lifecycle through the real CLI against the simulated FreeBSD host.
+
+Each test drives ``hivectl`` as a separate process; the simulated bhyve, bhyveload, bhyvectl and ifconfig
+keep the host's state, so assertions are on what the host shows, not on what hivectl claims.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hivectl.rcfile import RcFile
+from tests.cli_helpers import hivectl
+
+
+def wait_for(predicate: Callable[[], Any], timeout: float = 20.0, what: str = "condition") -> Any:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+@pytest.fixture
+def host(simhost: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
+    vm_dir = tmp_path / "vm"
+    vm_dir.mkdir()
+    rc = tmp_path / "rc.conf"
+    rc.write_text("")
+    monkeypatch.setenv("HIVECTL_VM_DIR", str(vm_dir))
+    monkeypatch.setenv("HIVECTL_RC_CONF", str(rc))
+    assert hivectl("init").status == 0
+    result = hivectl("switch", "create", "public")
+    assert result.status == 0, result.err
+    simhost.vm_dir = vm_dir
+    simhost.rc = rc
+    return simhost
+
+
+def make_guest(host: Any, name: str = "g1", template: str = "default", **keys: str) -> Path:
+    result = hivectl("create", "-t", template, "-s", "1G", name)
+    assert result.status == 0, result.err
+    conf = RcFile.load(host.vm_dir / name / f"{name}.conf")
+    for key, value in keys.items():
+        conf.set(key, value)
+    conf.save()
+    return host.vm_dir / name
+
+
+def state_of(name: str) -> dict[str, Any]:
+    rows = {r["name"]: r for r in hivectl("list", "--json").json()}
+    return rows[name]
+
+
+def bhyve_pid(host: Any, name: str) -> int | None:
+    record = host.running().get(name)
+    return int(record["pid"]) if record else None
+
+
+def taps(host: Any) -> list[str]:
+    return sorted(n for n, i in host.interfaces().items() if n.startswith("tap"))
+
+
+def test_start_list_console_stop(host: Any) -> None:
+    guest = make_guest(host)
+    result = hivectl("start", "g1")
+    assert result.status == 0, result.err
+    pid = wait_for(lambda: bhyve_pid(host, "g1"), what="bhyve running")
+    row = state_of("g1")
+    assert row["state"] == f"Running ({pid})" and row["pid"] == pid
+    assert host.vm_exists("g1")
+    console = (guest / "console").read_text()
+    assert "com1=/dev/nmdm-g1.1B" in console
+    assert host.path("/dev/nmdm-g1.1B").exists(), "bhyve opened the A side, so the pair exists"
+    bridge = host.interfaces()["vm-public"]
+    tap = [t for t in taps(host)]
+    assert len(tap) == 1 and tap[0] in [m["name"] for m in bridge["members"]]
+    assert host.interfaces()[tap[0]]["description"] == "vmnet/g1/0/public"
+    loader = host.loader_runs()[-1]["argv"]
+    assert loader[0] == "bhyveload" and loader[-1] == "g1"
+    started = time.monotonic()
+    result = hivectl("stop", "--timeout", "10", "g1")
+    assert result.status == 0, result.err
+    assert time.monotonic() - started < 10
+    assert state_of("g1")["state"] == "Stopped"
+    assert bhyve_pid(host, "g1") is None
+    assert taps(host) == [], "no tap left behind"
+    assert not host.vm_exists("g1"), "bhyvectl --destroy ran"
+    assert not (guest / "run.lock").exists() and not (guest / "console").exists()
+    log = (guest / "vm-bhyve.log").read_text()
+    assert "hypervisor exited with status 1 (poweroff)" in log
+
+
+def test_guest_reboot_restarts_with_loader(host: Any) -> None:
+    make_guest(host)
+    assert hivectl("start", "g1").status == 0
+    first = wait_for(lambda: bhyve_pid(host, "g1"))
+    loaders = len(host.loader_runs())
+    host.exit_guest("g1", 0)
+    second = wait_for(lambda: (p := bhyve_pid(host, "g1")) and p != first and p, what="second bhyve")
+    assert len(host.loader_runs()) == loaders + 1, "bhyveload ran again for the new boot"
+    assert state_of("g1")["state"] == f"Running ({second})"
+    assert hivectl("stop", "--timeout", "10", "g1").status == 0
+
+
+def test_crash_loop_limit(host: Any) -> None:
+    guest = make_guest(host, on_fault="restart", fault_limit="2", fault_backoff="0")
+    assert hivectl("start", "g1").status == 0
+    seen = []
+    for _ in range(3):
+        pid = wait_for(lambda: (p := bhyve_pid(host, "g1")) and p not in seen and p, what="next bhyve")
+        seen.append(pid)
+        host.exit_guest("g1", 3)
+    wait_for(lambda: state_of("g1")["state"] == "Stopped", what="supervisor to give up")
+    assert len(seen) == 3
+    assert "crash loop" in (guest / "vm-bhyve.log").read_text()
+    assert taps(host) == [] and not host.vm_exists("g1")
+
+
+def test_fault_stops_by_default(host: Any) -> None:
+    guest = make_guest(host)
+    assert hivectl("start", "g1").status == 0
+    wait_for(lambda: bhyve_pid(host, "g1"))
+    host.exit_guest("g1", 3)
+    wait_for(lambda: state_of("g1")["state"] == "Stopped")
+    last = json.loads((guest / "hivectl.last").read_text())
+    assert last["outcome"] == "fault" and last["status"] == 3
+
+
+def test_concurrent_starts_leave_one_bhyve(host: Any) -> None:
+    make_guest(host)
+    env = dict(os.environ)
+    procs = [subprocess.Popen([sys.executable, "-m", "hivectl", "start", "g1"], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(20)]
+    results = [p.communicate(timeout=120) for p in procs]
+    codes = [p.returncode for p in procs]
+    assert codes.count(0) == 1, (codes, results[:3])
+    time.sleep(1.0)
+    assert bhyve_pid(host, "g1") is not None
+    assert len([n for n in host.running() if n == "g1"]) == 1
+    assert len(taps(host)) == 1, "losers created no taps"
+    assert hivectl("stop", "--timeout", "10", "g1").status == 0
+    assert taps(host) == []
+
+
+def test_supervisor_killed_guest_keeps_running_and_is_adopted(host: Any) -> None:
+    guest = make_guest(host)
+    assert hivectl("start", "g1").status == 0
+    pid = wait_for(lambda: bhyve_pid(host, "g1"))
+    lock = (guest / "run.lock").read_text()
+    supervisor_pid = int(lock.split("pid=")[1].split()[0])
+    os.kill(supervisor_pid, signal.SIGKILL)
+    time.sleep(0.3)
+    assert bhyve_pid(host, "g1") == pid, "bhyve outlives its supervisor"
+    assert state_of("g1")["state"] == f"Running ({pid})"
+    result = hivectl("start", "g1")
+    assert result.status == 0 and "adopted" in result.out
+    assert hivectl("stop", "--timeout", "10", "g1").status == 0
+    assert state_of("g1")["state"] == "Stopped"
+    assert taps(host) == [] and not host.vm_exists("g1")
+
+
+def test_start_failure_is_reported_and_cleaned(host: Any) -> None:
+    guest = make_guest(host)
+    host.loader_exit("g1", 2)
+    result = hivectl("start", "g1")
+    assert result.status == 1 and "loader" in result.err
+    assert state_of("g1")["state"] == "Stopped"
+    assert taps(host) == [] and not (guest / "run.lock").exists()
+
+
+def test_dry_run_start_prints_accepted_commands(host: Any) -> None:
+    make_guest(host)
+    result = hivectl("start", "--dry-run", "g1")
+    assert result.status == 0, result.err
+    lines = [json.loads(line) for line in result.out.splitlines()]
+    bhyve = lines[-1]
+    assert bhyve[0] == "bhyve" and bhyve[-1] == "g1"
+    assert any(line[0] == "bhyveload" for line in lines)
+    assert bhyve_pid(host, "g1") is None and taps(host) == [], "dry run started nothing"
