@@ -11,7 +11,6 @@ import pytest
 from hivectl.ops.system import shipped_templates
 from hivectl.rcfile import read_values
 from tests.cli_helpers import hivectl, tree
-from tests.vmdir_fixture import vmdir  # noqa: F401
 
 
 def test_init_installs_layout_and_every_template(vmdir: Path) -> None:

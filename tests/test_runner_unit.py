@@ -60,7 +60,7 @@ def test_empty_lock_from_power_loss_is_stale(tmp_path: Path) -> None:
 
 def test_foreign_host_lock_is_respected(tmp_path: Path) -> None:
     (tmp_path / "run.lock").write_text("otherhost.example\n")
-    with pytest.raises(Conflict, match="otherhost.example"):
+    with pytest.raises(Conflict, match=r"otherhost\.example"):
         lock.acquire(tmp_path, "g")
 
 

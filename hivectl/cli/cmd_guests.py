@@ -36,13 +36,25 @@ datastores. diskN_size is consumed. Nothing is left behind if a step fails."""
     p.epilog = """examples:
   hivectl create web1                        default template, 20G disk
   hivectl create -t debian -s 50G -c 2 -m 2G db1
-  hivectl create -d fast -t freebsd-zvol builder"""
+  hivectl create -d fast -t freebsd-zvol builder
+  hivectl create -t ubuntu -i noble.img -s 30G -C -k ~/.ssh/id_ed25519.pub web2
+  hivectl create -C -n "ip=10.0.0.5/24;gateway4=10.0.0.1;nameservers=10.0.0.1" -u user.yaml db2"""
     p.add_argument("-d", dest="datastore", default="default", metavar="DATASTORE", help="datastore to create in")
     p.add_argument("-t", dest="template", default="default", metavar="TEMPLATE",
                    help="template name from vm_dir/.templates")
     p.add_argument("-s", dest="size", metavar="SIZE", help="size of disk0 (e.g. 50G); overrides the template")
     p.add_argument("-c", dest="cpu", metavar="CPUS", help="number of virtual CPUs")
     p.add_argument("-m", dest="memory", metavar="MEMORY", help="memory (e.g. 1G, 512M)")
+    p.add_argument("-i", dest="image", metavar="IMAGE",
+                   help="write this cloud image (raw, qcow2, vmdk; a path or a name in the image stores) onto disk0")
+    p.add_argument("-C", dest="cloud_init", action="store_true",
+                   help="add a cloud-init NoCloud seed (NAME/.cloud-init, seed.iso as the last disk)")
+    p.add_argument("-k", dest="keyfile", type=Path, metavar="KEYFILE",
+                   help="with -C: SSH public keys (authorized_keys format) for the default user")
+    p.add_argument("-u", dest="userdata", type=Path, metavar="USER-DATA", help="with -C: user-data file, verbatim")
+    p.add_argument("-n", dest="netconfig", action="append", default=[], metavar="KEY=VALUE;...",
+                   help="with -C: network settings of the next NIC (repeat for network1, ...): interface, ip, "
+                        "gateway4, gateway6, nameservers, searchdomains, hostname")
     p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     p.add_argument("name", help="guest name: letters, digits, '.', '_', '-'; at most 63 characters")
 
@@ -52,7 +64,8 @@ def run_create(ctx: Context, args: argparse.Namespace) -> int:
 
     ctx.store.require_initialised()
     plan, _ = plan_create(ctx.store, CreateRequest(args.name, args.template, args.datastore, args.size,
-                                                     args.cpu, args.memory))
+                                                     args.cpu, args.memory, args.image, args.cloud_init,
+                                                     args.keyfile, args.userdata, args.netconfig))
     ctx.execute(plan, args.dry_run)
     return 0
 
@@ -92,7 +105,9 @@ def run_info(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.ops.listing import guest_info
 
     refs = [ctx.store.get(n) for n in args.names] if args.names else list(ctx.store.iter_guests())
-    infos = [guest_info(ctx.store, ref) for ref in refs]
+    from hivectl.storage.snapshots import snapshot_info
+
+    infos = [{**guest_info(ctx.store, ref), "snapshots": snapshot_info(ctx.store, ref)} for ref in refs]
     if args.json:
         render.as_json(infos[0] if len(args.names) == 1 else infos)
     else:
@@ -166,7 +181,8 @@ def run_rename(ctx: Context, args: argparse.Namespace) -> int:
 def configure_destroy(p: argparse.ArgumentParser) -> None:
     p.description = """\
 Remove a stopped guest completely: its directory, disks and (on ZFS) its dataset with all snapshots.
-Asks for confirmation unless -f is given. Refuses a guest that is running or locked."""
+Asks for confirmation unless -f is given. Refuses a guest that is running or locked.
+'destroy NAME@SNAP' destroys that ZFS snapshot of the guest instead (zfs destroy -r)."""
     p.add_argument("-f", dest="force", action="store_true", help="do not ask for confirmation")
     p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     p.add_argument("name")
@@ -175,6 +191,11 @@ Asks for confirmation unless -f is given. Refuses a guest that is running or loc
 def run_destroy(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.ops.guests import plan_destroy
 
+    if "@" in args.name:  # NAME@SNAP: destroy that ZFS snapshot (vm-bhyve.md §1.7)
+        from hivectl.storage.snapshots import plan_destroy_snapshot
+
+        ctx.execute(plan_destroy_snapshot(ctx.store, args.name), args.dry_run)
+        return 0
     ref = ctx.store.get(args.name)
     plan = plan_destroy(ref)
     if args.dry_run:

@@ -8,14 +8,14 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import Conflict, HivectlError, UsageError
 from hivectl.model.guest import GuestConfig
 from hivectl.ops.ids import new_mac, new_uuid
-from hivectl.plan import Call, MakeDir, Plan, Run, SparseFile, WriteFile
+from hivectl.plan import Action, Call, MakeDir, Plan, Run, SparseFile, WriteFile
 from hivectl.rcfile import RcFile
 from hivectl.runtime import guest_state
 from hivectl.store import GuestRef, Store
@@ -65,6 +65,11 @@ class CreateRequest:
     size: str | None = None
     cpu: str | None = None
     memory: str | None = None
+    image: str | None = None  # -i: cloud image written onto disk0 (hivectl.storage.diskimage)
+    cloud_init: bool = False  # -C, with -k / -u / -n (hivectl.storage.cloudinit)
+    keyfile: Path | None = None
+    userdata: Path | None = None
+    netconfig: list[str] = field(default_factory=list)
 
 
 def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
@@ -76,6 +81,8 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
         validate.cpu_count(None, "-c", req.cpu)
     if req.memory is not None:
         validate.memory(None, "-m", req.memory)
+    if not req.cloud_init and (req.keyfile or req.userdata or req.netconfig):
+        raise UsageError("-k, -u and -n configure cloud-init and need -C")
     template_path = store.template_path(req.template)
     datastore = store.datastore(req.datastore)
     if not datastore.holds_guests:
@@ -114,9 +121,34 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
         disks += disk_plan(ref, disk.index, disk.dev, disk.name, size_text, template.get("zfs_zvol_opts"),
                            str(template_path))
         conf.unset(f"disk{disk.index}_size")
+    storage = _plan_image_and_seed(store, ref, req, template, conf)
     plan.add(WriteFile(ref.conf_path, conf.text(), ["cp", str(template_path), str(ref.conf_path)]))
     plan.extend(disks)
+    plan.extend(storage)
     return plan, ref
+
+
+def _plan_image_and_seed(store: Store, ref: GuestRef, req: CreateRequest, template: GuestConfig,
+                         conf: RcFile) -> list[Action]:
+    """``-i`` (cloud image onto disk0) and ``-C`` (cloud-init seed); may add keys to ``conf``."""
+    actions: list[Action] = []
+    if req.image is not None:
+        from hivectl.ops.listing import disk_path
+        from hivectl.storage import diskimage
+
+        disk0 = template.disks[0]
+        if disk0.dev not in ("file", "zvol", "sparse-zvol"):
+            raise UsageError(f"-i needs disk0 to be a file or zvol, not {disk0.dev}")
+        image = diskimage.inspect(diskimage.resolve(store, req.image))
+        size_text = req.size or template.get("disk0_size") or DEFAULT_DISK_SIZE
+        diskimage.check_fits(image, validate.disk_size(None, "-s", size_text))
+        actions.append(diskimage.WriteImage(image, disk_path(ref, disk0.dev, disk0.name)))
+    if req.cloud_init:
+        from hivectl.storage.cloudinit import CloudInitRequest, plan_cloud_init
+
+        actions += plan_cloud_init(ref, conf, CloudInitRequest(req.keyfile, req.userdata, list(req.netconfig)),
+                                   taken_macs(store))
+    return actions
 
 
 def plan_add_disk(store: Store, ref: GuestRef, size: str, dev: str = "file") -> Plan:
@@ -124,8 +156,9 @@ def plan_add_disk(store: Store, ref: GuestRef, size: str, dev: str = "file") -> 
     validate.choice(None, "-t", dev, ("file", "zvol", "sparse-zvol"))
     config = ref.config()
     index = config.next_free("disk", "name")
-    disks = config.disks
-    emulation = disks[-1].type if disks else "virtio-blk"
+    # The emulation of the last hard disk (a cloud-init seed or install CD must not turn new disks into CDs).
+    hard = [d.type for d in config.disks if d.type != "ahci-cd"]
+    emulation = hard[-1] if hard else "virtio-blk"
     disk_name = f"disk{index}.img" if dev == "file" else f"disk{index}"
     if (ref.directory / disk_name).exists():
         raise Conflict(f"{ref.directory / disk_name} already exists; refusing to overwrite a disk")

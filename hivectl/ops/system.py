@@ -56,6 +56,9 @@ def plan_init(store: Store, host: Host) -> Plan:
             if module not in loaded:
                 plan.add(Run(["kldload", "-n", module]))
         plan.add(Run(["sysctl", "net.link.tap.up_on_open=1"]))
+    from hivectl.net.ops import plan_switch_init  # switches come back after every host boot
+
+    plan.extend(plan_switch_init(store, host))
     return plan
 
 

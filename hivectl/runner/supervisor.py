@@ -180,6 +180,12 @@ class Supervisor:
 
     def boot_once(self, config: GuestConfig, first: bool) -> tuple[int, Outcome]:
         request = BootRequest(self.ref, config, self.ports, self.install if first else None, first, self.foreground)
+        from hivectl.storage.cloudinit import ensure_seed
+
+        seed = ensure_seed(self.ref)  # rebuilt whenever the config or cloud-init files changed (churchers#338)
+        if seed is not None:
+            self.log("cloud-init: " + " ".join(seed.argv()))
+            seed.apply(self.host)
         plan = self.driver.plan_boot(request)
         Plan(list(plan.prepare)).apply(self.host)
         self.write_console(plan.console)

@@ -34,9 +34,8 @@ State = dict[str, Any]
 
 
 @contextlib.contextmanager
-def _lock(exclusive: bool) -> Iterator[None]:
-    base = root()
-    fd = os.open(base / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
+def _lock(exclusive: bool, base: Path | None = None) -> Iterator[None]:
+    fd = os.open((base or root()) / LOCK_FILE, os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX if exclusive else fcntl.LOCK_SH)
         yield
@@ -44,8 +43,8 @@ def _lock(exclusive: bool) -> Iterator[None]:
         os.close(fd)
 
 
-def _read() -> State:
-    path = root() / STATE_FILE
+def _read(base: Path | None = None) -> State:
+    path = (base or root()) / STATE_FILE
     try:
         with open(path, encoding="utf-8") as fh:
             data: State = json.load(fh)
@@ -68,27 +67,28 @@ def write_json(path: Path, data: object) -> None:
     os.replace(tmp, path)
 
 
-def load() -> State:
-    """A consistent read-only copy of the state."""
-    with _lock(False):
-        return _read()
+def load(base: Path | None = None) -> State:
+    """A consistent read-only copy of the state (of ``base``, default ``$SIMHOST_ROOT``)."""
+    with _lock(False, base):
+        return _read(base)
 
 
 @contextlib.contextmanager
-def transaction() -> Iterator[State]:
+def transaction(base: Path | None = None) -> Iterator[State]:
     """Exclusive access; the (possibly changed) state is written back when the block ends.
 
     A :class:`ToolExit` leaving the block still writes: like the real tools, the changes made before an
     error stay (``ifconfig bridge0 up addm nosuch`` leaves the bridge up).
     """
-    with _lock(True):
-        data = _read()
+    where = base or root()
+    with _lock(True, where):
+        data = _read(where)
         try:
             yield data
         except ToolExit:
-            write_json(root() / STATE_FILE, data)
+            write_json(where / STATE_FILE, data)
             raise
-        write_json(root() / STATE_FILE, data)
+        write_json(where / STATE_FILE, data)
 
 
 # ---------------------------------------------------------------------------------------------------------
@@ -109,7 +109,7 @@ def default_interfaces() -> dict[str, Any]:
             "name": "em0", "kind": "ether", "index": 1, "cloner": None, "unit": 0,
             "flags": ["UP", "BROADCAST", "RUNNING", "SIMPLEX", "MULTICAST"], "mtu": 1500, "max_mtu": 9216,
             "description": "", "groups": [], "ether": "00:0c:29:5a:10:01",
-            "inet": [{"addr": "192.0.2.10", "prefixlen": 24}], "inet6": [],
+            "inet": [{"addr": "192.0.2.10", "prefixlen": 24}], "inet6": [], "auto_linklocal": True,
         },
     }
 
@@ -119,7 +119,8 @@ def default_pci() -> list[dict[str, Any]]:
     return [
         {"driver": "hostb", "unit": 0, "domain": 0, "bus": 0, "slot": 0, "func": 0, "class": 0x060000,
          "rev": 0x07, "hdr": 0, "vendor": 0x8086, "device": 0x3e30, "subvendor": 0x1028, "subdevice": 0x0869,
-         "vendor_name": "Intel Corporation", "device_name": "8th Gen Core Processor Host Bridge/DRAM Registers",
+         "vendor_name": "Intel Corporation",
+         "device_name": "8th Gen Core Processor Host Bridge/DRAM Registers",
          "class_name": "bridge", "subclass": "HOST-PCI"},
         {"driver": "vgapci", "unit": 0, "domain": 0, "bus": 0, "slot": 2, "func": 0, "class": 0x030000,
          "rev": 0x00, "hdr": 0, "vendor": 0x8086, "device": 0x3e92, "subvendor": 0x1028, "subdevice": 0x0869,

@@ -1,0 +1,718 @@
+"""``backup`` and ``restore``: a guest as one compressed, checksummed tar stream.
+
+The stream is a POSIX (pax) tar, compressed in-process (gzip by default; xz, zstd or none on request):
+
+1. ``hivectl-backup.json`` — what this is: guest, creation time, kind (``directory`` or ``zfs``), the
+   config text, the list of members, and for ZFS the snapshot and the backup it is incremental to;
+2. the guest: for a directory datastore every file of the guest directory, disks as GNU sparse 1.0
+   members (only the data regions found with ``SEEK_DATA``/``SEEK_HOLE`` are read and stored, so an
+   empty 20 GiB disk costs nothing, and GNU tar or bsdtar can still extract it); for ZFS the
+   ``zfs send -R`` stream of a recursive snapshot, cut into ``zfs/stream.NNNNNN`` members (a tar member
+   needs its size up front, a ``zfs send`` stream has none), incremental (``-i``) to the previous
+   backup's snapshot when that backup is in the same directory;
+3. ``hivectl-digests.json`` — checksums computed while writing: SHA-256 of every small file, the
+   content digest of every disk (``sparse.ContentDigest``), SHA-256 of the ZFS stream.
+
+A file target also gets ``FILE.sha256`` (``sha256sum -c`` format) for the compressed bytes. ``restore``
+verifies all of it, builds the guest in a temporary place and moves it into the datastore only when
+everything matched; a failure leaves nothing behind. ``--keep N`` prunes older backups of the guest in
+the target directory, never one that a kept incremental backup still needs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import os
+import re
+import shutil
+import stat
+import sys
+import tarfile
+import tempfile
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, cast
+
+from hivectl import validate
+from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
+from hivectl.model.guest import GuestConfig
+from hivectl.plan import Call, Plan, Run
+from hivectl.storage import compression, pipes, sparse, zfs
+from hivectl.storage.clone import _is_runtime
+from hivectl.storage.guards import require_stopped
+from hivectl.store import Datastore, GuestRef, Store
+
+FORMAT = "hivectl-backup"
+VERSION = 1
+MANIFEST = "hivectl-backup.json"
+DIGESTS = "hivectl-digests.json"
+SNAP_PREFIX = "hivectl-backup-"
+EXTENSIONS = {"gz": ".gz", "xz": ".xz", "zst": ".zst", "bz2": ".bz2", "none": ""}
+FILE_RE = re.compile(r"(?P<guest>[A-Za-z0-9][A-Za-z0-9._-]{0,62})\.(?P<stamp>[0-9]{8}T[0-9]{6}\.[0-9]{6}Z)"
+                     r"\.backup\.tar(\.gz|\.xz|\.zst|\.bz2)?")
+ZFS_CHUNK = 16 << 20
+COPY = 1 << 20
+
+
+@dataclass
+class BackupRequest:
+    name: str
+    to: str | None = None  # directory, or "-" for standard output
+    keep: int | None = None
+    compress: str = "gz"
+    full: bool = False
+
+
+@dataclass(frozen=True)
+class BackupFile:
+    path: Path
+    stamp: str
+    header: dict[str, Any]
+
+    @property
+    def parent(self) -> str | None:
+        value = (self.header.get("zfs") or {}).get("parent")
+        return str(value) if value else None
+
+
+@dataclass
+class Written:
+    path: Path | None = None
+    sha256: str = ""
+    bytes_read: int = 0  # disk data read (holes are never read)
+    skipped: list[str] = field(default_factory=list)
+
+
+# -- reading headers ----------------------------------------------------------------------------------
+def _open_tar(raw: IO[bytes]) -> tuple[tarfile.TarFile, IO[bytes]]:
+    head = raw.read(8)
+    kind = compression.detect(head)
+    stream = compression.reader(kind, cast(IO[bytes], _Prefixed(head, raw)))
+    tar = tarfile.open(fileobj=stream, mode="r|")  # noqa: SIM115 - the caller owns it
+    tar.copybufsize = COPY  # type: ignore[attr-defined]
+    return tar, stream
+
+
+def read_header(path: Path) -> dict[str, Any]:
+    """The ``hivectl-backup.json`` of a backup file (only its first blocks are decompressed)."""
+    with open(path, "rb") as raw:
+        tar, _ = _open_tar(raw)
+        member = tar.next()
+        if member is None or member.name != MANIFEST:
+            raise HivectlError(f"{path}: not a hivectl backup ({MANIFEST} is not the first member)")
+        handle = tar.extractfile(member)
+        assert handle is not None
+        header: dict[str, Any] = json.loads(handle.read(16 << 20))
+    if header.get("format") != FORMAT or header.get("version") != VERSION:
+        raise HivectlError(f"{path}: not a hivectl backup of version {VERSION}")
+    return header
+
+
+def existing_backups(directory: Path, guest: str) -> list[BackupFile]:
+    """This guest's backups in ``directory``, oldest first (unreadable files are skipped)."""
+    found = []
+    try:
+        names = os.listdir(directory)
+    except FileNotFoundError:
+        return []
+    for name in names:
+        match = FILE_RE.fullmatch(name)
+        if not match or match.group("guest") != guest:
+            continue
+        try:
+            header = read_header(directory / name)
+        except (HivectlError, OSError, tarfile.TarError, ValueError, EOFError):
+            continue
+        found.append(BackupFile(directory / name, match.group("stamp"), header))
+    return sorted(found, key=lambda b: b.stamp)
+
+
+def _chain(backup: BackupFile, by_name: dict[str, BackupFile]) -> list[BackupFile]:
+    """``backup`` and the backups it builds on, oldest (the full one) first."""
+    chain = [backup]
+    while chain[-1].parent is not None:
+        parent = by_name.get(chain[-1].parent)
+        if parent is None:
+            raise NotFound(f"{chain[-1].path} is incremental to {chain[-1].parent}, which is not in "
+                           f"{backup.path.parent}")
+        if parent in chain:
+            raise HivectlError(f"{parent.path}: backups refer to each other in a loop")
+        chain.append(parent)
+    return list(reversed(chain))
+
+
+def prune(backups: list[BackupFile], keep: int) -> list[BackupFile]:
+    """Which backups to delete so that ``keep`` remain, plus any full/incremental they need."""
+    by_name = {b.path.name: b for b in backups}
+    kept: set[str] = set()
+    for backup in backups[-keep:]:
+        for needed in _chain(backup, by_name):
+            kept.add(needed.path.name)
+    return [b for b in backups if b.path.name not in kept]
+
+
+# -- writing ------------------------------------------------------------------------------------------
+class _Prefixed(io.RawIOBase):
+    """Bytes already read (for magic detection) followed by the rest of a stream."""
+
+    def __init__(self, head: bytes, rest: IO[bytes]) -> None:
+        self._head = head
+        self._rest = rest
+
+    def readable(self) -> bool:
+        return True
+
+    def readinto(self, buffer: Any) -> int:
+        view = memoryview(buffer).cast("B")
+        if self._head:
+            n = min(len(view), len(self._head))
+            view[:n] = self._head[:n]
+            self._head = self._head[n:]
+            return n
+        data = self._rest.read(len(view))
+        view[: len(data)] = data
+        return len(data)
+
+
+class _HashingWriter(io.RawIOBase):
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+        self.count = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data).cast("B")
+        self.raw.write(view)
+        self.hash.update(view)
+        self.count += len(view)
+        return len(view)
+
+
+class _SparseReader(io.RawIOBase):
+    """A GNU sparse 1.0 member's body: the map block, then the data of each extent (read with pread)."""
+
+    def __init__(self, fd: int, map_block: bytes, extents: list[tuple[int, int]], digest: sparse.ContentDigest,
+                 counter: Callable[[int], None]) -> None:
+        self.fd = fd
+        self.pending = map_block
+        self.extents = list(extents)
+        self.digest = digest
+        self.counter = counter
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        size = COPY if size is None or size < 0 else size
+        out = bytearray()
+        while len(out) < size:
+            if self.pending:
+                take = self.pending[: size - len(out)]
+                self.pending = self.pending[len(take):]
+                out += take
+                continue
+            if not self.extents:
+                break
+            offset, length = self.extents[0]
+            data = os.pread(self.fd, min(length, size - len(out)), offset)
+            if not data:
+                raise HivectlError("a disk shrank while it was being backed up")
+            self.digest.feed(offset, data)
+            self.counter(len(data))
+            out += data
+            if len(data) == length:
+                self.extents.pop(0)
+            else:
+                self.extents[0] = (offset + len(data), length - len(data))
+        return bytes(out)
+
+
+def _json_member(tar: tarfile.TarFile, name: str, data: dict[str, Any]) -> None:
+    body = json.dumps(data, indent=1, sort_keys=True).encode()
+    info = tarfile.TarInfo(name)
+    info.size, info.mode, info.mtime = len(body), 0o600, int(datetime.now(UTC).timestamp())
+    tar.addfile(info, io.BytesIO(body))
+
+
+def _add_disk(tar: tarfile.TarFile, path: Path, name: str, digests: dict[str, Any], written: Written,
+              folder: str = "disks") -> None:
+    """A file with holes as a GNU sparse 1.0 member (disks always, other files when they are sparse)."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        st = os.fstat(fd)
+        extents = list(sparse.data_extents(fd, st.st_size))
+        text = f"{len(extents)}\n" + "".join(f"{o}\n{n}\n" for o, n in extents)
+        map_block = text.encode().ljust(-(-len(text) // 512) * 512, b"\0")
+        info = tarfile.TarInfo(f"{folder}/GNUSparseFile.0/{name}")
+        info.size = len(map_block) + sum(n for _, n in extents)
+        info.mode, info.mtime = stat.S_IMODE(st.st_mode), int(st.st_mtime)
+        info.pax_headers = {"GNU.sparse.major": "1", "GNU.sparse.minor": "0", "GNU.sparse.name": f"{folder}/{name}",
+                            "GNU.sparse.realsize": str(st.st_size)}
+        digest = sparse.ContentDigest(st.st_size)
+
+        def count(n: int) -> None:
+            written.bytes_read += n
+
+        tar.addfile(info, _SparseReader(fd, map_block, extents, digest, count))
+        digests[f"{folder}/{name}"] = {"size": st.st_size, "content_sha256": digest.hexdigest(),
+                                    "data_bytes": info.size - len(map_block)}
+    finally:
+        os.close(fd)
+
+
+class _HashingReader(io.RawIOBase):
+    def __init__(self, raw: IO[bytes]) -> None:
+        self.raw = raw
+        self.hash = hashlib.sha256()
+
+    def readable(self) -> bool:
+        return True
+
+    def read(self, size: int = -1) -> bytes:
+        data = self.raw.read(size)
+        self.hash.update(data)
+        return data
+
+
+def _add_directory(tar: tarfile.TarFile, ref: GuestRef, config: GuestConfig, digests: dict[str, Any],
+                   written: Written) -> None:
+    disks = {d.name for d in config.disks if d.dev == "file" and "/" not in d.name and d.type != "ahci-cd"}
+    written.skipped = [f"{d.key} ({d.dev} {d.name})" for d in config.disks if d.dev not in ("file",)]
+
+    def walk(directory: Path, rel: str) -> None:
+        for entry in sorted(os.scandir(directory), key=lambda e: e.name):
+            if not rel and _is_runtime(entry.name, ref.name):
+                continue
+            name = f"{rel}{entry.name}"
+            st = entry.stat(follow_symlinks=False)
+            is_disk = not rel and entry.name in disks
+            if stat.S_ISREG(st.st_mode) and (is_disk or st.st_blocks * 512 < st.st_size):
+                _add_disk(tar, Path(entry.path), name, digests, written, "disks" if is_disk else "files")
+            elif stat.S_ISDIR(st.st_mode):
+                info = tarfile.TarInfo(f"files/{name}")
+                info.type, info.mode, info.mtime = tarfile.DIRTYPE, stat.S_IMODE(st.st_mode), int(st.st_mtime)
+                tar.addfile(info)
+                walk(Path(entry.path), f"{name}/")
+            elif stat.S_ISLNK(st.st_mode):
+                info = tarfile.TarInfo(f"files/{name}")
+                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(entry.path)
+                tar.addfile(info)
+            elif stat.S_ISREG(st.st_mode):
+                info = tarfile.TarInfo(f"files/{name}")
+                info.size, info.mode, info.mtime = st.st_size, stat.S_IMODE(st.st_mode), int(st.st_mtime)
+                with open(entry.path, "rb") as handle:
+                    reader = _HashingReader(handle)
+                    tar.addfile(info, reader)
+                digests[f"files/{name}"] = {"size": st.st_size, "sha256": reader.hash.hexdigest()}
+
+    walk(ref.directory, "")
+
+
+def _read_full(stream: IO[bytes], size: int) -> bytes:
+    chunks = []
+    left = size
+    while left:
+        data = stream.read(left)
+        if not data:
+            break
+        chunks.append(data)
+        left -= len(data)
+    return b"".join(chunks)
+
+
+def _add_zfs(tar: tarfile.TarFile, argv: list[str], digests: dict[str, Any]) -> None:
+    hasher = hashlib.sha256()
+    index = total = 0
+    with pipes.reading(argv) as stream:
+        while chunk := _read_full(stream, ZFS_CHUNK):
+            info = tarfile.TarInfo(f"zfs/stream.{index:06d}")
+            info.size, info.mode = len(chunk), 0o600
+            tar.addfile(info, io.BytesIO(chunk))
+            hasher.update(chunk)
+            index += 1
+            total += len(chunk)
+    digests["zfs"] = {"sha256": hasher.hexdigest(), "size": total, "chunks": index}
+
+
+def write_archive(target: Path | None, compress: str, header: dict[str, Any],
+                  body: Callable[[tarfile.TarFile, dict[str, Any]], None], written: Written) -> None:
+    """Write the whole stream to ``target`` (temp file, fsync, rename, ``.sha256``) or standard output."""
+    tmp: Path | None = None
+    if target is None:
+        if sys.stdout.isatty():
+            raise UsageError("refusing to write a backup to a terminal; redirect standard output")
+        raw: IO[bytes] = sys.stdout.buffer
+    else:
+        fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+        tmp = Path(tmp_name)
+        raw = os.fdopen(fd, "wb")
+    try:
+        hashing = _HashingWriter(raw)
+        packed = compression.writer(compress, hashing)  # type: ignore[arg-type]
+        tar = tarfile.open(fileobj=packed, mode="w|", format=tarfile.PAX_FORMAT)  # noqa: SIM115 - closed below
+        tar.copybufsize = COPY  # type: ignore[attr-defined]
+        digests: dict[str, Any] = {}
+        _json_member(tar, MANIFEST, header)
+        body(tar, digests)
+        _json_member(tar, DIGESTS, digests)
+        tar.close()
+        if compress != "none":
+            packed.close()
+        raw.flush()
+        written.sha256 = hashing.hash.hexdigest()
+        if target is not None and tmp is not None:
+            os.fsync(raw.fileno())
+            raw.close()
+            os.chmod(tmp, 0o600)
+            os.replace(tmp, target)
+            tmp = None
+            sums = target.with_name(target.name + ".sha256")
+            sums.write_text(f"{written.sha256}  {target.name}\n")
+            written.path = target
+    finally:
+        if tmp is not None:
+            try:
+                raw.close()  # may fail again (a full disk fails the final flush too)
+            except OSError:
+                pass
+            finally:
+                tmp.unlink(missing_ok=True)
+
+
+def _stamp(now: datetime) -> str:
+    return now.strftime("%Y%m%dT%H%M%S.%fZ")
+
+
+def plan_backup(store: Store, req: BackupRequest) -> tuple[Plan, Written]:
+    """Plan a backup; the returned ``Written`` is filled in when the plan is applied."""
+    ref = store.get(req.name)
+    config = ref.config()
+    validate.choice(None, "--compress", req.compress, tuple(EXTENSIONS))
+    if req.compress == "zst" and not compression.available("zst"):
+        raise HivectlError("--compress zst needs the Python module zstandard (pip install zstandard)")
+    if req.keep is not None and req.keep < 1:
+        raise UsageError("--keep must be at least 1")
+    to_stdout = req.to == "-"
+    if to_stdout and req.keep is not None:
+        raise UsageError("--keep needs a directory (--to DIR), not standard output")
+    directory = None if to_stdout else Path(req.to) if req.to else store.root / ".backups"
+    now = datetime.now(UTC)
+    stamp = _stamp(now)
+    target = directory / f"{ref.name}.{stamp}.backup.tar{EXTENSIONS[req.compress]}" if directory else None
+    header: dict[str, Any] = {"format": FORMAT, "version": VERSION, "guest": ref.name,
+                              "created": now.isoformat(timespec="seconds"), "datastore": ref.datastore.name,
+                              "config": config.rc.text()}
+    written = Written()
+    plan = Plan()
+    previous = existing_backups(directory, ref.name) if directory else []
+    if directory is not None and not directory.exists():
+        from hivectl.plan import MakeDir
+
+        plan.add(MakeDir(directory, 0o700))
+    new_entry: BackupFile | None = None
+    if ref.dataset is not None:
+        dataset = ref.dataset
+        header["kind"] = "zfs"
+        snap = SNAP_PREFIX + stamp
+        base, parent = _incremental_base(store, dataset, previous, req)
+        header["zfs"] = {"dataset": dataset, "snapshot": snap, "base": base, "parent": parent}
+        full = f"{dataset}@{snap}"
+        plan.add(Run(["zfs", "snapshot", "-r", full], undo_argv=["zfs", "destroy", "-r", full]))
+        send = ["zfs", "send", "-R", *(["-i", f"@{base}"] if base else []), full]
+        plan.add(Call(send, lambda: write_archive(target, req.compress, header,
+                                                  lambda tar, d: _add_zfs(tar, send, d), written)))
+        for old in zfs.snapshots(store.host, dataset):
+            if old.name.startswith(SNAP_PREFIX):
+                plan.add(Run(["zfs", "destroy", "-r", f"{dataset}@{old.name}"]))
+    else:
+        require_stopped(ref, "back up", "stop it first (its disks change while they are read)")
+        header["kind"] = "directory"
+        shown = ["tar", "--format=pax", "--sparse", "-c", "-f", str(target or "-"), "-C", str(ref.directory), "."]
+        plan.add(Call(shown, lambda: write_archive(target, req.compress, header,
+                                                   lambda tar, d: _add_directory(tar, ref, config, d, written),
+                                                   written)))
+    if target is not None and req.keep is not None:
+        new_entry = BackupFile(target, stamp, header)
+        doomed = prune([*previous, new_entry], req.keep)
+        if doomed:
+            paths = [p for b in doomed for p in (b.path, b.path.with_name(b.path.name + ".sha256"))]
+            plan.add(Call(["rm", "-f", *map(str, paths)], lambda: _remove(paths)))
+    return plan, written
+
+
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
+def _incremental_base(store: Store, dataset: str, previous: list[BackupFile],
+                      req: BackupRequest) -> tuple[str | None, str | None]:
+    """(snapshot to send from, file name of that backup), or (None, None) for a full backup."""
+    if req.full or not previous:
+        return None, None
+    latest = [s.name for s in zfs.snapshots(store.host, dataset) if s.name.startswith(SNAP_PREFIX)]
+    if not latest:
+        return None, None
+    by_snapshot = {(b.header.get("zfs") or {}).get("snapshot"): b for b in previous}
+    parent = by_snapshot.get(latest[-1])
+    if parent is None:
+        return None, None
+    if req.keep is not None:
+        by_name = {b.path.name: b for b in previous}
+        try:
+            if len(_chain(parent, by_name)) >= req.keep:
+                return None, None  # start a new chain so that old ones can be pruned
+        except HivectlError:
+            return None, None
+    return latest[-1], parent.path.name
+
+
+# -- restoring ----------------------------------------------------------------------------------------
+def _safe_member(name: str) -> str:
+    parts = name.split("/")
+    if name.startswith("/") or ".." in parts or "" in parts or parts[0] not in ("files", "disks", "zfs"):
+        raise HivectlError(f"backup member {name!r} has an unsafe path; refusing to restore")
+    return "/".join(parts[1:])
+
+
+def _write_sparse_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> str:
+    """Write a disk member at its offsets (zero blocks stay holes) and return its content digest."""
+    # Read realsize from the pax record itself: tarfile lets a pax "size" record (written for members
+    # holding more than 8 GiB of data) override it in ``member.size``.
+    size = int(member.pax_headers.get("GNU.sparse.realsize", member.size))
+    digest = sparse.ContentDigest(size)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, member.mode & 0o777 or 0o600)
+    try:
+        extents: list[tuple[int, int]] = list(cast(Any, member.sparse)) if member.sparse is not None else [(0, size)]
+        source = tar.fileobj if member.sparse is not None else tar.extractfile(member)
+        assert source is not None
+        if member.sparse is not None:
+            source.seek(member.offset_data)
+        for offset, length in extents:
+            while length:
+                data = source.read(min(COPY, length))
+                if not data:
+                    raise HivectlError(f"backup member {member.name} is truncated")
+                digest.feed(offset, data)
+                view = memoryview(data)
+                for i in range(0, len(data), sparse.ZERO_BLOCK):
+                    piece = view[i:i + sparse.ZERO_BLOCK]
+                    if not sparse.is_zero(piece):
+                        os.pwrite(fd, piece, offset + i)
+                offset += len(data)
+                length -= len(data)
+        os.ftruncate(fd, size)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    return digest.hexdigest()
+
+
+def _restore_directory(tar: tarfile.TarFile, header: dict[str, Any], work: Path) -> dict[str, Any]:
+    """Extract files and disks into ``work``; returns what was computed, to compare with the digests."""
+    seen: dict[str, Any] = {}
+    while (member := tar.next()) is not None:
+        if member.name == DIGESTS:
+            handle = tar.extractfile(member)
+            assert handle is not None
+            return {"digests": json.loads(handle.read()), "seen": seen}
+        rel = _safe_member(member.name)
+        path = work / rel
+        if member.name.startswith("disks/") or member.sparse is not None:
+            digest = _write_sparse_member(tar, member, path)
+            seen[member.name] = {"size": path.stat().st_size, "content_sha256": digest}
+        elif member.isdir():
+            path.mkdir(mode=member.mode & 0o777 or 0o755)
+        elif member.issym():
+            if member.linkname.startswith("/") or ".." in member.linkname.split("/"):
+                raise HivectlError(f"backup member {member.name} links outside the guest; refusing to restore")
+            os.symlink(member.linkname, path)
+        elif member.isreg():
+            handle = tar.extractfile(member)
+            assert handle is not None
+            hasher = hashlib.sha256()
+            with open(path, "xb") as out:
+                while data := handle.read(COPY):
+                    hasher.update(data)
+                    out.write(data)
+            os.chmod(path, member.mode & 0o777)
+            seen[member.name] = {"size": member.size, "sha256": hasher.hexdigest()}
+        else:
+            raise HivectlError(f"backup member {member.name} is not a file, directory or symlink")
+    raise HivectlError(f"the backup ends before {DIGESTS}: it is truncated")
+
+
+def _check_digests(result: dict[str, Any], source: str) -> None:
+    expected, seen = result["digests"], result["seen"]
+    for name, want in expected.items():
+        got = seen.get(name)
+        if got is None:
+            raise HivectlError(f"{source}: {name} is listed but missing from the backup")
+        for key in ("size", "sha256", "content_sha256"):
+            if key in want and want[key] != got.get(key):
+                raise HivectlError(f"{source}: {name}: {key} mismatch (expected {want[key]}, got {got.get(key)}); "
+                                   "the backup is damaged")
+    extra = set(seen) - set(expected)
+    if extra:
+        raise HivectlError(f"{source}: members not in the digest list: {', '.join(sorted(extra))}")
+
+
+def _receive(tar: tarfile.TarFile, target_dataset: str) -> dict[str, Any]:
+    hasher = hashlib.sha256()
+    total = 0
+    digests: dict[str, Any] | None = None
+    with pipes.writing(["zfs", "recv", target_dataset]) as sink:
+        while (member := tar.next()) is not None:
+            if member.name == DIGESTS:
+                handle = tar.extractfile(member)
+                assert handle is not None
+                digests = json.loads(handle.read())
+                break
+            _safe_member(member.name)
+            if not member.name.startswith("zfs/stream."):
+                raise HivectlError(f"unexpected member {member.name} in a ZFS backup")
+            handle = tar.extractfile(member)
+            assert handle is not None
+            while data := handle.read(COPY):
+                hasher.update(data)
+                total += len(data)
+                sink.write(data)
+    if digests is None:
+        raise HivectlError(f"the backup ends before {DIGESTS}: it is truncated")
+    want = digests.get("zfs", {})
+    if want.get("sha256") != hasher.hexdigest() or want.get("size") != total:
+        raise HivectlError("the ZFS stream does not match its checksum; the backup is damaged")
+    return digests
+
+
+@dataclass
+class RestoreResult:
+    ref: GuestRef
+    files: list[Path]
+
+
+def _open_verified(path: Path) -> tuple[IO[bytes], _HashingReader, str | None]:
+    raw: IO[bytes] = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115
+    sums = path.with_name(path.name + ".sha256") if str(path) != "-" else None
+    expected = None
+    if sums is not None and sums.exists():
+        expected = sums.read_text().split()[0].lower()
+    return raw, _HashingReader(raw), expected
+
+
+def restore(store: Store, source: Path, datastore: str | None = None, name: str | None = None) -> RestoreResult:
+    """Recreate a guest from a backup file (or ``-``); nothing is left behind when any check fails."""
+    header = read_header(source) if str(source) != "-" else None
+    if header is None:
+        chain = [source]
+    elif header.get("kind") == "zfs" and (header.get("zfs") or {}).get("parent"):
+        backups = existing_backups(source.parent, str(header["guest"]))
+        by_name = {b.path.name: b for b in backups}
+        me = by_name.get(source.name)
+        if me is None:
+            raise NotFound(f"{source}: its name does not follow NAME.STAMP.backup.tar[.EXT]; cannot find its chain")
+        chain = [b.path for b in _chain(me, by_name)]
+    else:
+        chain = [source]
+    store_ = store.datastore(datastore or "default")
+    if not store_.holds_guests:
+        raise UsageError(f"datastore {store_.name} is an {store_.kind} store; guests cannot live there")
+    created: list[str] = []
+    work_dirs: list[Path] = []
+    original = ""
+    guest: str | None = name
+    ref: GuestRef | None = None
+    try:
+        for index, path in enumerate(chain):
+            raw, hashing, expected = _open_verified(path)
+            try:
+                tar, _stream = _open_tar(hashing)  # type: ignore[arg-type]
+                member = tar.next()
+                if member is None or member.name != MANIFEST:
+                    raise HivectlError(f"{path}: not a hivectl backup")
+                handle = tar.extractfile(member)
+                assert handle is not None
+                this = json.loads(handle.read())
+                if this.get("format") != FORMAT:
+                    raise HivectlError(f"{path}: not a hivectl backup")
+                if index == 0:
+                    guest = validate.name(None, "NAME", name or str(this["guest"]), "guest name")
+                    other = store.find(guest)
+                    if other is not None:
+                        raise Conflict(f"guest {guest} already exists in datastore {other.datastore.name}; "
+                                       "restore under another NAME or destroy it first")
+                    ref = GuestRef(guest, store_)
+                assert ref is not None and guest is not None
+                if this.get("kind") == "zfs":
+                    if ref.dataset is None:
+                        raise UsageError(f"{path} holds a ZFS guest; restore it into a ZFS datastore (-d)")
+                    if index == 0:
+                        created.append(ref.dataset)
+                    _receive(tar, ref.dataset)
+                else:
+                    if ref.dataset is not None:
+                        raise UsageError(f"{path} holds a guest of a directory datastore; restore it into one (-d)")
+                    work_dirs.append(_restore_into_directory(tar, this, store_, guest, str(path)))
+                _drain(hashing)
+            finally:
+                if raw is not sys.stdin.buffer:
+                    raw.close()
+            if expected is not None and hashing.hash.hexdigest() != expected:
+                raise HivectlError(f"{path}: SHA-256 of the file does not match {path.name}.sha256; it is damaged")
+            original = str(this["guest"])
+        if ref is not None and ref.dataset is not None and guest != original:
+            # only after the whole chain: a received dataset changed between two receives refuses the next
+            old = ref.directory / f"{original}.conf"
+            if old.exists():
+                os.replace(old, ref.conf_path)
+        for work in list(work_dirs):
+            assert ref is not None
+            os.rename(work, ref.directory)
+            work_dirs.remove(work)
+    except BaseException:
+        for dataset in created:
+            store.host.run(["zfs", "destroy", "-r", dataset], check=False)
+        for work in work_dirs:
+            shutil.rmtree(work, ignore_errors=True)
+        raise
+    assert ref is not None
+    from hivectl.storage.cloudinit import ensure_seed
+
+    action = ensure_seed(ref)  # seed.iso is not stored (it is rebuilt from .cloud-init)
+    if action is not None:
+        action.apply(store.host)
+    return RestoreResult(ref, chain)
+
+
+def _drain(stream: _HashingReader) -> None:
+    while stream.read(COPY):
+        pass
+
+
+def _restore_into_directory(tar: tarfile.TarFile, header: dict[str, Any], store_: Datastore, guest: str,
+                            source: str) -> Path:
+    """Extract and verify into a hidden directory of the datastore; the caller renames it into place."""
+    final = store_.path / guest
+    if final.exists():
+        raise Conflict(f"{final} already exists")
+    work = Path(tempfile.mkdtemp(prefix=f".{guest}.restore.", dir=store_.path))
+    try:
+        result = _restore_directory(tar, header, work)
+        _check_digests(result, source)
+        old_conf = work / f"{header['guest']}.conf"
+        if header["guest"] != guest and old_conf.exists():
+            os.replace(old_conf, work / f"{guest}.conf")
+        if not (work / f"{guest}.conf").is_file():
+            raise HivectlError(f"{source}: the backup holds no {header['guest']}.conf")
+        os.chmod(work, 0o755)  # noqa: S103 - a guest directory, as 'create' makes it
+        return work
+    except BaseException:
+        shutil.rmtree(work, ignore_errors=True)
+        raise

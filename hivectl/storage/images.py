@@ -1,0 +1,170 @@
+"""``image create|list|provision|destroy``: guests as ZFS send streams in ``vm_dir/images`` (vm-bhyve §4.4).
+
+An image is ``images/UUID.zfs`` (or ``UUID.zfs.xz``/``.gz``/``.zst``, compressed in-process) plus
+``images/UUID.manifest`` in vm-bhyve's sysrc format (``description``, ``created``, ``name``, ``filename``),
+so images move between vm-bhyve and hivectl hosts. Unlike vm-bhyve, hivectl never runs a command named
+in a manifest or in ``system.conf`` (``decompress``/``compress``): images are copied between hosts, and a
+crafted manifest would run as root. The stream's compression is recognised from its magic bytes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+
+from hivectl import validate
+from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound, UsageError
+from hivectl.ops.ids import new_uuid
+from hivectl.plan import Call, Plan, Run, WriteFile
+from hivectl.rcfile import RcFile
+from hivectl.storage import compression, pipes
+from hivectl.storage.clone import generalise_action
+from hivectl.storage.fsutil import file_name
+from hivectl.store import GuestRef, Store
+
+SUFFIX = {"xz": ".zfs.xz", "gz": ".zfs.gz", "zst": ".zfs.zst", "none": ".zfs"}
+COPY = 1 << 20
+
+
+@dataclass(frozen=True)
+class Image:
+    uuid: str
+    name: str
+    created: str
+    description: str
+    filename: str
+
+
+def _images_place(store: Store) -> tuple[str, Path]:
+    dataset = store.settings.zfs_dataset
+    if dataset is None:
+        raise HivectlError("images need the default datastore (vm_dir) on ZFS (vm_dir=\"zfs:pool/dataset\")")
+    return f"{dataset}/images", store.root / "images"
+
+
+def list_images(store: Store) -> list[Image]:
+    _, directory = _images_place(store)
+    images = []
+    try:
+        names = sorted(os.listdir(directory))
+    except FileNotFoundError:
+        return []
+    for name in names:
+        if name.endswith(".manifest"):
+            rc = RcFile.load(directory / name)
+            images.append(Image(name[: -len(".manifest")], rc.get("name"), rc.get("created"), rc.get("description"),
+                                rc.get("filename")))
+    return images
+
+
+def _manifest(store: Store, uuid: str) -> tuple[Path, RcFile, Path]:
+    validate.uuid(None, "UUID", uuid)
+    _, directory = _images_place(store)
+    path = directory / f"{uuid}.manifest"
+    if not path.is_file():
+        raise NotFound(f"image {uuid} does not exist (see 'hivectl image list')")
+    rc = RcFile.load(path)
+    stream = file_name(path, "filename", rc.get("filename"))
+    if not stream.startswith(uuid + "."):
+        raise ConfigError(path, "filename", stream, f"an image's stream file must be named {uuid}.zfs[.EXT]")
+    return path, rc, directory / stream
+
+
+def plan_create(store: Store, name: str, description: str = "", compress: str = "xz") -> tuple[Plan, str]:
+    validate.choice(None, "--compress", compress, tuple(SUFFIX))
+    if compress == "zst" and not compression.available("zst"):
+        raise HivectlError("--compress zst needs the Python module zstandard (pip install zstandard)")
+    if any(c in description for c in '"#\n'):
+        raise ConfigError(None, "-d", description, "a description cannot contain '\"', '#' or a newline")
+    ref = store.get(name)
+    if ref.dataset is None:
+        raise HivectlError(f"images need a ZFS guest; {name} is in {ref.datastore.name} ({ref.datastore.spec})")
+    images_ds, directory = _images_place(store)
+    uuid = new_uuid()
+    snap = f"{ref.dataset}@{uuid.split('-')[0]}"
+    target = directory / f"{uuid}{SUFFIX[compress]}"
+    plan = Plan()
+    if not directory.is_dir():
+        plan.add(Run(["zfs", "create", images_ds], undo_argv=["zfs", "destroy", images_ds]))
+    plan.add(Run(["zfs", "snapshot", "-r", snap], undo_argv=["zfs", "destroy", "-r", snap]))
+    send = ["zfs", "send", "-R", snap]
+    plan.add(Call(send, lambda: _write_stream(send, target, compress), lambda: target.unlink(missing_ok=True)))
+    manifest = RcFile(directory / f"{uuid}.manifest")
+    for key, value in (("description", description or f"image of {name}"),
+                       ("created", datetime.now().strftime("%Y-%m-%dT%H:%M:%S")), ("name", name),
+                       ("filename", target.name)):
+        manifest.set(key, value)
+    plan.add(WriteFile(manifest.path, manifest.text(), ["sysrc", "-f", str(manifest.path), f"filename={target.name}"],
+                       0o600))
+    plan.add(Run(["zfs", "destroy", "-r", snap]))
+    return plan, uuid
+
+
+def _write_stream(argv: list[str], target: Path, compress: str) -> None:
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    tmp = Path(tmp_name)
+    try:
+        with os.fdopen(fd, "wb") as raw, pipes.reading(argv) as source:
+            packed = compression.writer(compress, raw)
+            while data := source.read(COPY):
+                packed.write(data)
+            if compress != "none":
+                packed.close()
+            raw.flush()
+            os.fsync(raw.fileno())
+        os.chmod(tmp, 0o600)
+        os.replace(tmp, target)
+    finally:
+        tmp.unlink(missing_ok=True)  # still there only when something failed
+
+
+def plan_provision(store: Store, uuid: str, new: str, datastore: str = "default") -> Plan:
+    """A new guest NEW from an image: ``zfs recv``, config renamed, identity generalised."""
+    validate.name(None, "NEW", new, "guest name")
+    _, rc, stream = _manifest(store, uuid)
+    if not stream.is_file():
+        raise NotFound(f"{stream} is missing")
+    other = store.find(new)
+    if other is not None:
+        raise Conflict(f"guest {new} already exists in datastore {other.datastore.name}")
+    target_store = store.datastore(datastore)
+    if target_store.dataset is None:
+        raise UsageError(f"datastore {target_store.name} is not on ZFS; images are provisioned into ZFS datastores")
+    ref = GuestRef(new, target_store)
+    assert ref.dataset is not None
+    dataset = ref.dataset
+    old = validate.name(rc.path, "name", rc.get("name"), "guest name")
+    snap = uuid.split("-")[0]
+    plan = Plan()
+
+    def undo_receive() -> None:
+        store.host.run(["zfs", "destroy", "-r", dataset], check=False)
+
+    plan.add(Call(["zfs", "recv", dataset], lambda: _receive(stream, dataset), undo_receive))
+    plan.add(Run(["zfs", "destroy", "-r", f"{dataset}@{snap}"]))
+    plan.add(Call(["rm", "-f", str(ref.directory / "run.lock")],
+                  lambda: (ref.directory / "run.lock").unlink(missing_ok=True)))
+    plan.add(generalise_action(store, old, ref))
+    return plan
+
+
+def _receive(stream: Path, dataset: str) -> None:
+    with open(stream, "rb") as raw:
+        kind = compression.detect(raw.read(8))
+        raw.seek(0)
+        with compression.reader(kind, raw) as source, pipes.writing(["zfs", "recv", dataset]) as sink:
+            while data := source.read(COPY):
+                sink.write(data)
+
+
+def plan_destroy(store: Store, uuid: str) -> Plan:
+    path, _, stream = _manifest(store, uuid)
+
+    def remove() -> None:
+        stream.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
+
+    return Plan([Call(["rm", "-f", str(stream), str(path)], remove)])

@@ -1,0 +1,4 @@
+"""Shared pytest fixtures: the simulated FreeBSD host (tests/simhost)."""
+
+from tests.simhost.fixture import simhost  # noqa: F401
+from tests.vmdir_fixture import vmdir  # noqa: F401

@@ -1,0 +1,197 @@
+"""``backup``/``restore`` on a directory datastore, for real: sparse, byte-identical, all-or-nothing."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import resource
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+from hivectl.rcfile import read_values
+from hivectl.storage.sparse import file_digest
+from tests.cli_helpers import hivectl, tree
+
+MIB = 1 << 20
+
+
+def _fill(disk: Path) -> dict[int, bytes]:
+    """Random data at the start, in the middle and at the very end of a (sparse) disk."""
+    size = disk.stat().st_size
+    pieces = {0: os.urandom(MIB), 7 * (1 << 30) + 12345: os.urandom(300_000), size - 4096: os.urandom(4096)}
+    with open(disk, "r+b") as handle:
+        for offset, data in pieces.items():
+            handle.seek(offset)
+            handle.write(data)
+    return pieces
+
+
+def _sha_of_data(disk: Path, pieces: dict[int, bytes]) -> bool:
+    with open(disk, "rb") as handle:
+        for offset, data in pieces.items():
+            handle.seek(offset)
+            if handle.read(len(data)) != data:
+                return False
+    return True
+
+
+def test_backup_and_restore_are_byte_identical_and_sparse(vmdir: Path, tmp_path: Path) -> None:
+    assert hivectl("create", "-C", "web").status == 0
+    assert hivectl("add", "-d", "disk", "-s", "1G", "web").status == 0
+    disk0 = vmdir / "web" / "disk0.img"
+    extra = vmdir / "web" / read_values(vmdir / "web" / "web.conf")["disk2_name"]
+    pieces = _fill(disk0)
+    (vmdir / "web" / "notes.bin").write_bytes(b"")  # a sparse file that is not a disk is stored sparse too
+    os.truncate(vmdir / "web" / "notes.bin", 1 << 30)
+    target = tmp_path / "backups"
+    started = time.monotonic()
+    result = hivectl("backup", "--to", str(target), "web")
+    assert result.status == 0, result.err
+    assert time.monotonic() - started < 20
+    archive = Path(result.out.strip())
+    assert archive.parent == target and archive.name.startswith("web.") and archive.name.endswith(".backup.tar.gz")
+    assert archive.stat().st_size < 3 * MIB, "only the data regions are stored"
+    sums = archive.with_name(archive.name + ".sha256").read_text().split()
+    assert sums == [hashlib.sha256(archive.read_bytes()).hexdigest(), archive.name]
+    with tarfile.open(archive) as tar:  # plain tar tools read it; disks are GNU sparse members
+        names = tar.getnames()
+        disk_member = tar.getmember("disks/disk0.img")
+        assert disk_member.size == 20 << 30 and disk_member.sparse
+    assert names[0] == "hivectl-backup.json" and names[-1] == "hivectl-digests.json"
+    assert "files/web.conf" in names and "files/.cloud-init/user-data" in names and "files/seed.iso" not in names
+
+    assert hivectl("destroy", "-f", "web").status == 0
+    result = hivectl("restore", str(archive))
+    assert result.status == 0, result.err
+    restored = vmdir / "web" / "disk0.img"
+    assert restored.stat().st_size == 20 << 30
+    assert restored.stat().st_blocks * 512 < 8 * MIB, "the restored disk is sparse again"
+    assert _sha_of_data(restored, pieces)
+    assert (vmdir / "web" / "seed.iso").is_file(), "the seed is rebuilt after a restore"
+    assert extra.stat().st_size == 1 << 30 and extra.stat().st_blocks == 0
+    assert (vmdir / "web" / "notes.bin").stat().st_size == 1 << 30
+
+
+def test_restore_under_a_new_name_and_compare_every_byte(vmdir: Path, tmp_path: Path) -> None:
+    assert hivectl("create", "-s", "64M", "db").status == 0
+    disk = vmdir / "db" / "disk0.img"
+    with open(disk, "r+b") as handle:
+        handle.seek(5 * MIB)
+        handle.write(os.urandom(MIB))
+        handle.seek(40 * MIB)
+        handle.write(bytes(MIB))  # allocated zeros: may become a hole, the bytes stay the same
+    result = hivectl("backup", "--to", str(tmp_path), "--compress", "xz", "db")
+    assert result.status == 0, result.err
+    assert hivectl("restore", result.out.strip(), "db2").status == 0
+    assert (vmdir / "db2" / "disk0.img").read_bytes() == disk.read_bytes()
+    assert read_values(vmdir / "db2" / "db2.conf") == read_values(vmdir / "db" / "db.conf")
+    assert not (vmdir / "db2" / "db.conf").exists()
+    again = hivectl("restore", result.out.strip(), "db2")
+    assert again.status == 1 and "already exists" in again.err
+
+
+def test_twenty_gib_empty_disk_is_neither_read_nor_written(vmdir: Path, tmp_path: Path) -> None:
+    assert hivectl("create", "-s", "20G", "big").status == 0
+    started = time.monotonic()
+    result = hivectl("backup", "--to", str(tmp_path), "big")
+    elapsed = time.monotonic() - started
+    assert result.status == 0, result.err
+    assert elapsed < 10, f"backup of an empty 20 GiB disk took {elapsed:.1f} s"
+    archive = Path(result.out.strip())
+    assert archive.stat().st_size < 64 << 10
+    # the process read (almost) nothing from disk: /proc/self/io of a child is gone, so measure in-process
+    from hivectl.cli.context import Context
+    from hivectl.storage.backup import BackupRequest, plan_backup
+
+    ctx = Context()
+    plan, written = plan_backup(ctx.store, BackupRequest("big", str(tmp_path / "again")))
+    plan.apply(ctx.host)
+    assert written.bytes_read == 0
+    assert hivectl("restore", str(archive), "big2").status == 0
+    copy = vmdir / "big2" / "disk0.img"
+    assert copy.stat().st_size == 20 << 30 and copy.stat().st_blocks == 0
+
+
+def test_stdout_and_stdin(vmdir: Path, tmp_path: Path) -> None:
+    assert hivectl("create", "-s", "8M", "s").status == 0
+    (vmdir / "s" / "disk0.img").write_bytes(os.urandom(8 * MIB))
+    out = tmp_path / "s.stream"
+    with open(out, "wb") as handle:
+        done = subprocess.run([sys.executable, "-m", "hivectl", "backup", "--to", "-", "s"], stdout=handle,
+                              timeout=60, check=False)
+    assert done.returncode == 0
+    with open(out, "rb") as handle:
+        back = subprocess.run([sys.executable, "-m", "hivectl", "restore", "-", "s2"], stdin=handle,
+                              capture_output=True, timeout=60, check=False)
+    assert back.returncode == 0, back.stderr
+    assert (vmdir / "s2" / "disk0.img").read_bytes() == (vmdir / "s" / "disk0.img").read_bytes()
+
+
+def test_damaged_backup_restores_nothing(vmdir: Path, tmp_path: Path) -> None:
+    assert hivectl("create", "-s", "16M", "d").status == 0
+    (vmdir / "d" / "disk0.img").write_bytes(os.urandom(16 * MIB))
+    result = hivectl("backup", "--to", str(tmp_path), "--compress", "none", "d")
+    archive = Path(result.out.strip())
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0x55  # inside disk0's data
+    archive.write_bytes(bytes(data))
+    before = tree(vmdir)
+    failed = hivectl("restore", str(archive), "d2")
+    assert failed.status == 1 and ("mismatch" in failed.err or "damaged" in failed.err), failed.err
+    assert tree(vmdir) == before, "no half-restored guest and no temporary directory is left"
+
+
+def test_full_disk_during_backup_leaves_no_file(vmdir: Path, tmp_path: Path) -> None:
+    assert hivectl("create", "-s", "16M", "f").status == 0
+    (vmdir / "f" / "disk0.img").write_bytes(os.urandom(16 * MIB))
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (4 * MIB, 4 * MIB))
+
+    target = tmp_path / "out"
+    target.mkdir()
+    done = subprocess.run([sys.executable, "-m", "hivectl", "backup", "--to", str(target), "f"],
+                          capture_output=True, text=True, preexec_fn=limit, timeout=60, check=False)
+    assert done.returncode == 1, done.stderr
+    assert list(target.iterdir()) == []
+
+
+def test_keep_prunes_old_backups(vmdir: Path, tmp_path: Path) -> None:
+    assert hivectl("create", "-s", "1M", "k").status == 0
+    made = []
+    target = tmp_path / "out"
+    target.mkdir()
+    (target / "unrelated.tar.gz").write_bytes(b"x")
+    for _ in range(4):
+        result = hivectl("backup", "--to", str(target), "--keep", "2", "k")
+        assert result.status == 0, result.err
+        made.append(Path(result.out.strip()))
+    left = sorted(p.name for p in target.iterdir())
+    assert left == sorted([made[2].name, made[2].name + ".sha256", made[3].name, made[3].name + ".sha256",
+                           "unrelated.tar.gz"])
+
+
+def test_running_guest_is_refused(vmdir: Path, tmp_path: Path) -> None:
+    assert hivectl("create", "-s", "1M", "r").status == 0
+    (vmdir / "r" / "run.lock").write_text(f"{os.uname().nodename}\npid={os.getpid()}\n")
+    result = hivectl("backup", "--to", str(tmp_path / "out"), "r")
+    assert result.status == 1 and "stop it first" in result.err
+    assert not (tmp_path / "out").exists()
+
+
+def test_content_digest_ignores_allocation(tmp_path: Path) -> None:
+    sparse_file, dense_file = tmp_path / "a", tmp_path / "b"
+    with open(sparse_file, "wb") as handle:
+        handle.truncate(10 * MIB)
+        handle.seek(3 * MIB + 5)
+        handle.write(b"hello")
+    data = bytearray(10 * MIB)
+    data[3 * MIB + 5:3 * MIB + 10] = b"hello"
+    dense_file.write_bytes(bytes(data))
+    assert file_digest(sparse_file) == file_digest(dense_file)
+    data[0] = 1
+    dense_file.write_bytes(bytes(data))
+    assert file_digest(sparse_file) != file_digest(dense_file)

@@ -1,0 +1,218 @@
+"""Every ZFS path against the simulated FreeBSD host: the argv must be accepted by the sim's zfs and the
+sim's datasets must show the result."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+from hivectl.rcfile import read_values
+from tests.cli_helpers import hivectl, tree
+from tests.storage.zfsfixture import ZfsVm
+
+
+def test_create_zvol_and_sparse_zvol_guests(zfsvm: ZfsVm) -> None:
+    template = zfsvm.root / ".templates" / "thick.conf"
+    template.write_text((zfsvm.root / ".templates" / "freebsd-zvol.conf").read_text().replace("sparse-zvol", "zvol"))
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "2G", "thin").status == 0
+    assert hivectl("create", "-t", "thick", "-s", "1G", "thick").status == 0
+    data = zfsvm.host.datasets()
+    assert data["zroot/vm/thin/disk0"]["props"]["volsize"] == str(2 << 30)
+    assert "refreservation" not in data["zroot/vm/thin/disk0"]["props"]
+    assert data["zroot/vm/thick/disk0"]["props"]["refreservation"] == str(1 << 30)
+    assert data["zroot/vm/thin/disk0"]["props"]["volmode"] == "dev"
+
+
+def test_snapshot_rollback_destroy_and_info(zfsvm: ZfsVm) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "web").status == 0
+    conf = zfsvm.root / "web" / "web.conf"
+    taken = hivectl("snapshot", "web@before")
+    assert taken.status == 0 and taken.out.strip() == "web@before"
+    assert {"zroot/vm/web@before", "zroot/vm/web/disk0@before"} <= zfsvm.datasets()
+    default = hivectl("snapshot", "web").out.strip()
+    assert default.startswith("web@20") and len(default) == len("web@2025-01-01-00:00:00")
+    assert hivectl("snapshot", "web@before").status == 1
+    conf.write_text(conf.read_text() + 'cpu="8"\n')
+    refused = hivectl("rollback", "web@before")
+    assert refused.status == 1 and "use -r" in refused.err and default.split("@")[1] in refused.err
+    assert hivectl("rollback", "-r", "web@before").status == 0
+    assert 'cpu="8"' not in conf.read_text()
+    assert f"zroot/vm/{default}" not in zfsvm.datasets()
+    info = hivectl("info", "--json", "web").json()
+    assert [s["name"] for s in info["snapshots"]] == ["before"]
+    assert set(info["snapshots"][0]) == {"name", "creation", "used"}
+    assert hivectl("destroy", "web@before").status == 0
+    assert not {"zroot/vm/web@before", "zroot/vm/web/disk0@before"} & zfsvm.datasets()
+    assert hivectl("destroy", "web@nosuch").status == 1
+
+
+def test_snapshot_of_a_running_guest_needs_f(zfsvm: ZfsVm) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "run").status == 0
+    (zfsvm.root / "run" / "run.lock").write_text(f"{os.uname().nodename}\npid={os.getpid()}\n")
+    refused = hivectl("snapshot", "run@a")
+    assert refused.status == 1 and "-f" in refused.err
+    assert hivectl("snapshot", "-f", "run@a").status == 0
+
+
+def test_clone_gets_new_identity(zfsvm: ZfsVm) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "-C", "web").status == 0
+    assert hivectl("snapshot", "web@gold").status == 0
+    assert hivectl("clone", "web@gold", "web2").status == 0
+    assert hivectl("clone", "web", "web3").status == 0
+    data = zfsvm.host.datasets()
+    assert data["zroot/vm/web2"]["origin"] == "zroot/vm/web@gold"
+    assert data["zroot/vm/web2/disk0"]["origin"] == "zroot/vm/web/disk0@gold"
+    assert data["zroot/vm/web3"]["origin"].startswith("zroot/vm/web@")
+    old = read_values(zfsvm.root / "web" / "web.conf")
+    for name in ("web2", "web3"):
+        new = read_values(zfsvm.root / name / f"{name}.conf")
+        assert not (zfsvm.root / name / "web.conf").exists()
+        assert new["uuid"] != old["uuid"] and new["network0_mac"] != old["network0_mac"]
+        meta = (zfsvm.root / name / ".cloud-init" / "meta-data").read_text()
+        assert f"instance-id: {new['uuid']}" in meta and f"local-hostname: {name}" in meta
+        assert new["network0_mac"] in (zfsvm.root / name / ".cloud-init" / "network-config").read_text()
+    bad = hivectl("clone", "web", "../evil")
+    assert bad.status == 1 and "guest name" in bad.err
+
+
+def test_failed_clone_leaves_nothing(zfsvm: ZfsVm) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "web").status == 0
+    before = zfsvm.datasets()
+    zfsvm.fail_next("clone", "cannot create 'zroot/vm/web2': out of space")
+    result = hivectl("clone", "web", "web2")
+    assert result.status == 1 and "out of space" in result.err
+    assert zfsvm.datasets() == before, "the snapshot taken for the clone is destroyed again"
+    assert not (zfsvm.root / "web2").exists()
+
+
+def test_resize_zvol_grows_only(zfsvm: ZfsVm) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "web").status == 0
+    assert hivectl("disk", "resize", "web", "disk0", "+1G").status == 0
+    assert zfsvm.host.datasets()["zroot/vm/web/disk0"]["props"]["volsize"] == str(2 << 30)
+    assert zfsvm.host.path("/dev/zvol/zroot/vm/web/disk0").stat().st_size == 2 << 30
+    shrink = hivectl("disk", "resize", "web", "0", "1G")
+    assert shrink.status == 1 and "can only grow" in shrink.err
+
+
+def test_image_create_provision_destroy(zfsvm: ZfsVm) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "-C", "gold").status == 0
+    with open(zfsvm.host.path("/dev/zvol/zroot/vm/gold/disk0"), "r+b") as disk:
+        disk.write(b"GOLDEN-IMAGE" * 100)
+    made = hivectl("image", "create", "-d", "golden image", "gold")
+    assert made.status == 0, made.err
+    uuid = made.out.strip()
+    images = zfsvm.root / "images"
+    assert sorted(p.name for p in images.iterdir()) == [f"{uuid}.manifest", f"{uuid}.zfs.xz"]
+    manifest = read_values(images / f"{uuid}.manifest")
+    assert manifest["name"] == "gold" and manifest["filename"] == f"{uuid}.zfs.xz"
+    assert manifest["description"] == "golden image" and "decompress" not in manifest
+    assert "zroot/vm/images" in zfsvm.datasets()
+    assert not [n for n in zfsvm.datasets() if "@" in n], "the image's snapshot is gone"
+    listed = hivectl("image", "list").out.split("\n")[1].split()
+    assert listed[:2] == [uuid, "gold"]
+    # a manifest's decompress command is never run
+    with open(images / f"{uuid}.manifest", "a") as handle:
+        handle.write(f'decompress="touch {zfsvm.root}/pwned"\n')
+    done = hivectl("image", "provision", uuid, "web")
+    assert done.status == 0, done.err
+    assert not (zfsvm.root / "pwned").exists()
+    assert {"zroot/vm/web", "zroot/vm/web/disk0"} <= zfsvm.datasets()
+    assert not [n for n in zfsvm.datasets() if n.startswith("zroot/vm/web@")]
+    assert zfsvm.host.path("/dev/zvol/zroot/vm/web/disk0").read_bytes()[:12] == b"GOLDEN-IMAGE"
+    new, old = read_values(zfsvm.root / "web" / "web.conf"), read_values(zfsvm.root / "gold" / "gold.conf")
+    assert new["uuid"] != old["uuid"] and new["network0_mac"] != old["network0_mac"]
+    again = hivectl("image", "provision", uuid, "web")
+    assert again.status == 1 and "already exists" in again.err
+    assert hivectl("image", "destroy", uuid).status == 0
+    assert list(images.iterdir()) == []
+
+
+def test_failed_provision_leaves_no_guest(zfsvm: ZfsVm) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "gold").status == 0
+    uuid = hivectl("image", "create", "-u", "gold").out.strip()
+    assert (zfsvm.root / "images" / f"{uuid}.zfs").is_file()
+    zfsvm.fail_next("destroy", "cannot destroy snapshot: dataset is busy")
+    result = hivectl("image", "provision", uuid, "web")
+    assert result.status == 1 and "busy" in result.err
+    assert not [n for n in zfsvm.datasets() if n.startswith("zroot/vm/web")]
+
+
+def test_failed_image_create_leaves_no_image(zfsvm: ZfsVm) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "gold").status == 0
+    zfsvm.fail_next("send", "cannot send 'zroot/vm/gold': I/O error")
+    result = hivectl("image", "create", "gold")
+    assert result.status == 1 and "I/O error" in result.err
+    assert not (zfsvm.root / "images").exists() or not list((zfsvm.root / "images").iterdir())
+    assert not [n for n in zfsvm.datasets() if "@" in n]
+
+
+def test_backup_full_then_incremental_and_restore_chain(zfsvm: ZfsVm, tmp_path: Path) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "db").status == 0
+    zvol = zfsvm.host.path("/dev/zvol/zroot/vm/db/disk0")
+    with open(zvol, "r+b") as disk:
+        disk.write(b"first")
+    first = hivectl("backup", "--to", str(tmp_path / "b"), "db")
+    assert first.status == 0, first.err
+    with open(zvol, "r+b") as disk:
+        disk.seek(1 << 20)
+        disk.write(b"second")
+    second = hivectl("backup", "--to", str(tmp_path / "b"), "db")
+    assert second.status == 0, second.err
+    from hivectl.storage.backup import read_header
+
+    h1, h2 = read_header(Path(first.out.strip())), read_header(Path(second.out.strip()))
+    assert h1["kind"] == "zfs" and h1["zfs"]["base"] is None
+    assert h2["zfs"]["base"] == h1["zfs"]["snapshot"] and h2["zfs"]["parent"] == Path(first.out.strip()).name
+    snaps = [n for n in zfsvm.datasets() if n.startswith("zroot/vm/db@")]
+    assert snaps == [f"zroot/vm/db@{h2['zfs']['snapshot']}"], "only the newest backup snapshot is kept"
+    done = hivectl("restore", second.out.strip(), "db2")
+    assert done.status == 0, done.err
+    copy = zfsvm.host.path("/dev/zvol/zroot/vm/db2/disk0").read_bytes()
+    assert copy == zvol.read_bytes()
+    assert (zfsvm.root / "db2" / "db2.conf").is_file()
+
+
+def test_failed_zfs_backup_and_restore_leave_nothing(zfsvm: ZfsVm, tmp_path: Path) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "db").status == 0
+    zfsvm.fail_next("send", "cannot send: I/O error")
+    failed = hivectl("backup", "--to", str(tmp_path / "b"), "db")
+    assert failed.status == 1 and "I/O error" in failed.err
+    assert not [n for n in zfsvm.datasets() if "@" in n]
+    assert not (tmp_path / "b").exists(), "the target directory made for the backup is removed again"
+    ok = hivectl("backup", "--to", str(tmp_path / "b"), "db")
+    assert ok.status == 0
+    before = (zfsvm.datasets(), tree(zfsvm.root))
+    zfsvm.fail_next("receive", "cannot receive: out of space")
+    result = hivectl("restore", ok.out.strip(), "db3")
+    assert result.status == 1 and "out of space" in result.err
+    assert (zfsvm.datasets(), tree(zfsvm.root)) == before
+
+
+def test_directory_datastore_says_snapshots_need_zfs(vmdir: Path) -> None:
+    assert hivectl("create", "-s", "1M", "web").status == 0
+    for args in (["snapshot", "web"], ["rollback", "web@x"], ["destroy", "web@x"], ["clone", "web@x", "w2"]):
+        result = hivectl(*args)
+        assert result.status == 1, args
+        assert len(result.err.strip().splitlines()) == 1 and "needs a ZFS datastore" in result.err
+    assert json.loads(hivectl("info", "--json", "web").out)["snapshots"] is None
+
+
+def test_create_from_image_onto_a_zvol(zfsvm: ZfsVm) -> None:
+    image = zfsvm.root / ".img" / "cloud.raw"
+    with open(image, "wb") as handle:
+        handle.truncate(8 << 20)
+        handle.write(b"BOOT" * 1024)
+        handle.seek(6 << 20)
+        handle.write(b"tail data")
+    result = hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "-i", "cloud.raw", "-C", "web")
+    assert result.status == 0, result.err
+    node = zfsvm.host.path("/dev/zvol/zroot/vm/web/disk0")
+    assert node.stat().st_size == 1 << 30
+    with open(node, "rb") as handle:
+        assert handle.read(4096) == b"BOOT" * 1024
+        handle.seek(6 << 20)
+        assert handle.read(9) == b"tail data"
+    assert (zfsvm.root / "web" / "seed.iso").is_file()
+    too_big = hivectl("create", "-t", "freebsd-zvol", "-s", "4M", "-i", "cloud.raw", "web2")
+    assert too_big.status == 1 and "zroot/vm/web2" not in zfsvm.datasets()
