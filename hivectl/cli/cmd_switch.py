@@ -9,7 +9,7 @@ from typing import Any
 from hivectl.cli import render
 from hivectl.cli.cmd_guests import DRY_RUN_HELP
 from hivectl.cli.context import Context
-from hivectl.errors import UsageError
+from hivectl.errors import HivectlError, UsageError
 
 DESCRIPTION = """\
 Virtual switches connect guests to each other and to the host's networks. They are kept in
@@ -157,6 +157,8 @@ def run_switch(ctx: Context, args: argparse.Namespace) -> int:
     action = args.action
     if action != "list" and action != "info":
         ctx.store.require_initialised()
+        if not ctx.store.config_dir.is_dir():
+            raise HivectlError(f"{ctx.store.config_dir} does not exist: run 'hivectl init' first")
     ops = SwitchOps(ctx.store, ctx.host)
     if action == "list":
         rows = ops.rows()

@@ -19,7 +19,7 @@ PROG = "hivectl"
 
 OVERVIEW = """\
 usage: hivectl [--driver bhyve|qemu] COMMAND [options] [arguments]
-       hivectl help [COMMAND]
+       hivectl help [COMMAND | keys]
        hivectl COMMAND --help
 
 Manage bhyve virtual machines; a drop-in successor of vm-bhyve that reads and writes its vm_dir.
@@ -47,6 +47,18 @@ def overview() -> str:
     for group, commands in groups.items():
         lines.append(f"  {group}:")
         lines.extend(f"    {c.name:<12}{c.summary}" for c in commands)
+    return "\n".join(lines) + "\n"
+
+
+def keys_help() -> str:
+    """``hivectl help keys``: every guest configuration key, its default and meaning (from the key table)."""
+    from hivectl.model.keys import KEYS
+
+    lines = ["Guest configuration keys (NAME/NAME.conf, templates). N is 0, 1, 2, ...; * = added by hivectl.", ""]
+    for spec in KEYS:
+        default = f" [default: {spec.default}]" if spec.default else ""
+        mark = "*" if spec.hivectl else " "
+        lines.append(f"  {spec.pattern:<22}{mark} {spec.meaning}{default}")
     return "\n".join(lines) + "\n"
 
 
@@ -106,6 +118,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if word == "help":
             if not args:
                 sys.stdout.write(overview())
+                return 0
+            if args[0] == "keys":
+                sys.stdout.write(keys_help())
                 return 0
             parser, _ = build_parser(resolve(args[0]))
             parser.print_help()

@@ -39,9 +39,10 @@ from typing import IO, Any, cast
 
 from hivectl import validate
 from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
+from hivectl.host import streams as pipes
 from hivectl.model.guest import GuestConfig
 from hivectl.plan import Call, Plan, Run
-from hivectl.storage import compression, pipes, sparse, zfs
+from hivectl.storage import compression, sparse, zfs
 from hivectl.storage.clone import _is_runtime
 from hivectl.storage.guards import require_stopped
 from hivectl.store import Datastore, GuestRef, Store

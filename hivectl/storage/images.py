@@ -17,10 +17,11 @@ from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound, UsageError
+from hivectl.host import streams as pipes
 from hivectl.ops.ids import new_uuid
 from hivectl.plan import Call, Plan, Run, WriteFile
 from hivectl.rcfile import RcFile
-from hivectl.storage import compression, pipes
+from hivectl.storage import compression
 from hivectl.storage.clone import generalise_action
 from hivectl.storage.fsutil import file_name
 from hivectl.store import GuestRef, Store

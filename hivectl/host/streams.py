@@ -1,9 +1,8 @@
 """Streaming a host command's standard output or input (``zfs send`` / ``zfs recv``).
 
-``Host.run`` collects output as text, which does not fit a many-gigabyte ``zfs send`` stream. This is the
-one place storage starts a process itself: argv lists only (never a shell), the same PATH as ``Host.run``,
-and the exit status and stderr of the command checked and reported like ``CommandFailed``. It should move
-into ``hivectl/host`` as ``Host.stream()`` once a second user appears.
+``Host.run`` collects output as text, which does not fit a many-gigabyte ``zfs send`` stream. These two
+context managers stream instead, with the same rules as ``Host.run``: argv lists only (never a shell), the
+same PATH, and the exit status and stderr of the command checked and reported as ``CommandFailed``.
 """
 
 from __future__ import annotations
