@@ -89,12 +89,17 @@ def read_lock(directory: Path) -> Lock | None:
     return Lock(host, pid, fields.get("boot", "") if lines else "stale")
 
 
-def read_state(directory: Path) -> dict[str, object]:
+def read_json(path: Path) -> dict[str, object]:
+    """A JSON object from a state file; missing or damaged files read as empty."""
     try:
-        data = json.loads((directory / "hivectl.state").read_text())
+        data = json.loads(path.read_text())
     except (FileNotFoundError, ValueError):
         return {}
     return data if isinstance(data, dict) else {}
+
+
+def read_state(directory: Path) -> dict[str, object]:
+    return read_json(directory / "hivectl.state")
 
 
 @dataclass(frozen=True)

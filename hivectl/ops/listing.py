@@ -15,7 +15,7 @@ from typing import Any
 from hivectl.errors import HivectlError
 from hivectl.model.guest import GuestConfig
 from hivectl.rcfile import parse_text
-from hivectl.runtime import GuestState, console_lines, guest_state
+from hivectl.runtime import GuestState, console_lines, guest_state, read_json
 from hivectl.store import GuestRef, Store
 from hivectl.validate import memory, yesno
 
@@ -131,6 +131,7 @@ def guest_info(store: Store, ref: GuestRef) -> dict[str, Any]:
     consoles = console_lines(ref.directory) if state.running else {}
     topology = {k: config.get(f"cpu_{k}") for k in ("sockets", "cores", "threads") if config.get(f"cpu_{k}")}
     problems = [str(e) for e in config.errors()]
+    last = read_json(ref.directory / "hivectl.last")
     return {
         "name": ref.name,
         "datastore": ref.datastore.name,
@@ -152,5 +153,6 @@ def guest_info(store: Store, ref: GuestRef) -> dict[str, Any]:
         "disks": disks,
         "networks": nics,
         "tags": config.tags,
+        "last_exit": last or None,
         "problems": problems,
     }

@@ -133,7 +133,7 @@ class Supervisor:
 
     def _run_locked(self) -> int:
         log.rotate(self.dir)
-        config = self.ref.config()
+        config = self.ensure_identity(self.ref.config())
         config.check()
         problems = self.driver.preflight(self.ref, config)
         for problem in problems:
@@ -177,6 +177,29 @@ class Supervisor:
                 self.log(f"waiting {delay:g} s before restarting")
                 time.sleep(delay)
             config = self.ref.config()  # a restart picks up configuration changes (vm-bhyve does not)
+
+    def ensure_identity(self, config: GuestConfig) -> GuestConfig:
+        """Give a guest without uuid or NIC MACs (a clone, a hand-written config) stable ones, persisted.
+
+        vm-bhyve does the same at first run; writing them keeps the guest's identity across boots.
+        """
+        from hivectl.ops.guests import taken_macs
+        from hivectl.ops.ids import new_mac, new_uuid
+
+        missing = [f"network{n.index}_mac" for n in config.nics if not n.mac and not n.device]
+        if config.get("uuid") and not missing:
+            return config
+        rc = config.rc
+        if not rc.get("uuid"):
+            rc.set("uuid", new_uuid())
+        taken = taken_macs(self.store) if missing else set()
+        for key in missing:
+            mac = new_mac(taken)
+            taken.add(mac)
+            rc.set(key, mac)
+        rc.save()
+        self.log("generated identity: " + ", ".join(["uuid", *missing]))
+        return self.ref.config()
 
     def boot_once(self, config: GuestConfig, first: bool) -> tuple[int, Outcome]:
         request = BootRequest(self.ref, config, self.ports, self.install if first else None, first, self.foreground)

@@ -28,13 +28,15 @@ from hivectl.storage import sparse, zfs
 from hivectl.storage.guards import require_stopped
 from hivectl.store import GuestRef, Store
 
-RUNTIME_FILES = ("run.lock", "console", "hivectl.state", "restart", "suspending.lock", "bhyve.log", "seed.iso",
+RUNTIME_FILES = ("run.lock", ".run.lock.guard", "console", "console.log", "hivectl.state", "hivectl.last",
+                 "hivectl.stopping", "restart", "suspending.lock", "bhyve.log", "bhyve.config", "seed.iso",
                  "device.map")
 RUNTIME_PREFIXES = ("vm-bhyve.log", "hivectl.log", "vtcon.")
 
 
 def _is_runtime(name: str, guest: str) -> bool:
-    return name in RUNTIME_FILES or name.startswith(RUNTIME_PREFIXES) or name.startswith(f"{guest}.save")
+    return (name in RUNTIME_FILES or name.startswith(RUNTIME_PREFIXES) or name.endswith(".sock")
+            or name.startswith(f"{guest}.save"))
 
 
 def plan_clone(store: Store, spec: str, new: str) -> Plan:
