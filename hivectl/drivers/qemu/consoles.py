@@ -1,7 +1,8 @@
 """Consoles and control sockets, all unix sockets in the guest's directory.
 
 - Serial ports (``comports``, default ``com1``): the first one is the console, ``NAME/console.sock``;
-  others are ``NAME/comN.sock``. Everything the first port prints is also appended to ``NAME/console.log``. Each is a 16550 at the standard COMn address (``isa-serial,index=n-1``),
+  others are ``NAME/comN.sock``. Everything the first port prints is also appended to ``NAME/console.log``.
+  Each is a 16550 at the standard COMn address (``isa-serial,index=n-1``),
   so a guest configured for bhyve's COM ports finds them where it expects. ``hivectl console`` attaches to
   the socket named by the ``console`` file line ``com1=unix:<path>``. A foreground start puts the first
   port on the terminal instead (``com1=stdio``).
