@@ -45,6 +45,7 @@ RESTART_FILE = "restart"  # vm-bhyve's one-shot flag: the next power-off becomes
 CRASH_WINDOW = 60.0  # seconds: faults closer together than this count as one crash loop
 CRASH_LIMIT = 5  # restarts after faults within the window before giving up
 READY_FD_ENV = "HIVECTL_READY_FD"
+LOADER_LOG = "loader.log"
 
 
 @dataclass
@@ -214,13 +215,16 @@ class Supervisor:
         self.write_console(plan.console)
         if plan.loader:
             self.log("loader: " + " ".join(plan.loader))
-            proc = self.spawn(plan.loader, plan.env)
+            proc = self.spawn(plan.loader, plan.env, LOADER_LOG)
             write_state(self.dir, "bootloader", proc.pid, teardown=self.teardown)
             status = proc.wait()
             if status != 0:
-                raise HivectlError(f"loader exited with status {status}; see {self.dir / log.LOG_NAME}")
+                detail = self.said(LOADER_LOG)
+                raise HivectlError(f"loader {plan.loader[0]} exited with status {status}"
+                                   + (f": {detail}" if detail else f"; see {self.dir / LOADER_LOG}"))
         self.log("hypervisor: " + " ".join(plan.hypervisor))
-        proc = self.spawn(plan.hypervisor, plan.env)
+        hypervisor_log = f"{self.driver.name}.log"
+        proc = self.spawn(plan.hypervisor, plan.env, hypervisor_log)
         self.child = proc
         write_state(self.dir, "running", proc.pid, driver=self.driver.name, teardown=self.teardown)
         if first:
@@ -230,6 +234,11 @@ class Supervisor:
             watcher(self.ref, proc)
         status = proc.wait()
         self.child = None
+        if first and self.ready_fd >= 0:
+            # It never got past its own start-up checks: that is a failed start, not a guest exit.
+            detail = self.said(hypervisor_log)
+            raise HivectlError(f"{plan.hypervisor[0]} exited with status {status} while starting"
+                               + (f": {detail}" if detail else f"; see {self.dir / hypervisor_log}"))
         if status < 0:
             outcome = Outcome.KILLED
         else:
@@ -247,19 +256,30 @@ class Supervisor:
             time.sleep(0.05)
         self.report(f"ok {proc.pid}")
 
-    def spawn(self, argv: list[str], env: dict[str, str]) -> subprocess.Popen[bytes]:
+    def spawn(self, argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+        """Start a loader or hypervisor; its stderr goes to ``NAME/<log_name>`` (rewritten each boot).
+
+        vm-bhyve keeps bhyve's stderr only with ``debug=yes``; hivectl always keeps the latest one, because
+        the first thing anyone needs when a start fails is what bhyve or QEMU said.
+        """
         stdio = None if self.foreground else subprocess.DEVNULL
-        err_target: int | None = subprocess.DEVNULL
-        if not self.foreground and self.ref.config().flag("debug"):
-            err_target = os.open(self.dir / "bhyve.log", os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        err_fd = os.open(self.dir / log_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
-            return subprocess.Popen(argv, stdin=stdio, stdout=stdio, stderr=None if self.foreground else err_target,
-                                    env={**os.environ, **env}, cwd="/", close_fds=True)
+            return subprocess.Popen(argv, stdin=stdio, stdout=stdio, stderr=err_fd, env={**os.environ, **env},
+                                    cwd="/", close_fds=True)
         except FileNotFoundError:
             raise HivectlError(f"{argv[0]}: command not found") from None
         finally:
-            if isinstance(err_target, int) and err_target not in (subprocess.DEVNULL,):
-                os.close(err_target)
+            os.close(err_fd)
+
+    def said(self, log_name: str) -> str:
+        """The last non-empty line a loader or hypervisor wrote to stderr (for one-line errors)."""
+        try:
+            lines = [line.strip() for line in (self.dir / log_name).read_text(errors="replace").splitlines()]
+        except FileNotFoundError:
+            return ""
+        lines = [line for line in lines if line]
+        return lines[-1] if lines else ""
 
     def write_console(self, console: dict[str, str]) -> None:
         text = "".join(f"{k}={v}\n" for k, v in console.items())

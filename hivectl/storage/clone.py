@@ -29,8 +29,8 @@ from hivectl.storage.guards import require_stopped
 from hivectl.store import GuestRef, Store
 
 RUNTIME_FILES = ("run.lock", ".run.lock.guard", "console", "console.log", "hivectl.state", "hivectl.last",
-                 "hivectl.stopping", "restart", "suspending.lock", "bhyve.log", "bhyve.config", "seed.iso",
-                 "device.map")
+                 "hivectl.stopping", "restart", "suspending.lock", "bhyve.log", "qemu.log", "loader.log",
+                 "bhyve.config", "seed.iso", "device.map")
 RUNTIME_PREFIXES = ("vm-bhyve.log", "hivectl.log", "vtcon.")
 
 
