@@ -23,18 +23,6 @@ import tempfile
 import time
 from pathlib import Path
 
-TEMPLATE = """\
-loader="grub"
-cpu=1
-memory=256M
-disk0_type="virtio-blk"
-disk0_name="disk0.img"
-disk0_size="64M"
-qemu_kernel="{kernel}"
-qemu_initrd="{initrd}"
-qemu_append="console=ttyS0,115200 quiet"
-"""
-
 
 def process_start(pid: int) -> float:
     """When ``pid`` started, in seconds since boot (clock ticks, 10 ms resolution): comparable between
@@ -49,6 +37,7 @@ def main() -> int:
     args = parser.parse_args()
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import tinyguest
+    from tinyguest.templates import hivectl_template
 
     art = tinyguest.build()
     with tempfile.TemporaryDirectory(prefix="hvbench.") as tmp:
@@ -64,7 +53,7 @@ def main() -> int:
                                   capture_output=True, text=True).stdout
 
         hivectl("init")
-        (vm_dir / ".templates" / "bench.conf").write_text(TEMPLATE.format(kernel=art.vmlinux, initrd=art.initramfs))
+        (vm_dir / ".templates" / "bench.conf").write_text(hivectl_template(art, switch=None, disk_size="64M"))
         hivectl("create", "-t", "bench", "b1")
         runs = []
         for _ in range(args.runs):

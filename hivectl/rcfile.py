@@ -86,7 +86,7 @@ def check_key(path: Path | str | None, key: str) -> None:
         raise ConfigError(path, key, "", "keys must start with a-z and contain only letters, digits and '_'")
 
 
-def atomic_write(path: Path, data: str, mode: int = 0o644) -> None:
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
     """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync the directory.
 
     The mode of an existing file is kept (an administrator may have tightened it).
@@ -96,7 +96,7 @@ def atomic_write(path: Path, data: str, mode: int = 0o644) -> None:
     directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fchmod(handle.fileno(), mode)
@@ -111,6 +111,11 @@ def atomic_write(path: Path, data: str, mode: int = 0o644) -> None:
         os.fsync(dir_fd)
     finally:
         os.close(dir_fd)
+
+
+def atomic_write(path: Path, data: str, mode: int = 0o644) -> None:
+    """``atomic_write_bytes`` for text (UTF-8; undecodable bytes read from a file round-trip unchanged)."""
+    atomic_write_bytes(path, data.encode("utf-8", errors="surrogateescape"), mode)
 
 
 class RcFile:

@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl import validate
-from hivectl.errors import ConfigError, HivectlError, NotFound
+from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound
 from hivectl.host.base import Host
 from hivectl.hostconf import HostSettings
 from hivectl.model.guest import GuestConfig
@@ -162,6 +162,12 @@ class Store:
             if store.holds_guests and (store.path / name / f"{name}.conf").is_file():
                 return GuestRef(name, store)
         return None
+
+    def require_free(self, name: str, hint: str = "") -> None:
+        """Refuse a guest name that is taken in any datastore (names are unique host-wide)."""
+        other = self.find(name)
+        if other is not None:
+            raise Conflict(f"guest {name} already exists in datastore {other.datastore.name}{hint}")
 
     def get(self, name: str) -> GuestRef:
         """Like ``find`` but the name is validated first and a missing guest is an error."""

@@ -20,6 +20,7 @@ NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _SIZE_RE = re.compile(r"([0-9]+)([kKmMgGtTpPeE]?)([bB]?)")
 _DISK_SIZE_RE = re.compile(r"([1-9][0-9]*)([KkMmGgTtPp]?)")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
+_FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,254}")
 _MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-dA-D][0-9a-fA-F]{3}-[0-9a-fA-F]{12}")
 FALSE_WORDS = frozenset({"", "no", "false", "off", "0"})
@@ -169,3 +170,11 @@ def format_size(size: int) -> str:
         if size >= factor and size % factor == 0:
             return f"{size // factor}{unit}"
     return str(size)
+
+
+def file_name(source: Source, key: str, value: str) -> str:
+    """A plain file name that becomes a path in a store: no directories, no leading dot, no odd bytes."""
+    if not _FILE_NAME_RE.fullmatch(value) or ".." in value:
+        raise ConfigError(source, key, value, "expected a plain file name (letters, digits, '.', '_', '-', '+', "
+                                              "'~'; not starting with '.'; no '/' or '..')")
+    return value

@@ -19,19 +19,6 @@ import time
 from pathlib import Path
 
 READY = re.compile(r"HIVECTL-GUEST-READY ip=(\S+) mac=(\S+) disks=(\S+) boot=(\S+)")
-TEMPLATE = """\
-# A tiny Linux guest: BIOS boot from disk0, one NIC on switch 'lan'.
-loader="grub"
-cpu=1
-memory=256M
-network0_type="virtio-net"
-network0_switch="lan"
-disk0_type="virtio-blk"
-disk0_name="disk0.img"
-disk0_size="128M"
-"""
-
-
 def say(text: str) -> None:
     print(f"\n\033[1m== {text}\033[0m", flush=True)
 
@@ -39,6 +26,7 @@ def say(text: str) -> None:
 def main() -> int:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     import tinyguest
+    from tinyguest.templates import hivectl_template
 
     say("building the tiny guest (cached after the first run)")
     art = tinyguest.build()
@@ -80,7 +68,7 @@ def main() -> int:
         subprocess.run([*prefix, "ip", "link", "set", "lo", "up"], check=True)
         say("a vm_dir of our own, and a switch with the host's address on it")
         hivectl("init")
-        (vm_dir / ".templates" / "tiny.conf").write_text(TEMPLATE)
+        (vm_dir / ".templates" / "tiny.conf").write_text(hivectl_template())
         hivectl("switch", "create", "-a", "10.77.0.1/24", "lan")
         hivectl("switch", "list")
         say("create a guest from a template")

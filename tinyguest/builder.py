@@ -27,7 +27,7 @@ FORMAT = 1
 KEEP_ENTRIES = 3  # older cache entries (other recipe versions or kernels) are pruned beyond this
 
 # Files of this package that do not influence the artefacts, so editing them must not force a rebuild.
-_NOT_RECIPE = frozenset({"__main__.py", "qemu.py", "README.md"})
+_NOT_RECIPE = frozenset({"__main__.py", "qemu.py", "templates.py", "README.md"})
 
 ARTIFACT_FILES = {
     "vmlinuz": "vmlinuz",

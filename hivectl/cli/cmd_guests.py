@@ -101,13 +101,23 @@ def configure_info(p: argparse.ArgumentParser) -> None:
     p.add_argument("names", nargs="*", metavar="NAME", help="guests to show (default: all)")
 
 
+def _accelerator(ctx: Context) -> str:
+    """What guests run on: bhyve's vmm, or QEMU's KVM/TCG as the QEMU driver decides it (never guessed)."""
+    if ctx.driver != "qemu":
+        return "vmm"
+    from hivectl.drivers.qemu.driver import QemuDriver
+
+    return QemuDriver(ctx.host, ctx.store).accelerator()
+
+
 def run_info(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.ops.listing import guest_info
-
-    refs = [ctx.store.get(n) for n in args.names] if args.names else list(ctx.store.iter_guests())
     from hivectl.storage.snapshots import snapshot_info
 
-    infos = [{**guest_info(ctx.store, ref), "snapshots": snapshot_info(ctx.store, ref)} for ref in refs]
+    refs = [ctx.store.get(n) for n in args.names] if args.names else list(ctx.store.iter_guests())
+    platform = {"driver": ctx.driver, "accelerator": _accelerator(ctx)}
+    infos = [{**guest_info(ctx.store, ref), **platform, "snapshots": snapshot_info(ctx.store, ref)}
+             for ref in refs]
     if args.json:
         render.as_json(infos[0] if len(args.names) == 1 else infos)
     else:

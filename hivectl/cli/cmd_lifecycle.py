@@ -5,14 +5,20 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import re
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
 
 from hivectl.cli.cmd_guests import _confirm
 from hivectl.cli.context import Context
 from hivectl.errors import HivectlError, NotFound, UsageError
 
+if TYPE_CHECKING:
+    from hivectl.runtime import GuestState
+
 STOP_TIMEOUT = 90.0
+COM_PORT = re.compile(r"com[1-4]")
 
 
 def _driver(ctx: Context):  # type: ignore[no-untyped-def]
@@ -48,7 +54,14 @@ Start guests. Each gets a detached supervisor that creates its taps, runs the lo
 grub-bhyve) if any, then the hypervisor, restarts it when the guest reboots (on_restart), applies on_fault
 with a crash-loop limit, and cleans up taps, /dev/vmm/NAME and the lock on every exit path. With several
 names, vm_delay seconds pass between starts. A guest whose supervisor died while it kept running is
-adopted by a new supervisor instead of being started twice."""
+adopted by a new supervisor instead of being started twice.
+
+With 'hivectl set console=tmux' the supervisor runs in a detached tmux session named after the guest
+('.' becomes '~'), whose terminal is com1; 'hivectl console NAME' attaches to it.
+
+-f runs the supervisor in this process with com1 (and the boot loader) on this terminal. Ctrl-C, SIGTERM
+or closing the terminal then stops the guest like 'stop' (ACPI, forced off after 30 s or a second signal)
+and cleans up; the exit status is 0 when the guest ended normally, 1 when it crashed or failed."""
     p.epilog = """examples:
   hivectl start web1
   hivectl start --dry-run web1      print taps, loader and bhyve/qemu commands as JSON arrays
@@ -77,12 +90,14 @@ def _start(ctx: Context, names: list[str], install: Path | None, foreground: boo
         from hivectl.runner.supervisor import Supervisor
 
         ref = ctx.store.get(names[0])
+        sys.stdout.flush()
         return Supervisor(ctx.host, ctx.store, _driver(ctx), ref, install, foreground=True).run()
+    console = control.console_mode(ctx.store)
     failures = 0
     for index, name in enumerate(names):
         try:
             ref = ctx.store.get(name)
-            started = control.start(ref, ctx.driver, install)
+            started = control.start(ref, ctx.driver, install, console=console)
             what = "adopted" if started.adopted else "started"
             sys.stdout.write(f"{name}: {what} (pid {started.pid})\n")
         except HivectlError as error:
@@ -139,30 +154,60 @@ power off, then force the power off, then kill what is left. Returns when every 
     p.add_argument("names", nargs="+", metavar="NAME")
 
 
+def _check_timeout(value: float) -> float:
+    if not 0 < value <= 86400:
+        raise UsageError(f"--timeout {value:g}: expected seconds between 0 and 86400")
+    return value
+
+
 def run_stop(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.runner import control
 
+    timeout = _check_timeout(args.timeout)
     refs = [ctx.store.get(n) for n in args.names]
-    notes = control.stop(ctx.host, _driver(ctx), refs, args.timeout)
+    notes = control.stop(ctx.host, _driver(ctx), refs, timeout)
     for note in notes:
         sys.stderr.write(f"hivectl: {note}\n")
     return 0
 
 
 def configure_restart(p: argparse.ArgumentParser) -> None:
-    p.description = "Shut a guest down through ACPI and boot it again (its taps are kept)."
+    p.description = """\
+Shut a guest down through ACPI and boot it again (its taps are kept; the loader runs again and the
+configuration is read again). A guest that does not shut down within --timeout seconds is forced off and
+booted again. Returns once the new boot runs."""
+    p.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="S",
+                   help=f"seconds to wait for the guest to shut down (default {STOP_TIMEOUT:g})")
     p.add_argument("name")
+
+
+def _report_boot(name: str, state: GuestState, what: str) -> int:
+    if state.running:
+        sys.stdout.write(f"{name}: {what} (pid {state.pid})\n")
+        return 0
+    sys.stderr.write(f"hivectl: {name}: {state.label().lower()} instead of booting again (see on_restart and "
+                     "its vm-bhyve.log)\n")
+    return 1
 
 
 def run_restart(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.runner import control
 
-    control.restart(_driver(ctx), ctx.store.get(args.name))
-    return 0
+    state, notes = control.restart(_driver(ctx), ctx.store.get(args.name), _check_timeout(args.timeout))
+    for note in notes:
+        sys.stderr.write(f"hivectl: {note}\n")
+    return _report_boot(args.name, state, "restarted")
+
+
+def _confirmed(force: bool, question: str) -> bool:
+    """-f, or a yes on a terminal; without a terminal and without -f it is a usage error (exit 2)."""
+    return force or _confirm(question)
 
 
 def configure_reset(p: argparse.ArgumentParser) -> None:
-    p.description = "Reset a guest at once, like pressing its reset button (asks unless -f)."
+    p.description = """\
+Reset a guest at once, like pressing its reset button (asks unless -f; without a terminal -f is
+required). The supervisor boots it again; returns once the new boot runs."""
     p.add_argument("-f", dest="force", action="store_true", help="do not ask")
     p.add_argument("name")
 
@@ -171,14 +216,16 @@ def run_reset(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.runner import control
 
     ref = ctx.store.get(args.name)
-    if not args.force and not _confirm(f"reset {ref.name} now (unsaved data in the guest is lost)?"):
+    control.running_state(ref)
+    if not _confirmed(args.force, f"reset {ref.name} now (unsaved data in the guest is lost)?"):
         return 1
-    control.reset(_driver(ctx), ref)
-    return 0
+    return _report_boot(ref.name, control.reset(_driver(ctx), ref), "reset")
 
 
 def configure_poweroff(p: argparse.ArgumentParser) -> None:
-    p.description = "Power a guest off at once, like pulling its plug (asks unless -f)."
+    p.description = """\
+Power a guest off at once, like pulling its plug (asks unless -f; without a terminal -f is required).
+Works in the boot loader stage too. Returns once the guest is stopped and cleaned up."""
     p.add_argument("-f", dest="force", action="store_true", help="do not ask")
     p.add_argument("name")
 
@@ -187,7 +234,8 @@ def run_poweroff(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.runner import control
 
     ref = ctx.store.get(args.name)
-    if not args.force and not _confirm(f"power {ref.name} off now (unsaved data in the guest is lost)?"):
+    control.running_state(ref)
+    if not _confirmed(args.force, f"power {ref.name} off now (unsaved data in the guest is lost)?"):
         return 1
     driver = _driver(ctx)
     if not control.poweroff(driver, ref):
@@ -196,13 +244,16 @@ def run_poweroff(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def configure_startall(p: argparse.ArgumentParser) -> None:
-    p.description = "Start every guest in vm_list, in order, waiting vm_delay seconds between starts."
+    p.description = """\
+Start every guest in vm_list, in order, waiting vm_delay seconds between starts. Guests already running
+are skipped; a guest that fails to start is reported and the rest are still started (exit status 1 if
+any failed). Used by the rc.d script at host boot."""
 
 
 def run_startall(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.runner import control
 
-    started, errors = control.startall(ctx.store, ctx.driver, ctx.settings.vm_delay)
+    started, errors = control.startall(ctx.store, ctx.driver, ctx.settings.vm_delay, control.console_mode(ctx.store))
     for item in started:
         sys.stdout.write(f"{item.name}: started (pid {item.pid})\n")
     for error in errors:
@@ -212,26 +263,30 @@ def run_startall(ctx: Context, args: argparse.Namespace) -> int:
 
 def configure_stopall(p: argparse.ArgumentParser) -> None:
     p.description = """\
-Stop every running guest at once (ACPI), wait up to --timeout seconds, then force the rest off.
-Used by the rc.d script at host shutdown."""
+Stop every running guest at once (ACPI), wait up to --timeout seconds, then force the rest off (and kill
+what still runs 10 s later). Returns when every guest has stopped. Used by the rc.d script at host
+shutdown."""
     p.add_argument("-f", dest="force", action="store_true", help="accepted for vm-bhyve compatibility")
-    p.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="S")
+    p.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="S",
+                   help=f"seconds guests get to shut down before they are forced off (default {STOP_TIMEOUT:g})")
 
 
 def run_stopall(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.runner import control
 
+    timeout = _check_timeout(args.timeout)
     refs = control.running_guests(ctx.store)
-    for note in control.stop(ctx.host, _driver(ctx), refs, args.timeout) if refs else []:
+    for note in control.stop(ctx.host, _driver(ctx), refs, timeout) if refs else []:
         sys.stderr.write(f"hivectl: {note}\n")
     return 0
 
 
 def configure_console(p: argparse.ArgumentParser) -> None:
     p.description = """\
-Attach to a guest's serial console: on FreeBSD 'cu -l' on the nmdm B side (type ~. to leave), with the
-QEMU driver the console socket (type ~. at the start of a line to leave; without a terminal, standard
-input is sent to the guest and its output printed until input ends)."""
+Attach to a guest's serial console: on FreeBSD 'cu -l' on the nmdm B side (type ~. to leave), with
+console=tmux the guest's tmux session (detach with the tmux prefix key, then d), with the QEMU driver the
+console socket (type ~. at the start of a line to leave; without a terminal, standard input is sent to
+the guest and its output printed until input ends)."""
     p.add_argument("name")
     p.add_argument("port", nargs="?", help="com1..com4 (default: the first)")
 
@@ -241,9 +296,11 @@ def run_console(ctx: Context, args: argparse.Namespace) -> int:
 
 
 def _console(ctx: Context, name: str, port: str | None) -> int:
-    from hivectl.runner import control
+    from hivectl.runner import control, tmux
     from hivectl.runtime import console_lines
 
+    if port is not None and not COM_PORT.fullmatch(port):
+        raise UsageError(f"unknown console port {port!r}: expected com1, com2, com3 or com4")
     ref = ctx.store.get(name)
     control.running_state(ref)
     lines = console_lines(ref.directory)
@@ -257,6 +314,22 @@ def _console(ctx: Context, name: str, port: str | None) -> int:
         from hivectl.runner.console import relay
 
         return relay(Path(target[5:]))
-    if target.startswith("tmux/"):
-        os.execvp("tmux", ["tmux", "attach-session", "-t", target[5:]])
-    os.execvp("cu", ["cu", "-l", target])
+    if target == "stdio":
+        raise HivectlError(f"{name}'s {port or 'console'} is the terminal it was started on (start -f)")
+    if target.startswith(tmux.PREFIX):
+        session = target[len(tmux.PREFIX):]
+        tmux.require_tmux()
+        if not tmux.has_session(session):
+            raise HivectlError(f"{name}: its tmux session {session} is gone")
+        return _exec(tmux.attach_argv(session))
+    return _exec(["cu", "-l", target])
+
+
+def _exec(argv: list[str]) -> NoReturn:
+    """Replace this process with the console client (it owns the terminal from here on)."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    try:
+        os.execvp(argv[0], argv)
+    except OSError as error:
+        raise HivectlError(f"cannot run {argv[0]}: {error.strerror}") from None

@@ -87,9 +87,7 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
     datastore = store.datastore(req.datastore)
     if not datastore.holds_guests:
         raise UsageError(f"datastore {datastore.name} is an {datastore.kind} store; guests cannot live there")
-    existing = store.find(req.name)
-    if existing is not None:
-        raise Conflict(f"guest {req.name} already exists in datastore {existing.datastore.name}")
+    store.require_free(req.name)
 
     template = GuestConfig.load(template_path, req.template)
     template.check(template=True)
@@ -204,9 +202,7 @@ def plan_rename(store: Store, ref: GuestRef, new: str) -> Plan:
     """Rename a stopped guest: its dataset or directory, then its config file (vm-bhyve.md §1.7)."""
     validate.name(None, "new name", new, "guest name")
     require_stopped(ref, "rename")
-    other = store.find(new)
-    if other is not None:
-        raise Conflict(f"guest {new} already exists in datastore {other.datastore.name}")
+    store.require_free(new)
     new_ref = GuestRef(new, ref.datastore)
     plan = Plan()
     if ref.dataset is not None and new_ref.dataset is not None:

@@ -3,16 +3,18 @@ poweroff, and the host-wide startall/stopall.
 
 These run in the ``hivectl`` process and talk to a guest through its files (lock, state) and its driver
 (ACPI request, forced power-off). They never assume the supervisor is alive: if it died, they clean up
-after the guest themselves.
+after the guest themselves. Every command returns only once the guest has reached the state it asked for
+(running again, stopped), within a bounded time, so scripts can rely on the exit status.
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
-import select
+import signal
 import subprocess
 import sys
+import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,11 +22,13 @@ from pathlib import Path
 from hivectl.drivers.base import Driver
 from hivectl.errors import Conflict, HivectlError
 from hivectl.host.base import Host
-from hivectl.runner import supervisor
+from hivectl.runner import ready, supervisor, tmux
 from hivectl.runtime import GuestState, guest_state, pid_alive
 from hivectl.store import GuestRef, Store
 
 START_TIMEOUT = 60.0
+REBOOT_TIMEOUT = 60.0  # restart/reset: how long the next boot may take to reach its hypervisor
+CONSOLE_MODES = ("nmdm", "tmux")
 
 
 @dataclass
@@ -34,8 +38,15 @@ class Started:
     adopted: bool = False
 
 
-def supervisor_argv(name: str, driver: str, install: Path | None = None, adopt: int | None = None) -> list[str]:
-    argv = [sys.executable, "-m", "hivectl.runner.supervisor", "--driver", driver]
+def console_mode(store: Store) -> str:
+    """``console`` from system.conf: ``tmux``, or ``nmdm`` for anything else (as vm-bhyve reads it)."""
+    return "tmux" if store.system().get("console") == "tmux" else "nmdm"
+
+
+def supervisor_argv(name: str, driver: str, install: Path | None = None, adopt: int | None = None,
+                    foreground: bool = False) -> list[str]:
+    argv = [sys.executable, "-m", "hivectl.runner.supervisor"] + (["--foreground"] if foreground else [])
+    argv += ["--driver", driver]
     if install is not None:
         argv += ["--install", str(install)]
     if adopt is not None:
@@ -43,10 +54,14 @@ def supervisor_argv(name: str, driver: str, install: Path | None = None, adopt: 
     return [*argv, name]
 
 
-def start(ref: GuestRef, driver: str, install: Path | None = None, timeout: float = START_TIMEOUT) -> Started:
-    """Spawn a detached supervisor and wait until the hypervisor is up (or the start failed).
+def start(ref: GuestRef, driver: str, install: Path | None = None, timeout: float = START_TIMEOUT,
+          console: str = "nmdm") -> Started:
+    """Launch a supervisor and wait until the hypervisor is up (or the start failed).
 
-    A guest whose supervisor died while its hypervisor still runs is adopted instead of started twice.
+    With console=nmdm the supervisor is a detached child; with console=tmux it runs in the foreground of a
+    new detached tmux session named after the guest, so com1 is that session's terminal. A guest whose
+    supervisor died while its hypervisor still runs is adopted (by a detached supervisor: a running bhyve
+    cannot be given a new terminal) instead of being started twice.
     """
     state = guest_state(ref.directory, ref.name)
     adopt = None
@@ -56,8 +71,25 @@ def start(ref: GuestRef, driver: str, install: Path | None = None, timeout: floa
         raise Conflict(f"{ref.name} is already {state.label()}")
     elif state.state == "Locked" and not state.stale:
         raise Conflict(f"{ref.name} is {state.label()}: another host runs it")
+    if console == "tmux" and adopt is None:
+        message = _launch_in_tmux(ref, driver, install, timeout)
+    else:
+        message = _launch_detached(ref, driver, install, adopt, timeout)
+    if message.startswith("ok"):
+        parts = message.split()
+        return Started(ref.name, int(parts[1]) if len(parts) > 1 else 0, adopt is not None)
+    if message.startswith("error: "):
+        raise HivectlError(f"{ref.name}: {message[7:]}")
+    if message == "":
+        raise HivectlError(f"{ref.name}: its supervisor gave no answer (exited, or silent for {timeout:.0f} s); "
+                           f"see {ref.directory / 'vm-bhyve.log'}")
+    raise HivectlError(f"{ref.name}: unexpected answer from its supervisor: {message!r}")
+
+
+def _launch_detached(ref: GuestRef, driver: str, install: Path | None, adopt: int | None, timeout: float) -> str:
+    """A supervisor in its own session; it answers through an inherited pipe."""
     read_end, write_end = os.pipe()
-    env = {**os.environ, supervisor.READY_FD_ENV: str(write_end)}
+    env = {**os.environ, ready.FD_ENV: str(write_end)}
     try:
         subprocess.Popen(supervisor_argv(ref.name, driver, install, adopt), stdin=subprocess.DEVNULL,
                          stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, pass_fds=(write_end,),
@@ -65,33 +97,25 @@ def start(ref: GuestRef, driver: str, install: Path | None = None, timeout: floa
     finally:
         os.close(write_end)
     try:
-        message = _read_line(read_end, timeout)
+        return ready.await_answer(read_end, timeout)
     finally:
         os.close(read_end)
-    if message.startswith("ok"):
-        parts = message.split()
-        return Started(ref.name, int(parts[1]) if len(parts) > 1 else 0, adopt is not None)
-    if message.startswith("error: "):
-        raise HivectlError(f"{ref.name}: {message[7:]}")
-    raise HivectlError(f"{ref.name}: no answer from its supervisor within {timeout:.0f} s; "
-                       f"see {ref.directory / 'vm-bhyve.log'}")
 
 
-def _read_line(fd: int, timeout: float) -> str:
-    deadline = time.monotonic() + timeout
-    data = b""
-    while b"\n" not in data:
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        ready, _, _ = select.select([fd], [], [], remaining)
-        if not ready:
-            break
-        chunk = os.read(fd, 4096)
-        if not chunk:
-            break
-        data += chunk
-    return data.decode(errors="replace").strip()
+def _launch_in_tmux(ref: GuestRef, driver: str, install: Path | None, timeout: float) -> str:
+    """A foreground supervisor in a tmux session; it answers through a FIFO (see ``ready``)."""
+    session = tmux.session_name(ref.name)
+    tmux.require_tmux()
+    with tempfile.TemporaryDirectory(prefix="hivectl-start.") as scratch:
+        fifo = Path(scratch) / "ready"
+        os.mkfifo(fifo, 0o600)
+        read_end = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
+        try:
+            env = {**tmux.forwarded_environment(), ready.FIFO_ENV: str(fifo), supervisor.CONSOLE_ENV: "tmux"}
+            tmux.new_session(session, supervisor_argv(ref.name, driver, install, foreground=True), env)
+            return ready.await_answer(read_end, timeout, alive=lambda: tmux.has_session(session))
+        finally:
+            os.close(read_end)
 
 
 def running_state(ref: GuestRef) -> GuestState:
@@ -118,9 +142,13 @@ def mark_stopping(ref: GuestRef) -> None:
 
 
 def request_stop(driver: Driver, ref: GuestRef) -> None:
+    """The ACPI power button; a guest still in its boot loader has none, so the loader is ended instead."""
     state = running_state(ref)
     mark_stopping(ref)
-    if state.pid:
+    if state.pid and state.state == "Bootloader":
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.pid, signal.SIGTERM)
+    elif state.pid:
         driver.request_shutdown(ref, state.pid)
 
 
@@ -135,8 +163,7 @@ def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force
     pending = wait_stopped(refs, timeout)
     for ref in pending:
         notes.append(f"{ref.name}: did not power off within {timeout:g} s; forcing power-off")
-        state = guest_state(ref.directory, ref.name)
-        driver.force_poweroff(ref, state.pid)
+        force_off(driver, ref)
     pending = wait_stopped(pending, force_after)
     for ref in pending:
         notes.append(f"{ref.name}: still running after forced power-off; killing it")
@@ -144,10 +171,19 @@ def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force
     return notes
 
 
+def force_off(driver: Driver, ref: GuestRef) -> None:
+    """Pull the plug: the driver's forced power-off, or SIGKILL for a boot loader (it has no VM to stop)."""
+    state = guest_state(ref.directory, ref.name)
+    if state.state == "Bootloader" and state.pid:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(state.pid, signal.SIGKILL)
+        return
+    with contextlib.suppress(HivectlError):
+        driver.force_poweroff(ref, state.pid)
+
+
 def kill(host: Host, driver: Driver, ref: GuestRef) -> None:
     """Last resort: SIGKILL the hypervisor and supervisor, then clean up as the supervisor would."""
-    import signal
-
     state = guest_state(ref.directory, ref.name)
     for pid in (state.pid, state.supervisor):
         if pid and pid_alive(pid):
@@ -157,41 +193,97 @@ def kill(host: Host, driver: Driver, ref: GuestRef) -> None:
     supervisor.cleanup(host, driver, ref, supervisor.recorded_teardown(ref.directory))
 
 
-def restart(driver: Driver, ref: GuestRef) -> None:
-    """vm-bhyve's restart: a one-shot flag, then an ACPI shutdown; the supervisor boots it again."""
+def _booted(ref: GuestRef, old_pid: int | None) -> GuestState:
+    """Current state when the guest has a hypervisor other than ``old_pid``, or has stopped; else Starting."""
+    state = guest_state(ref.directory, ref.name)
+    if not state.running:
+        return state
+    if state.state == "Running" and state.pid and state.pid != old_pid:
+        return state
+    return GuestState("Starting")
+
+
+def wait_rebooted(ref: GuestRef, old_pid: int | None, timeout: float) -> GuestState | None:
+    """Wait for the next boot's hypervisor (or for the guest to stop); None when the time is up."""
+    deadline = time.monotonic() + timeout
+    while True:
+        state = _booted(ref, old_pid)
+        if state.state != "Starting":
+            return state
+        if time.monotonic() >= deadline:
+            return None
+        time.sleep(0.1)
+
+
+def _not_in_loader(ref: GuestRef, state: GuestState, what: str) -> None:
+    if state.state == "Bootloader":
+        raise Conflict(f"{ref.name} is still in its boot loader, which cannot {what}; try again once it "
+                       "runs, or use poweroff")
+
+
+def restart(driver: Driver, ref: GuestRef, timeout: float, force_after: float = 10.0) -> tuple[GuestState, list[str]]:
+    """vm-bhyve's restart (a one-shot flag, then the ACPI power button; the supervisor boots the guest
+    again), made reliable: a guest that ignores the button is forced off after ``timeout`` seconds (the
+    flag turns that power-off into a restart too), and the call returns once the new boot runs.
+    """
     state = running_state(ref)
+    _not_in_loader(ref, state, "shut down through ACPI")
+    notes: list[str] = []
     (ref.directory / supervisor.RESTART_FILE).write_text("")
     if state.pid:
         driver.request_shutdown(ref, state.pid)
+    after = wait_rebooted(ref, state.pid, timeout)
+    if after is None:
+        notes.append(f"{ref.name}: did not shut down within {timeout:g} s; forcing power-off")
+        force_off(driver, ref)
+        after = wait_rebooted(ref, state.pid, force_after + REBOOT_TIMEOUT)
+    if after is None:
+        raise HivectlError(f"{ref.name}: did not boot again; see {ref.directory / 'vm-bhyve.log'}")
+    return after, notes
 
 
-def reset(driver: Driver, ref: GuestRef) -> None:
+def reset(driver: Driver, ref: GuestRef, timeout: float = REBOOT_TIMEOUT) -> GuestState:
+    """The reset button; returns once the next boot runs (or the guest stopped, with on_restart=stop)."""
     state = running_state(ref)
+    _not_in_loader(ref, state, "be reset")
     driver.force_reset(ref, state.pid)
+    if driver.reboots_in_place(ref.config()):
+        return guest_state(ref.directory, ref.name)
+    after = wait_rebooted(ref, state.pid, timeout)
+    if after is None:
+        raise HivectlError(f"{ref.name}: did not boot again within {timeout:g} s after the reset; "
+                           f"see {ref.directory / 'vm-bhyve.log'}")
+    return after
 
 
 def poweroff(driver: Driver, ref: GuestRef, timeout: float = 10.0) -> bool:
-    state = running_state(ref)
+    """Pull the plug (also in the boot loader stage, where vm-bhyve cannot: churchers#466)."""
+    running_state(ref)
     mark_stopping(ref)
-    driver.force_poweroff(ref, state.pid)
+    force_off(driver, ref)
     return not wait_stopped([ref], timeout)
 
 
-def startall(store: Store, driver: str, delay: float) -> tuple[list[Started], list[str]]:
-    """Start ``vm_list`` in order with ``vm_delay`` between starts; failures do not stop the rest."""
+def startall(store: Store, driver: str, delay: float, console: str = "nmdm") -> tuple[list[Started], list[str]]:
+    """Start ``vm_list`` in order with ``vm_delay`` seconds between starts; failures do not stop the rest.
+
+    Guests already running are skipped, and so is the delay for them: it exists to stagger the load of
+    booting guests, so it only separates starts that were actually attempted.
+    """
     started: list[Started] = []
     errors: list[str] = []
-    names = store.settings.vm_list
-    for index, name in enumerate(names):
+    attempted = False
+    for name in store.settings.vm_list:
         try:
             ref = store.get(name)
             if guest_state(ref.directory, name).running:
                 continue
-            started.append(start(ref, driver))
+            if attempted and delay:
+                time.sleep(delay)
+            attempted = True
+            started.append(start(ref, driver, console=console))
         except HivectlError as error:
             errors.append(str(error))
-        if delay and index < len(names) - 1:
-            time.sleep(delay)
     return started, errors
 
 

@@ -14,6 +14,11 @@ flag, a crash-loop limit with backoff). On every exit path: tear the ports down,
 The hypervisor is started in the supervisor's session but survives the supervisor: a supervisor killed
 with SIGKILL leaves the guest running, ``list`` keeps showing it (the state file names the hypervisor
 pid), and ``start`` adopts it with a new supervisor that watches the pid and cleans up after it.
+
+In the foreground (``start -f``, and console=tmux, where the supervisor runs in a tmux session) com1 and
+the loader use the terminal, and SIGINT, SIGTERM and SIGHUP (Ctrl-C, ``kill``, a closed terminal or a
+killed tmux session) stop the guest the way ``stop`` does: the ACPI power button, the forced power-off
+after ``STOP_GRACE`` seconds (or at once on a second signal), then SIGKILL, and the usual cleanup.
 """
 
 from __future__ import annotations
@@ -35,7 +40,7 @@ from hivectl.model.guest import GuestConfig
 from hivectl.net.ports import Port
 from hivectl.plan import Plan
 from hivectl.rcfile import atomic_write
-from hivectl.runner import lock, log
+from hivectl.runner import lock, log, ready
 from hivectl.store import GuestRef, Store
 
 STATE_FILE = "hivectl.state"
@@ -44,8 +49,13 @@ STOPPING_FILE = "hivectl.stopping"
 RESTART_FILE = "restart"  # vm-bhyve's one-shot flag: the next power-off becomes a restart
 CRASH_WINDOW = 60.0  # seconds: faults closer together than this count as one crash loop
 CRASH_LIMIT = 5  # restarts after faults within the window before giving up
-READY_FD_ENV = "HIVECTL_READY_FD"
+READY_FD_ENV = ready.FD_ENV
+CONSOLE_ENV = "HIVECTL_CONSOLE"  # "tmux" when ``start`` runs this supervisor in a tmux session
 LOADER_LOG = "loader.log"
+STOP_GRACE = 30.0  # foreground: seconds the guest gets to power off after a signal before it is forced
+FORCE_GRACE = 10.0  # then seconds after the forced power-off before the hypervisor is killed
+POLL = 0.2
+STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 
 
 @dataclass
@@ -74,6 +84,16 @@ def decide(outcome: Outcome, policy: Policy, stopping: bool, restart_flag: bool)
     return policy.on_fault == "restart"
 
 
+def exit_status(outcome: Outcome | None, stop_requested: bool) -> int:
+    """A supervisor's exit status (what ``start -f`` returns): 0 when the guest ended because it or someone
+    asked it to, 1 when it crashed, failed or never started (the hypervisor's own status is in the log)."""
+    if outcome is None:
+        return 1
+    if stop_requested:
+        return 0
+    return 0 if outcome in (Outcome.POWEROFF, Outcome.HALT, Outcome.REBOOT) else 1
+
+
 def write_state(directory: Path, state: str, pid: int | None, **extra: object) -> None:
     data = {"state": state, "pid": pid, "supervisor": os.getpid(), "updated": time.time(), **extra}
     atomic_write(directory / STATE_FILE, json.dumps(data) + "\n", 0o644)
@@ -94,16 +114,19 @@ class Supervisor:
         self.ports: list[Port] = []
         self.teardown: list[list[str]] = []
         self.child: subprocess.Popen[bytes] | None = None
-        self.ready_fd = int(os.environ.pop(READY_FD_ENV, "-1"))
+        self.ready_fd = ready.open_writer()
+        self.tmux = os.environ.pop(CONSOLE_ENV, "") == "tmux" and foreground
         self.faults: list[float] = []
+        self.signals = 0  # stop signals received (foreground only)
+        self.stop_started: float | None = None
+        self.forced_at: float | None = None
+        self.last_outcome: Outcome | None = None
 
     # -- reporting back to ``start`` ---------------------------------------------------------------------
     def report(self, message: str) -> None:
-        """Tell the waiting ``start`` how the first boot went (once), then close the pipe."""
+        """Tell the waiting ``start`` how the first boot went (once), then close the channel."""
         if self.ready_fd >= 0:
-            with contextlib.suppress(OSError):
-                os.write(self.ready_fd, (message.strip() + "\n").encode())
-                os.close(self.ready_fd)
+            ready.send(self.ready_fd, message)
             self.ready_fd = -1
 
     def log(self, message: str) -> None:
@@ -111,26 +134,31 @@ class Supervisor:
 
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self) -> int:
+        """Run the guest until it stops for good; returns :func:`exit_status`."""
+        if self.foreground:
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, self._on_signal)
         try:
             lock.acquire(self.dir, self.ref.name)
         except HivectlError as error:
             self.report(f"error: {error}")
             return 1
-        status = 1
         failure = "the guest stopped during start-up; see " + str(self.dir / log.LOG_NAME)
         try:
-            status = self._run_locked()
+            self._run_locked()
         except HivectlError as error:
             self.log(f"fatal; {error}")
             failure = str(error)
+            self.last_outcome = None
         except Exception as error:  # a supervisor must always clean up and say why
             self.log(f"fatal; internal error: {error!r}")
             failure = f"internal error: {error!r}"
+            self.last_outcome = None
         finally:
             # Cleanup comes first: when ``start`` hears back, the guest is fully stopped again.
             self.finish()
             self.report(f"error: {failure}")
-        return status
+        return exit_status(self.last_outcome, self.stop_requested())
 
     def _run_locked(self) -> int:
         log.rotate(self.dir)
@@ -158,8 +186,9 @@ class Supervisor:
         first = True
         while True:
             status, outcome = self.boot_once(config, first)
+            self.last_outcome = outcome
             first = False
-            stopping = (self.dir / STOPPING_FILE).exists()
+            stopping = self.stop_requested()
             restart_flag = (self.dir / RESTART_FILE).exists()
             (self.dir / RESTART_FILE).unlink(missing_ok=True)
             again = decide(outcome, policy, stopping, restart_flag)
@@ -212,16 +241,24 @@ class Supervisor:
             seed.apply(self.host)
         plan = self.driver.plan_boot(request)
         Plan(list(plan.prepare)).apply(self.host)
-        self.write_console(plan.console)
+        self.write_console(plan.console, config)
         if plan.loader:
+            if self.stop_requested():
+                return 0, Outcome.POWEROFF
             self.log("loader: " + " ".join(plan.loader))
             proc = self.spawn(plan.loader, plan.env, LOADER_LOG)
             write_state(self.dir, "bootloader", proc.pid, teardown=self.teardown)
-            status = proc.wait()
+            status = self.wait_child(proc, loader=True)
+            if status != 0 and self.stop_requested():
+                # ``stop``/``poweroff`` (or a signal) ended the loader: a stop, not a failed boot.
+                self.log(f"loader {plan.loader[0]} ended with status {status} by a stop request")
+                return status, Outcome.POWEROFF
             if status != 0:
                 detail = self.said(LOADER_LOG)
                 raise HivectlError(f"loader {plan.loader[0]} exited with status {status}"
                                    + (f": {detail}" if detail else f"; see {self.dir / LOADER_LOG}"))
+        if self.stop_requested():
+            return 0, Outcome.POWEROFF
         self.log("hypervisor: " + " ".join(plan.hypervisor))
         hypervisor_log = f"{self.driver.name}.log"
         proc = self.spawn(plan.hypervisor, plan.env, hypervisor_log)
@@ -232,7 +269,7 @@ class Supervisor:
         watcher = getattr(self.driver, "watch", None)
         if callable(watcher):
             watcher(self.ref, proc)
-        status = proc.wait()
+        status = self.wait_child(proc, loader=False)
         self.child = None
         if first and self.ready_fd >= 0:
             # It never got past its own start-up checks: that is a failed start, not a guest exit.
@@ -246,6 +283,51 @@ class Supervisor:
         for secret in plan.secrets:
             secret.unlink(missing_ok=True)
         return status, outcome
+
+    # -- stopping on a signal (foreground) ---------------------------------------------------------------
+    def _on_signal(self, signum: int, _frame: object) -> None:
+        """Only count: the waiting loop acts, so no process is spawned from inside a signal handler."""
+        self.signals += 1
+
+    def stop_requested(self) -> bool:
+        return self.signals > 0 or (self.dir / STOPPING_FILE).exists()
+
+    def wait_child(self, proc: subprocess.Popen[bytes], loader: bool) -> int:
+        """Wait for a loader or hypervisor, escalating a signalled stop while it does not end."""
+        while True:
+            try:
+                return proc.wait(timeout=POLL)
+            except subprocess.TimeoutExpired:
+                pass
+            if self.signals:
+                self.escalate(proc, loader)
+
+    def escalate(self, proc: subprocess.Popen[bytes], loader: bool) -> None:
+        """One step of a signalled stop: ACPI request, then forced power-off, then SIGKILL."""
+        now = time.monotonic()
+        if self.stop_started is None:
+            self.stop_started = now
+            (self.dir / STOPPING_FILE).write_text(f"{os.getpid()}\n")
+            self.log("stop signal received; shutting the guest down"
+                     + ("" if loader else f" (forced after {STOP_GRACE:g} s or a second signal)"))
+            if loader:
+                proc.terminate()  # a boot loader has no power button
+            else:
+                with contextlib.suppress(Exception):
+                    self.driver.request_shutdown(self.ref, proc.pid)
+            return
+        if self.forced_at is None and (self.signals > 1 or now - self.stop_started > STOP_GRACE):
+            self.forced_at = now
+            self.log("forcing power-off")
+            if loader:
+                proc.kill()
+            else:
+                with contextlib.suppress(Exception):
+                    self.driver.force_poweroff(self.ref, proc.pid)
+            return
+        if self.forced_at is not None and now - self.forced_at > FORCE_GRACE:
+            self.log("still running after the forced power-off; killing it")
+            proc.kill()
 
     def confirm_started(self, proc: subprocess.Popen[bytes]) -> None:
         """Report success only once the hypervisor survived its own start-up checks."""
@@ -281,7 +363,14 @@ class Supervisor:
         lines = [line for line in lines if line]
         return lines[-1] if lines else ""
 
-    def write_console(self, console: dict[str, str]) -> None:
+    def write_console(self, console: dict[str, str], config: GuestConfig) -> None:
+        """``NAME/console``; in tmux mode the first COM port is the session, on the first line (vm-bhyve)."""
+        if self.tmux:
+            from hivectl.runner import tmux
+
+            ports = config.get("comports").split() or ["com1"]
+            rest = {k: v for k, v in console.items() if k != ports[0]}
+            console = {ports[0]: tmux.PREFIX + tmux.session_name(self.ref.name), **rest}
         text = "".join(f"{k}={v}\n" for k, v in console.items())
         atomic_write(self.dir / "console", text, 0o644)
 
@@ -334,10 +423,9 @@ def adopt(host: Host, store: Store, driver: Driver, ref: GuestRef, pid: int) -> 
     lock.take_over(ref.directory, os.getpid())
     log.write(ref.directory, f"supervisor adopted running hypervisor {pid}")
     write_state(ref.directory, "running", pid, driver=driver.name, adopted=True, teardown=teardown)
-    ready_fd = int(os.environ.pop(READY_FD_ENV, "-1"))
+    ready_fd = ready.open_writer()
     if ready_fd >= 0:
-        os.write(ready_fd, f"ok {pid}\n".encode())
-        os.close(ready_fd)
+        ready.send(ready_fd, f"ok {pid}")
     while pid_alive(pid):
         time.sleep(0.5)
     log.write(ref.directory, f"adopted hypervisor {pid} exited")

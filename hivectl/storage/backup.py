@@ -645,10 +645,7 @@ def restore(store: Store, source: Path, datastore: str | None = None, name: str 
                     raise HivectlError(f"{path}: not a hivectl backup")
                 if index == 0:
                     guest = validate.name(None, "NAME", name or str(this["guest"]), "guest name")
-                    other = store.find(guest)
-                    if other is not None:
-                        raise Conflict(f"guest {guest} already exists in datastore {other.datastore.name}; "
-                                       "restore under another NAME or destroy it first")
+                    store.require_free(guest, "; restore under another NAME or destroy it first")
                     ref = GuestRef(guest, store_)
                 assert ref is not None and guest is not None
                 if this.get("kind") == "zfs":

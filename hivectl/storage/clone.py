@@ -19,7 +19,7 @@ import stat
 from pathlib import Path
 
 from hivectl import validate
-from hivectl.errors import Conflict, HivectlError
+from hivectl.errors import HivectlError
 from hivectl.ops.guests import taken_macs
 from hivectl.ops.ids import new_mac, new_uuid
 from hivectl.plan import Call, MakeDir, Plan, Run
@@ -43,9 +43,7 @@ def plan_clone(store: Store, spec: str, new: str) -> Plan:
     name, snap = zfs.split_spec(spec)
     validate.name(None, "NEW", new, "guest name")
     ref = store.get(name)
-    other = store.find(new)
-    if other is not None:
-        raise Conflict(f"guest {new} already exists in datastore {other.datastore.name}")
+    store.require_free(new)
     target = GuestRef(new, ref.datastore)
     plan = Plan()
     if ref.dataset is not None and target.dataset is not None:

@@ -29,8 +29,7 @@ from hivectl.errors import ConfigError, HivectlError, UsageError
 from hivectl.model.guest import GuestConfig, Nic
 from hivectl.ops.ids import new_mac
 from hivectl.plan import Action, Call, MakeDir, WriteFile
-from hivectl.rcfile import RcFile
-from hivectl.storage.fsutil import atomic_write_bytes
+from hivectl.rcfile import RcFile, atomic_write_bytes
 from hivectl.storage.iso9660 import build_iso
 from hivectl.store import GuestRef
 

@@ -25,9 +25,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO
 
+from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, HivectlError
 from hivectl.storage import compression, sparse
-from hivectl.storage.fsutil import file_name
 
 CHUNK = 1 << 20
 _HEX64 = re.compile(r"[0-9a-fA-F]{64}")
@@ -87,7 +87,7 @@ def url_file_name(url: str) -> str:
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise ConfigError(None, "URL", url, "expected an http:// or https:// URL")
     name = urllib.parse.unquote(parsed.path.rsplit("/", 1)[-1])
-    return file_name(None, "URL", name) if name else file_name(None, "URL", url)
+    return validate.file_name(None, "URL", name) if name else validate.file_name(None, "URL", url)
 
 
 def parse_sums(text: str, name: str, source: str) -> str:

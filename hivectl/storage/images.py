@@ -16,14 +16,13 @@ from datetime import datetime
 from pathlib import Path
 
 from hivectl import validate
-from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound, UsageError
+from hivectl.errors import ConfigError, HivectlError, NotFound, UsageError
 from hivectl.host import streams as pipes
 from hivectl.ops.ids import new_uuid
 from hivectl.plan import Call, Plan, Run, WriteFile
 from hivectl.rcfile import RcFile
 from hivectl.storage import compression
 from hivectl.storage.clone import generalise_action
-from hivectl.storage.fsutil import file_name
 from hivectl.store import GuestRef, Store
 
 SUFFIX = {"xz": ".zfs.xz", "gz": ".zfs.gz", "zst": ".zfs.zst", "none": ".zfs"}
@@ -68,7 +67,7 @@ def _manifest(store: Store, uuid: str) -> tuple[Path, RcFile, Path]:
     if not path.is_file():
         raise NotFound(f"image {uuid} does not exist (see 'hivectl image list')")
     rc = RcFile.load(path)
-    stream = file_name(path, "filename", rc.get("filename"))
+    stream = validate.file_name(path, "filename", rc.get("filename"))
     if not stream.startswith(uuid + "."):
         raise ConfigError(path, "filename", stream, f"an image's stream file must be named {uuid}.zfs[.EXT]")
     return path, rc, directory / stream
@@ -128,9 +127,7 @@ def plan_provision(store: Store, uuid: str, new: str, datastore: str = "default"
     _, rc, stream = _manifest(store, uuid)
     if not stream.is_file():
         raise NotFound(f"{stream} is missing")
-    other = store.find(new)
-    if other is not None:
-        raise Conflict(f"guest {new} already exists in datastore {other.datastore.name}")
+    store.require_free(new)
     target_store = store.datastore(datastore)
     if target_store.dataset is None:
         raise UsageError(f"datastore {target_store.name} is not on ZFS; images are provisioned into ZFS datastores")

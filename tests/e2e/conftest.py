@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tinyguest.templates import hivectl_template
+
 READY = re.compile(r"HIVECTL-GUEST-READY ip=(\S+) mac=(\S+) disks=(\S+) boot=(\S+)")
 SUBNET = "10.77.0"
 
@@ -118,34 +120,6 @@ def artifacts() -> Any:
     return tinyguest.build()
 
 
-TEMPLATE = """\
-# The tiny test guest: SeaBIOS boot from its disk (or the installer ISO), one NIC on switch 'lan'.
-loader="grub"
-cpu=1
-memory=256M
-network0_type="virtio-net"
-network0_switch="lan"
-disk0_type="virtio-blk"
-disk0_name="disk0.img"
-disk0_size="128M"
-"""
-
-DIRECT_TEMPLATE = """\
-# The tiny test guest booted directly from its kernel and initramfs (fast: no firmware, no disk boot).
-loader="grub"
-cpu=1
-memory=256M
-network0_type="virtio-net"
-network0_switch="lan"
-disk0_type="virtio-blk"
-disk0_name="disk0.img"
-disk0_size="64M"
-qemu_kernel="{kernel}"
-qemu_initrd="{initrd}"
-qemu_append="console=ttyS0,115200 quiet"
-"""
-
-
 @pytest.fixture
 def e2e(tmp_path_factory: pytest.TempPathFactory, artifacts: Any) -> Iterator[Env]:
     netns = f"hve2e-{secrets.token_hex(3)}"
@@ -163,9 +137,8 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, artifacts: Any) -> Iterator[En
     try:
         e.netns_run("ip", "link", "set", "lo", "up")
         e.ok("init")
-        (vm_dir / ".templates" / "tiny.conf").write_text(TEMPLATE)
-        (vm_dir / ".templates" / "tiny-direct.conf").write_text(
-            DIRECT_TEMPLATE.format(kernel=artifacts.vmlinux, initrd=artifacts.initramfs))
+        (vm_dir / ".templates" / "tiny.conf").write_text(hivectl_template())
+        (vm_dir / ".templates" / "tiny-direct.conf").write_text(hivectl_template(artifacts, disk_size="64M"))
         e.ok("switch", "create", "-a", f"{SUBNET}.1/24", "lan")
         yield e
     finally:

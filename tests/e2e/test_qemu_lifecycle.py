@@ -101,6 +101,7 @@ def test_guest_killed_with_sigkill_is_reported_as_crashed(e2e: Env) -> None:
     assert last["outcome"] == "killed" and last["status"] == -9
     info = json.loads(e2e.ok("info", "--json", "k1").out)
     assert info["last_exit"]["outcome"] == "killed"
+    assert info["driver"] == "qemu" and info["accelerator"] == "tcg", "info says which accelerator runs guests"
     assert not [link for link in e2e.links() if link.startswith("hv")]
 
 
