@@ -13,12 +13,16 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivectl.host.base import Host
+from hivectl.host.base import CommandFailed, Host
 from hivectl.rcfile import atomic_write
+
+RETRIES = 4
+RETRY_DELAY = 0.25
 
 
 class Action:
@@ -41,12 +45,20 @@ class Run(Action):
     command: list[str]
     undo_argv: list[str] | None = None
     input_text: str | None = None
+    retry_when: str = ""  # retry (a few times, briefly) when the command's error contains this text
 
     def argv(self) -> list[str]:
         return list(self.command)
 
     def apply(self, host: Host) -> None:
-        host.run(self.command, input_text=self.input_text)
+        for attempt in range(RETRIES + 1):
+            try:
+                host.run(self.command, input_text=self.input_text)
+                return
+            except CommandFailed as error:
+                if not self.retry_when or self.retry_when not in error.result.stderr or attempt == RETRIES:
+                    raise
+                time.sleep(RETRY_DELAY * (attempt + 1))
 
     def undo(self, host: Host) -> None:
         if self.undo_argv:

@@ -229,7 +229,9 @@ def plan_destroy(ref: GuestRef) -> Plan:
     require_stopped(ref, "destroy")
     plan = Plan()
     if ref.dataset is not None:
-        plan.add(Run(["zfs", "destroy", "-rf", ref.dataset]))
+        # A dataset whose zvols or files were closed a moment ago can still read as busy while the kernel
+        # lets go of them (GEOM on FreeBSD, FUSE on Linux): a few short retries, never a forced unmount.
+        plan.add(Run(["zfs", "destroy", "-rf", ref.dataset], retry_when="dataset is busy"))
     directory = ref.directory
     plan.add(Call(["rm", "-R", str(directory)], lambda: shutil.rmtree(directory, ignore_errors=True)))
     return plan

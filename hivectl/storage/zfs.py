@@ -69,17 +69,21 @@ def datasets(host: Host, dataset: str) -> list[str]:
 
 
 def snapshots(host: Host, dataset: str) -> list[Snapshot]:
-    """Snapshots of ``dataset`` itself (not of its children), oldest first."""
-    out = host.run(["zfs", "list", "-H", "-p", "-o", "name,creation,used", "-t", "snapshot", "-d", "1",
-                    dataset]).stdout
-    result = []
+    """Snapshots of ``dataset`` itself (not of its children), oldest first.
+
+    Read with ``zfs get -r -p`` rather than ``zfs list -p -d 1``: older ZFS (zfs-fuse on Linux) has neither
+    ``list -p`` nor exact numbers in ``list``, while ``get -H -p -r`` works the same on every ZFS.
+    """
+    out = host.run(["zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", "creation,used", dataset]).stdout
+    found: dict[str, dict[str, int]] = {}
     for line in out.splitlines():
         parts = line.split("\t")
-        if len(parts) != 3 or "@" not in parts[0]:
+        if len(parts) != 3 or parts[0].split("@", 1)[0] != dataset or "@" not in parts[0]:
             continue
-        creation = int(parts[1]) if parts[1].isdigit() else 0
-        used = int(parts[2]) if parts[2].isdigit() else 0
-        result.append(Snapshot(parts[0].split("@", 1)[1], creation, used))
+        found.setdefault(parts[0], {})[parts[1]] = int(parts[2]) if parts[2].isdigit() else 0
+    result = [Snapshot(name.split("@", 1)[1], values.get("creation", 0), values.get("used", 0))
+              for name, values in found.items()]
+    result.sort(key=lambda snap: snap.creation)
     return result
 
 

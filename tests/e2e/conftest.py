@@ -47,7 +47,10 @@ class Env:
     artifacts: Any
 
     def hivectl(self, *args: str, input_text: str | None = None, timeout: float = 120) -> Run:
-        done = subprocess.run(["ip", "netns", "exec", self.netns, sys.executable, "-m", "hivectl", *args],
+        # nsenter enters only the network namespace: ``ip netns exec`` would also give each command a mount
+        # namespace of its own, and then a dataset zfs-fuse mounts during the command stays invisible to it.
+        done = subprocess.run(["nsenter", f"--net=/run/netns/{self.netns}", "--", sys.executable, "-m", "hivectl",
+                               *args],
                               env=self.env, capture_output=True, text=True, input=input_text, timeout=timeout,
                               check=False)
         return Run(done.returncode, done.stdout, done.stderr)
@@ -120,18 +123,15 @@ def artifacts() -> Any:
     return tinyguest.build()
 
 
-@pytest.fixture
-def e2e(tmp_path_factory: pytest.TempPathFactory, artifacts: Any) -> Iterator[Env]:
+@contextlib.contextmanager
+def environment(base: Path, artifacts: Any, vm_dir: Path, vm_dir_setting: str) -> Iterator[Env]:
+    """A netns, an initialised vm_dir with the tiny templates and a switch 'lan' at 10.77.0.1/24."""
     netns = f"hve2e-{secrets.token_hex(3)}"
     subprocess.run(["ip", "netns", "add", netns], check=True)
-    # Short paths: QEMU's unix sockets live in the guest directory and must stay under 108 bytes.
-    base = Path(tmp_path_factory.mktemp("e2e", numbered=True))
-    vm_dir = base / "vm"
-    vm_dir.mkdir()
     rc = base / "rc.conf"
     rc.write_text("")
-    env = {**os.environ, "HIVECTL_VM_DIR": str(vm_dir), "HIVECTL_RC_CONF": str(rc), "HIVECTL_PLATFORM": "linux",
-           "HIVECTL_DRIVER": "qemu", "HIVECTL_QEMU_ACCEL": "tcg"}
+    env = {**os.environ, "HIVECTL_VM_DIR": vm_dir_setting, "HIVECTL_RC_CONF": str(rc),
+           "HIVECTL_PLATFORM": "linux", "HIVECTL_DRIVER": "qemu", "HIVECTL_QEMU_ACCEL": "tcg"}
     env.pop("HIVECTL_HOST_ROOT", None)
     e = Env(netns, vm_dir, env, artifacts)
     try:
@@ -147,3 +147,55 @@ def e2e(tmp_path_factory: pytest.TempPathFactory, artifacts: Any) -> Iterator[En
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, 9)
         subprocess.run(["ip", "netns", "delete", netns], check=False)
+
+
+@pytest.fixture
+def e2e(tmp_path_factory: pytest.TempPathFactory, artifacts: Any) -> Iterator[Env]:
+    # Short paths: QEMU's unix sockets live in the guest directory and must stay under 108 bytes.
+    base = Path(tmp_path_factory.mktemp("e2e", numbered=True))
+    vm_dir = base / "vm"
+    vm_dir.mkdir()
+    with environment(base, artifacts, vm_dir, str(vm_dir)) as e:
+        yield e
+
+
+def zfs_ready() -> bool:
+    return subprocess.run(["zpool", "list", "-H"], capture_output=True, check=False).returncode == 0
+
+
+@pytest.fixture
+def e2e_zfs(tmp_path_factory: pytest.TempPathFactory, artifacts: Any) -> Iterator[Env]:
+    """Like ``e2e``, with vm_dir on a real ZFS dataset (zfs-fuse: datasets, snapshots, clones; no zvols).
+
+    The pool lives in a sparse file of the test's own; the zfs-fuse daemon is started when it is not
+    running and stopped again if this fixture started it.
+    """
+    base = Path(tmp_path_factory.mktemp("zfs", numbered=True))
+    daemon = None
+    if not zfs_ready():
+        running = subprocess.run(["pgrep", "-x", "zfs-fuse"], capture_output=True, check=False).returncode == 0
+        if not running:  # a daemon that was killed leaves its socket behind, and a new one cannot bind it
+            Path("/var/run/zfs_socket").unlink(missing_ok=True)
+        log = open(base / "zfs-fuse.log", "wb")  # noqa: SIM115 - closed with the daemon
+        daemon = subprocess.Popen(["zfs-fuse", "--no-daemon"], stdout=log, stderr=log)
+        deadline = time.monotonic() + 30
+        while not zfs_ready():
+            assert daemon.poll() is None, f"zfs-fuse exited: {(base / 'zfs-fuse.log').read_text(errors='replace')}"
+            assert time.monotonic() < deadline, "zfs-fuse did not come up within 30 s"
+            time.sleep(0.2)
+    pool = f"hve2e{secrets.token_hex(3)}"
+    image = base / "pool.img"
+    with open(image, "wb") as handle:
+        handle.truncate(1 << 30)
+    mountpoint = base / "p"
+    try:
+        subprocess.run(["zpool", "create", "-m", str(mountpoint), pool, str(image)], check=True, capture_output=True)
+        subprocess.run(["zfs", "create", f"{pool}/vm"], check=True)
+        with environment(base, artifacts, mountpoint / "vm", f"zfs:{pool}/vm") as e:
+            e.pool = pool  # type: ignore[attr-defined]
+            yield e
+    finally:
+        subprocess.run(["zpool", "destroy", "-f", pool], capture_output=True, check=False)
+        if daemon is not None:
+            daemon.terminate()
+            daemon.wait(10)

@@ -107,7 +107,14 @@ class QemuDriver(Driver):
         return problems
 
     def _interface_exists(self, name: str) -> bool:
-        return Path(str(self.host.root).rstrip("/") + f"/sys/class/net/{name}").exists()
+        """Asked of the kernel for this process's network namespace (sysfs may show another one)."""
+        import socket
+
+        try:
+            socket.if_nametoindex(name)
+        except OSError:
+            return False
+        return True
 
     def missing_ports(self, ports: list[Port]) -> list[str]:
         """Interfaces among ``ports`` that do not exist (for a check after port setup)."""
