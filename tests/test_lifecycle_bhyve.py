@@ -189,3 +189,34 @@ def test_dry_run_start_prints_accepted_commands(host: Any) -> None:
     assert bhyve[0] == "bhyve" and bhyve[-1] == "g1"
     assert any(line[0] == "bhyveload" for line in lines)
     assert bhyve_pid(host, "g1") is None and taps(host) == [], "dry run started nothing"
+
+
+def test_guest_with_nics_on_three_switch_types(host: Any) -> None:
+    host.add_interface("em1")
+    assert host.run(["ifconfig", "bridge7", "create"]).returncode == 0  # an rc.conf bridge for a manual switch
+    for args in (["-i", "em1", "-n", "100", "-m", "9000", "tagged"], ["-t", "manual", "-b", "bridge7", "office"]):
+        result = hivectl("switch", "create", *args)
+        assert result.status == 0, result.err
+    make_guest(host, network1_type="virtio-net", network1_switch="tagged", network2_type="e1000",
+               network2_switch="office")
+    result = hivectl("start", "g1")
+    assert result.status == 0, result.err
+    wait_for(lambda: bhyve_pid(host, "g1"))
+    interfaces = host.interfaces()
+    by_nic = {int(i["description"].split("/")[2]): name for name, i in interfaces.items()
+              if name.startswith("tap") and i.get("description", "").startswith("vmnet/g1/")}
+    assert sorted(by_nic) == [0, 1, 2]
+
+    def members(bridge: str) -> list[str]:
+        return [m["name"] for m in interfaces[bridge]["members"]]
+
+    assert by_nic[0] in members("vm-public")
+    assert by_nic[1] in members("vm-tagged") and "em1.100" in members("vm-tagged"), "VLAN child on the uplink"
+    assert interfaces[by_nic[1]]["mtu"] == 9000, "the tap takes the switch's MTU"
+    assert by_nic[2] in members("bridge7")
+    log = (host.vm_dir / "g1" / "vm-bhyve.log").read_text()
+    bhyve_line = next(line for line in log.splitlines() if "hypervisor: bhyve " in line)
+    assert f",e1000,{by_nic[2]}," in bhyve_line and f",virtio-net,{by_nic[1]}," in bhyve_line
+    assert hivectl("stop", "--timeout", "10", "g1").status == 0
+    assert taps(host) == [], "stop leaves no tap behind"
+    assert "bridge7" in host.interfaces(), "the administrator's bridge stays"
