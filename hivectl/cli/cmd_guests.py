@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -146,7 +147,8 @@ def run_configure(ctx: Context, args: argparse.Namespace) -> int:
         with os.fdopen(fd, "w") as handle:
             handle.write(original)
         while True:
-            status = subprocess.call([editor, str(tmp)])
+            # Split like a shell word list (EDITOR="emacs -nw" works, as in vm-bhyve) but never run a shell.
+            status = subprocess.call([*shlex.split(editor), str(tmp)])
             if status != 0:
                 raise HivectlError(f"{editor} exited with status {status}; {ref.conf_path} is unchanged")
             text = tmp.read_text()

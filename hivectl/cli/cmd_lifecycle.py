@@ -91,7 +91,11 @@ def _start(ctx: Context, names: list[str], install: Path | None, foreground: boo
 
         ref = ctx.store.get(names[0])
         sys.stdout.flush()
-        return Supervisor(ctx.host, ctx.store, _driver(ctx), ref, install, foreground=True).run()
+        supervisor = Supervisor(ctx.host, ctx.store, _driver(ctx), ref, install, foreground=True)
+        status = supervisor.run()
+        if supervisor.failure:
+            sys.stderr.write(f"hivectl: {ref.name}: {supervisor.failure}\n")
+        return status
     console = control.console_mode(ctx.store)
     failures = 0
     for index, name in enumerate(names):

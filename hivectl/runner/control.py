@@ -28,7 +28,6 @@ from hivectl.store import GuestRef, Store
 
 START_TIMEOUT = 60.0
 REBOOT_TIMEOUT = 60.0  # restart/reset: how long the next boot may take to reach its hypervisor
-CONSOLE_MODES = ("nmdm", "tmux")
 
 
 @dataclass

@@ -121,6 +121,7 @@ class Supervisor:
         self.stop_started: float | None = None
         self.forced_at: float | None = None
         self.last_outcome: Outcome | None = None
+        self.failure: str | None = None  # why the run failed, for a foreground caller to print
 
     # -- reporting back to ``start`` ---------------------------------------------------------------------
     def report(self, message: str) -> None:
@@ -141,6 +142,7 @@ class Supervisor:
         try:
             lock.acquire(self.dir, self.ref.name)
         except HivectlError as error:
+            self.failure = str(error)
             self.report(f"error: {error}")
             return 1
         failure = "the guest stopped during start-up; see " + str(self.dir / log.LOG_NAME)
@@ -148,11 +150,11 @@ class Supervisor:
             self._run_locked()
         except HivectlError as error:
             self.log(f"fatal; {error}")
-            failure = str(error)
+            failure = self.failure = str(error)
             self.last_outcome = None
         except Exception as error:  # a supervisor must always clean up and say why
             self.log(f"fatal; internal error: {error!r}")
-            failure = f"internal error: {error!r}"
+            failure = self.failure = f"internal error: {error!r}"
             self.last_outcome = None
         finally:
             # Cleanup comes first: when ``start`` hears back, the guest is fully stopped again.
@@ -448,14 +450,23 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--driver")
     parser.add_argument("name")
     args = parser.parse_args(argv)
-    ctx = Context(args.driver)
-    ref = ctx.store.get(args.name)
-    driver = get_driver(ctx.driver, ctx.host, ctx.store)
     if not args.foreground:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    if args.adopt:
-        return adopt(ctx.host, ctx.store, driver, ref, args.adopt)
-    return Supervisor(ctx.host, ctx.store, driver, ref, args.install, args.foreground).run()
+    try:
+        ctx = Context(args.driver)
+        ref = ctx.store.get(args.name)
+        driver = get_driver(ctx.driver, ctx.host, ctx.store)
+        if args.adopt:
+            return adopt(ctx.host, ctx.store, driver, ref, args.adopt)
+        supervisor = Supervisor(ctx.host, ctx.store, driver, ref, args.install, args.foreground)
+    except HivectlError as error:
+        # Before the supervisor took over the answer channel: answer here, or ``start`` only sees silence.
+        fd = ready.open_writer()
+        if fd >= 0:
+            ready.send(fd, f"error: {error}")
+        sys.stderr.write(f"hivectl supervisor: {error}\n")
+        return 1
+    return supervisor.run()
 
 
 if __name__ == "__main__":
