@@ -75,14 +75,14 @@ class HostSettings:
         return self._positions.get(name)
 
 
-def load_settings() -> HostSettings:
+def load_settings(vm_dir_override: str | None = None) -> HostSettings:
     """Read the settings; an unset ``vm_dir`` is an error that says where to set it."""
     values: dict[str, str] = {}
     sources = rc_files()
     for path in sources:
         values.update(read_shell_assignments(path))
     source = " + ".join(str(p) for p in sources)
-    vm_dir = os.environ.get("HIVECTL_VM_DIR") or values.get("vm_dir", "")
+    vm_dir = vm_dir_override or os.environ.get("HIVECTL_VM_DIR") or values.get("vm_dir", "")
     if not vm_dir:
         raise HivectlError(f"vm_dir is not set: set it in {sources[0]} (vm_dir=\"/vm\" or "
                            "vm_dir=\"zfs:pool/vm\") or export HIVECTL_VM_DIR")

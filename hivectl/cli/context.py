@@ -14,8 +14,9 @@ from hivectl.store import Store
 class Context:
     """Settings, host and store for one invocation; also where plans are applied or printed."""
 
-    def __init__(self, driver: str | None = None) -> None:
+    def __init__(self, driver: str | None = None, vm_dir: str | None = None) -> None:
         self.driver_option = driver
+        self.vm_dir_option = vm_dir
 
     @cached_property
     def host(self) -> Host:
@@ -25,7 +26,7 @@ class Context:
 
     @cached_property
     def settings(self) -> HostSettings:
-        return load_settings()
+        return load_settings(self.vm_dir_option)
 
     @cached_property
     def store(self) -> Store:
