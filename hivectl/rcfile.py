@@ -26,6 +26,7 @@ from pathlib import Path
 from hivectl.errors import ConfigError
 
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
+SECRET_KEYS = ("vnc_password",)  # keys whose value must not be readable by other local users
 _FORBIDDEN_IN_VALUES = {'"': "a double quote", "#": "'#'", "\n": "a newline", "\r": "a carriage return",
                         "\0": "a NUL byte"}
 
@@ -86,13 +87,24 @@ def check_key(path: Path | str | None, key: str) -> None:
         raise ConfigError(path, key, "", "keys must start with a-z and contain only letters, digits and '_'")
 
 
-def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
+def holds_secret(text: str) -> bool:
+    """True when ``text`` (a vm-bhyve config file) sets a key whose value is a secret (``vnc_password``)."""
+    if not any(key in text for key in SECRET_KEYS):
+        return False
+    values = parse_text(text)
+    return any(values.get(key) for key in SECRET_KEYS)
+
+
+def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, private: bool = False) -> None:
     """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync the directory.
 
-    The mode of an existing file is kept (an administrator may have tightened it).
+    The mode of an existing file is kept (an administrator may have tightened it). ``private`` takes the
+    group and other bits away from whichever mode applies: the file holds a secret.
     """
     with contextlib.suppress(FileNotFoundError):
         mode = os.stat(path).st_mode & 0o7777
+    if private:
+        mode &= ~0o077
     directory = path.parent
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
     try:
@@ -114,8 +126,14 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644) -> None:
 
 
 def atomic_write(path: Path, data: str, mode: int = 0o644) -> None:
-    """``atomic_write_bytes`` for text (UTF-8; undecodable bytes read from a file round-trip unchanged)."""
-    atomic_write_bytes(path, data.encode("utf-8", errors="surrogateescape"), mode)
+    """``atomic_write_bytes`` for text (UTF-8; undecodable bytes read from a file round-trip unchanged).
+
+    A config that sets ``vnc_password`` is written readable by its owner only, whatever the mode asked for
+    or found: guest configs are made from templates, rewritten by ``configure``, ``add`` and sysrc-style
+    edits, and every one of those writes comes through here, so none can leave the password readable by
+    every local user (vm-bhyve leaves it to the umask, vm-bhyve.md §6.3).
+    """
+    atomic_write_bytes(path, data.encode("utf-8", errors="surrogateescape"), mode, holds_secret(data))
 
 
 class RcFile:

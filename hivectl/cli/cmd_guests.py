@@ -141,14 +141,24 @@ def run_configure(ctx: Context, args: argparse.Namespace) -> int:
     ref = ctx.store.get(args.name)
     original = ref.conf_path.read_text()
     editor = os.environ.get("EDITOR") or os.environ.get("VISUAL") or "vi"
+    try:
+        # Split like a shell word list (EDITOR="emacs -nw" works, as in vm-bhyve) but never run a shell.
+        editor_argv = shlex.split(editor)
+    except ValueError as error:
+        raise HivectlError(f"EDITOR={editor!r} cannot be split into words: {error}") from None
+    if not editor_argv:
+        raise HivectlError("EDITOR is blank; set it to an editor command such as vi")
     fd, tmp_name = tempfile.mkstemp(prefix=f"{ref.name}.", suffix=".conf")
     tmp = Path(tmp_name)
     try:
         with os.fdopen(fd, "w") as handle:
             handle.write(original)
         while True:
-            # Split like a shell word list (EDITOR="emacs -nw" works, as in vm-bhyve) but never run a shell.
-            status = subprocess.call([*shlex.split(editor), str(tmp)])
+            try:
+                status = subprocess.call([*editor_argv, str(tmp)])
+            except OSError as error:
+                raise HivectlError(f"cannot run the editor {editor_argv[0]} (EDITOR={editor!r}): "
+                                   f"{error.strerror}; {ref.conf_path} is unchanged") from None
             if status != 0:
                 raise HivectlError(f"{editor} exited with status {status}; {ref.conf_path} is unchanged")
             text = tmp.read_text()

@@ -152,7 +152,8 @@ def run_install(ctx: Context, args: argparse.Namespace) -> int:
 def configure_stop(p: argparse.ArgumentParser) -> None:
     p.description = """\
 Stop guests: press the ACPI power button of each (all at once), wait up to --timeout seconds for them to
-power off, then force the power off, then kill what is left. Returns when every guest has stopped."""
+power off, then force the power off, then kill what is left. Returns when every guest has stopped. A
+guest that is not running is reported (exit status 1); the others are still stopped."""
     p.add_argument("--timeout", type=float, default=STOP_TIMEOUT, metavar="S",
                    help=f"seconds to wait for the guest to shut down (default {STOP_TIMEOUT:g})")
     p.add_argument("names", nargs="+", metavar="NAME")
@@ -166,13 +167,23 @@ def _check_timeout(value: float) -> float:
 
 def run_stop(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.runner import control
+    from hivectl.runtime import guest_state
 
     timeout = _check_timeout(args.timeout)
     refs = [ctx.store.get(n) for n in args.names]
-    notes = control.stop(ctx.host, _driver(ctx), refs, timeout)
+    # A guest that is not running is reported (exit 1) but does not keep the others from being stopped
+    # the whole way, escalation included: vm-bhyve warns about it and goes on with the rest too.
+    running = []
+    for ref in refs:
+        state = guest_state(ref.directory, ref.name)
+        if state.running:
+            running.append(ref)
+        else:
+            sys.stderr.write(f"hivectl: {ref.name} is not running ({state.label()})\n")
+    notes = control.stop(ctx.host, _driver(ctx), running, timeout, only_running=True) if running else []
     for note in notes:
         sys.stderr.write(f"hivectl: {note}\n")
-    return 0
+    return 0 if len(running) == len(refs) else 1
 
 
 def configure_restart(p: argparse.ArgumentParser) -> None:
@@ -280,7 +291,7 @@ def run_stopall(ctx: Context, args: argparse.Namespace) -> int:
 
     timeout = _check_timeout(args.timeout)
     refs = control.running_guests(ctx.store)
-    for note in control.stop(ctx.host, _driver(ctx), refs, timeout) if refs else []:
+    for note in control.stop(ctx.host, _driver(ctx), refs, timeout, only_running=True) if refs else []:
         sys.stderr.write(f"hivectl: {note}\n")
     return 0
 

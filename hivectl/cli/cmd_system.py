@@ -49,9 +49,11 @@ def configure_set(p: argparse.ArgumentParser) -> None:
     p.description = """\
 Change system settings in vm_dir/.config/system.conf:
   console=nmdm|tmux     how 'console' attaches to guests
-  compress=COMMAND      compressor for 'image create'
-  decompress=COMMAND    decompressor for 'image provision'
-  suspend=yes|no        allow suspend (needs a bhyve built with BHYVE_SNAPSHOT)"""
+  compress=COMMAND      vm-bhyve's compressor for 'image create'
+  decompress=COMMAND    vm-bhyve's decompressor for 'image provision'
+  suspend=yes|no        vm-bhyve's switch for suspend (needs a bhyve built with BHYVE_SNAPSHOT)
+compress, decompress and suspend are kept for vm-bhyve sharing this vm_dir; hivectl itself never runs a
+compress or decompress command (it compresses in-process: 'image create --compress') and does not suspend."""
     p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     p.add_argument("assignments", nargs="+", metavar="SETTING=VALUE")
 

@@ -135,7 +135,22 @@ def main(argv: Sequence[str] | None = None) -> int:
         sys.stderr.write(f"{PROG}: {error}\n")
         return error.exit_status
     except KeyboardInterrupt:
+        # 1, not the shell's 130: the exit status contract is 0, 1 or 2 (the interrupted command failed).
         sys.stderr.write(f"{PROG}: interrupted\n")
-        return 130
+        return 1
     except BrokenPipeError:
         return 1
+    except OSError as error:
+        # A file the command needed could not be read or written (missing, not a directory, disk full,
+        # permission): one line naming the file, not a traceback.
+        sys.stderr.write(f"{PROG}: {_os_error(error)}\n")
+        return 1
+
+
+def _os_error(error: OSError) -> str:
+    """``PATH: reason`` (``PATH -> OTHER: reason`` for a rename) as the C library says it."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return reason
+    where = str(error.filename) + (f" -> {error.filename2}" if error.filename2 is not None else "")
+    return f"{where}: {reason}"

@@ -24,6 +24,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("datastore", "hivectl.cli.cmd_system", "list, add and remove datastores", "host"),
     Command("template", "hivectl.cli.cmd_system", "list and show guest templates", "host"),
     Command("version", "hivectl.cli.cmd_system", "print the version", "host"),
+    Command("passthru", "hivectl.cli.cmd_extra", "list PCI devices and which are ready for passthrough", "host"),
     Command("create", "hivectl.cli.cmd_guests", "create a guest from a template", "guests"),
     Command("list", "hivectl.cli.cmd_guests", "list guests and their state", "guests"),
     Command("info", "hivectl.cli.cmd_guests", "show everything about guests", "guests"),
@@ -32,6 +33,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("rename", "hivectl.cli.cmd_guests", "rename a stopped guest", "guests"),
     Command("destroy", "hivectl.cli.cmd_guests", "remove a stopped guest and its disks", "guests"),
     Command("add", "hivectl.cli.cmd_guests", "add a disk or a network interface to a guest", "guests"),
+    Command("tags", "hivectl.cli.cmd_extra", "add, remove, list and find guest tags", "guests"),
     Command("disk", "hivectl.cli.cmd_storage", "list a guest's disks or grow one", "storage"),
     Command("snapshot", "hivectl.cli.cmd_storage", "take a ZFS snapshot of a guest", "storage"),
     Command("rollback", "hivectl.cli.cmd_storage", "roll a guest back to a ZFS snapshot", "storage"),
@@ -51,5 +53,6 @@ COMMANDS: tuple[Command, ...] = (
     Command("console", "hivectl.cli.cmd_lifecycle", "attach to a guest's serial console", "run"),
     Command("startall", "hivectl.cli.cmd_lifecycle", "start the guests in vm_list, in order", "run"),
     Command("stopall", "hivectl.cli.cmd_lifecycle", "stop every running guest", "run"),
+    Command("autostart", "hivectl.cli.cmd_extra", "choose the guests that start at boot, and their order", "run"),
     Command("switch", "hivectl.cli.cmd_switch", "virtual switches, NAT, DHCP and port forwards", "network"),
 )

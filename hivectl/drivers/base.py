@@ -43,6 +43,18 @@ def is_fatal(problem: str) -> bool:
     return bool(getattr(problem, "fatal", True))
 
 
+def unsupported_keys(config: GuestConfig) -> list[str]:
+    """Warnings for vm-bhyve keys the config sets that hivectl does not act on (``prestart``, ``limit_*``...).
+
+    The guest still starts, but without what vm-bhyve would have done for these keys; saying so at every
+    start (in the log, and on ``start --dry-run``) beats a limit or hook that silently never applies.
+    """
+    from hivectl.model.keys import UNSUPPORTED
+
+    return [Problem(f"{config.path}: {key}={config.values[key]!r} is not supported by hivectl and is ignored",
+                    "warning") for key in UNSUPPORTED if config.values.get(key)]
+
+
 class Outcome(Enum):
     """What a hypervisor exit means (bhyve(8): 0 reset, 1 poweroff, 2 halt, 3 triple fault, 4 error)."""
 

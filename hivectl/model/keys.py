@@ -238,13 +238,13 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("grub_run_file", _any, "name of the guest's grub.cfg"),
     KeySpec("zfs_dataset_opts", _zfs_opts, "properties for the guest dataset (ZFS datastores)"),
     KeySpec("zfs_zvol_opts", _zfs_opts, "properties for zvol disks"),
-    KeySpec("prestart", _path, "program run before every boot"),
-    KeySpec("priority", _int(0, 20), "nice value of the bhyve process"),
-    KeySpec("limit_pcpu", _int(1, 100000), "rctl: CPU percent limit"),
-    KeySpec("limit_rbps", _any, "rctl: read bytes per second"),
-    KeySpec("limit_wbps", _any, "rctl: write bytes per second"),
-    KeySpec("limit_riops", _any, "rctl: read operations per second"),
-    KeySpec("limit_wiops", _any, "rctl: write operations per second"),
+    KeySpec("prestart", _path, "vm-bhyve: program run before every boot (not supported: ignored, with a warning)"),
+    KeySpec("priority", _int(0, 20), "vm-bhyve: nice value of bhyve (not supported: ignored, with a warning)"),
+    KeySpec("limit_pcpu", _int(1, 100000), "vm-bhyve rctl CPU percent limit (not supported: ignored, with a warning)"),
+    KeySpec("limit_rbps", _any, "vm-bhyve rctl read bytes/s (not supported: ignored, with a warning)"),
+    KeySpec("limit_wbps", _any, "vm-bhyve rctl write bytes/s (not supported: ignored, with a warning)"),
+    KeySpec("limit_riops", _any, "vm-bhyve rctl read operations/s (not supported: ignored, with a warning)"),
+    KeySpec("limit_wiops", _any, "vm-bhyve rctl write operations/s (not supported: ignored, with a warning)"),
     KeySpec("on_restart", _choice("restart", "stop", "shutdown"), "what a guest reboot does", "restart"),
     KeySpec("on_fault", _choice("restart", "stop", "shutdown"), "what a crash (exit 3 and up) does",
             "shutdown"),
@@ -264,6 +264,10 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("qemu_initrd", _path, "qemu driver only: initrd for qemu_kernel (-initrd)", hivectl=True),
     KeySpec("qemu_append", _any, "qemu driver only: kernel command line for qemu_kernel (-append)", hivectl=True),
 )
+
+# vm-bhyve keys that are read and validated (so configs round-trip and stay valid) but have no effect yet:
+# starting a guest that sets one logs a warning instead of silently doing less than vm-bhyve did.
+UNSUPPORTED = ("prestart", "priority", "limit_pcpu", "limit_rbps", "limit_wbps", "limit_riops", "limit_wiops")
 
 _EXACT = {spec.pattern: spec for spec in KEYS if "N" not in spec.pattern}
 _NUMBERED = [(re.compile(re.escape(spec.pattern).replace("N", "([0-9]+)", 1)), spec)

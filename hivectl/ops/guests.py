@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl import validate
-from hivectl.errors import Conflict, HivectlError, UsageError
+from hivectl.errors import ConfigError, Conflict, HivectlError, UsageError
 from hivectl.model.guest import GuestConfig
 from hivectl.ops.ids import new_mac, new_uuid
 from hivectl.plan import Action, Call, MakeDir, Plan, Run, SparseFile, WriteFile
@@ -53,6 +53,12 @@ def disk_plan(ref: GuestRef, index: int, dev: str, disk_name: str, size_text: st
         volume = f"{ref.dataset}/{disk_name}"
         return [Run([*argv, volume], undo_argv=["zfs", "destroy", "-r", volume])]
     if dev == "file":
+        if disk_name.startswith("/") or ".." in disk_name.split("/"):
+            # The bhyve driver refuses such a disk at start; made here, it would land outside the guest's
+            # directory, where 'destroy' never removes it.
+            raise ConfigError(source, f"disk{index}_name", disk_name, "a file disk is a name inside the guest "
+                                                                       "directory; use diskN_dev=custom for a "
+                                                                       "path elsewhere")
         return [SparseFile(ref.directory / disk_name, size, size_text)]
     return []
 

@@ -56,11 +56,18 @@ def _scan(directory: str) -> Iterator[tuple[str, str]]:
     except FileNotFoundError:
         return
     for name in names:
+        path = f"{directory}/{name}/{name}.conf"
         try:
-            with open(f"{directory}/{name}/{name}.conf", encoding="utf-8", errors="surrogateescape") as handle:
+            with open(path, encoding="utf-8", errors="surrogateescape") as handle:
                 yield name, handle.read()
         except (FileNotFoundError, NotADirectoryError):
             continue
+        except PermissionError:
+            # A config only root may read (one holding a vnc_password is 0600): a non-root ``list`` still
+            # shows the guest and its state, without the values it cannot read. (A directory it cannot
+            # even look into, such as lost+found, is not known to be a guest and is skipped.)
+            if os.path.exists(path):
+                yield name, ""
 
 
 def list_guests(store: Store, running_only: bool = False, tag: str | None = None) -> list[Row]:

@@ -23,7 +23,7 @@ from hivectl.drivers.base import Driver
 from hivectl.errors import Conflict, HivectlError
 from hivectl.host.base import Host
 from hivectl.runner import ready, supervisor, tmux
-from hivectl.runtime import GuestState, guest_state, pid_alive
+from hivectl.runtime import GuestState, guest_state, pid_alive, read_state
 from hivectl.store import GuestRef, Store
 
 START_TIMEOUT = 60.0
@@ -151,15 +151,30 @@ def request_stop(driver: Driver, ref: GuestRef) -> None:
         driver.request_shutdown(ref, state.pid)
 
 
-def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force_after: float = 10.0) -> list[str]:
+def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force_after: float = 10.0,
+         only_running: bool = False) -> list[str]:
     """ACPI shutdown for all guests at once, wait up to ``timeout``, then force power-off, then kill.
 
-    Returns messages describing escalations (empty when every guest shut down cleanly).
+    A guest that is not running is a ``Conflict``, raised before any guest is touched (so an error never
+    leaves the others half-stopped); with ``only_running`` such guests are skipped instead (``stopall``,
+    and callers that already reported them). Returns messages describing escalations (empty when every
+    guest shut down cleanly).
     """
     notes: list[str] = []
+    asked: list[GuestRef] = []
+    orphans: list[GuestRef] = []
+    if not only_running:
+        for ref in refs:
+            running_state(ref)
     for ref in refs:
-        request_stop(driver, ref)
-    pending = wait_stopped(refs, timeout)
+        try:
+            if running_state(ref).supervisor is None:
+                orphans.append(ref)
+            request_stop(driver, ref)
+        except Conflict:
+            continue  # it stopped meanwhile: nothing to do, and no reason to leave the others half-stopped
+        asked.append(ref)
+    pending = wait_stopped(asked, timeout)
     for ref in pending:
         notes.append(f"{ref.name}: did not power off within {timeout:g} s; forcing power-off")
         force_off(driver, ref)
@@ -167,7 +182,20 @@ def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force
     for ref in pending:
         notes.append(f"{ref.name}: still running after forced power-off; killing it")
         kill(host, driver, ref)
+    for ref in orphans:
+        reap_orphan(host, driver, ref)
     return notes
+
+
+def reap_orphan(host: Host, driver: Driver, ref: GuestRef) -> None:
+    """Clean up after a guest that stopped while no supervisor watched it (its supervisor was killed).
+
+    Its supervisor would have removed the taps, ``/dev/vmm/NAME``, the state files and the lock; without
+    this they stay behind and the guest shows as ``Locked (host, stale)``. Only a lock still there (and no
+    longer running) is cleaned, so a guest some other cleanup already handled is left alone.
+    """
+    if (ref.directory / "run.lock").exists() and not guest_state(ref.directory, ref.name).running:
+        supervisor.cleanup(host, driver, ref, supervisor.recorded_teardown(ref.directory))
 
 
 def force_off(driver: Driver, ref: GuestRef) -> None:
@@ -214,10 +242,20 @@ def wait_rebooted(ref: GuestRef, old_pid: int | None, timeout: float) -> GuestSt
         time.sleep(0.1)
 
 
-def _not_in_loader(ref: GuestRef, state: GuestState, what: str) -> None:
+def _can_reboot(ref: GuestRef, state: GuestState, what: str, in_place: bool = False) -> None:
+    """Refuse a restart or reset that would only stop the guest: nothing would boot it again (unless the
+    hypervisor reboots it ``in_place``)."""
     if state.state == "Bootloader":
         raise Conflict(f"{ref.name} is still in its boot loader, which cannot {what}; try again once it "
                        "runs, or use poweroff")
+    if in_place:
+        return
+    if state.supervisor is None:
+        raise Conflict(f"{ref.name} runs without its supervisor (it was killed), so nothing would boot it "
+                       "again; use stop, then start")
+    if read_state(ref.directory).get("adopted"):
+        raise Conflict(f"{ref.name} was adopted after its supervisor died, and an adopting supervisor only "
+                       "watches the guest until it stops; use stop, then start")
 
 
 def restart(driver: Driver, ref: GuestRef, timeout: float, force_after: float = 10.0) -> tuple[GuestState, list[str]]:
@@ -226,7 +264,7 @@ def restart(driver: Driver, ref: GuestRef, timeout: float, force_after: float = 
     flag turns that power-off into a restart too), and the call returns once the new boot runs.
     """
     state = running_state(ref)
-    _not_in_loader(ref, state, "shut down through ACPI")
+    _can_reboot(ref, state, "shut down through ACPI")
     notes: list[str] = []
     (ref.directory / supervisor.RESTART_FILE).write_text("")
     if state.pid:
@@ -244,9 +282,10 @@ def restart(driver: Driver, ref: GuestRef, timeout: float, force_after: float = 
 def reset(driver: Driver, ref: GuestRef, timeout: float = REBOOT_TIMEOUT) -> GuestState:
     """The reset button; returns once the next boot runs (or the guest stopped, with on_restart=stop)."""
     state = running_state(ref)
-    _not_in_loader(ref, state, "be reset")
+    in_place = driver.reboots_in_place(ref.config())
+    _can_reboot(ref, state, "be reset", in_place)
     driver.force_reset(ref, state.pid)
-    if driver.reboots_in_place(ref.config()):
+    if in_place:
         return guest_state(ref.directory, ref.name)
     after = wait_rebooted(ref, state.pid, timeout)
     if after is None:
@@ -257,10 +296,13 @@ def reset(driver: Driver, ref: GuestRef, timeout: float = REBOOT_TIMEOUT) -> Gue
 
 def poweroff(driver: Driver, ref: GuestRef, timeout: float = 10.0) -> bool:
     """Pull the plug (also in the boot loader stage, where vm-bhyve cannot: churchers#466)."""
-    running_state(ref)
+    orphan = running_state(ref).supervisor is None
     mark_stopping(ref)
     force_off(driver, ref)
-    return not wait_stopped([ref], timeout)
+    stopped = not wait_stopped([ref], timeout)
+    if stopped and orphan:
+        reap_orphan(driver.host, driver, ref)
+    return stopped
 
 
 def startall(store: Store, driver: str, delay: float, console: str = "nmdm") -> tuple[list[Started], list[str]]:

@@ -164,6 +164,7 @@ class Supervisor:
 
     def _run_locked(self) -> int:
         log.rotate(self.dir)
+        self.check_saved_state()
         config = self.ensure_identity(self.ref.config())
         config.check()
         problems = self.driver.preflight(self.ref, config)
@@ -209,6 +210,25 @@ class Supervisor:
                 self.log(f"waiting {delay:g} s before restarting")
                 time.sleep(delay)
             config = self.ref.config()  # a restart picks up configuration changes (vm-bhyve does not)
+
+    def check_saved_state(self) -> None:
+        """A suspended guest (``NAME.save``, from vm-bhyve) is never booted afresh where vm-bhyve would resume it.
+
+        vm-bhyve resumes from the file when ``suspend=yes`` is set in system.conf and boots afresh otherwise.
+        hivectl cannot resume; booting afresh where vm-bhyve would resume would leave a memory image that no
+        longer matches the disks, which vm-bhyve would resume later, corrupting them.
+        """
+        from hivectl.validate import yesno
+
+        save = self.dir / f"{self.ref.name}.save"
+        if not save.exists():
+            return
+        if yesno(self.store.system().get("suspend")):
+            raise HivectlError(f"{self.ref.name} is suspended ({save}) and hivectl cannot resume saved state: resume "
+                               f"it with vm-bhyve, or discard the saved state (vm discard {self.ref.name}) to boot "
+                               "it afresh")
+        self.log(f"warning: {save} exists but suspend is not enabled in system.conf: booting afresh, as vm-bhyve "
+                 "does")
 
     def ensure_identity(self, config: GuestConfig) -> GuestConfig:
         """Give a guest without uuid or NIC MACs (a clone, a hand-written config) stable ones, persisted.
@@ -402,7 +422,8 @@ def cleanup(host: Host, driver: Driver, ref: GuestRef, teardown: list[list[str]]
     for action in driver.cleanup(ref):
         with contextlib.suppress(Exception):
             action.apply(host)
-    for name in ("console", STATE_FILE, STOPPING_FILE):
+    # ``restart`` too: a flag a run did not consume (its supervisor died) must not restart the next run.
+    for name in ("console", STATE_FILE, STOPPING_FILE, RESTART_FILE):
         (ref.directory / name).unlink(missing_ok=True)
     lock.release(ref.directory)
 

@@ -101,13 +101,23 @@ def _open_tar(raw: IO[bytes]) -> tuple[tarfile.TarFile, IO[bytes]]:
 def read_header(path: Path) -> dict[str, Any]:
     """The ``hivectl-backup.json`` of a backup file (only its first blocks are decompressed)."""
     with open(path, "rb") as raw:
-        tar, _ = _open_tar(raw)
-        member = tar.next()
-        if member is None or member.name != MANIFEST:
-            raise HivectlError(f"{path}: not a hivectl backup ({MANIFEST} is not the first member)")
-        handle = tar.extractfile(member)
-        assert handle is not None
-        header: dict[str, Any] = json.loads(handle.read(16 << 20))
+        try:
+            tar, _ = _open_tar(raw)
+            member = tar.next()
+            if member is None or member.name != MANIFEST:
+                raise HivectlError(f"{path}: not a hivectl backup ({MANIFEST} is not the first member)")
+            handle = tar.extractfile(member)
+            assert handle is not None
+            header: dict[str, Any] = json.loads(handle.read(16 << 20))
+        except (tarfile.TarError, ValueError, EOFError) as error:  # not a tar, or a damaged/foreign one
+            raise HivectlError(f"{path}: not a hivectl backup ({error})") from None
+        except OSError as error:
+            if error.filename is not None:
+                raise
+            # gzip and bz2 report damaged data as an OSError that names no file
+            raise HivectlError(f"{path}: not a hivectl backup ({error})") from None
+    if not isinstance(header, dict):
+        raise HivectlError(f"{path}: not a hivectl backup ({MANIFEST} is not a JSON object)")
     if header.get("format") != FORMAT or header.get("version") != VERSION:
         raise HivectlError(f"{path}: not a hivectl backup of version {VERSION}")
     return header
@@ -665,11 +675,22 @@ def restore(store: Store, source: Path, datastore: str | None = None, name: str 
             if expected is not None and hashing.hash.hexdigest() != expected:
                 raise HivectlError(f"{path}: SHA-256 of the file does not match {path.name}.sha256; it is damaged")
             original = str(this["guest"])
-        if ref is not None and ref.dataset is not None and guest != original:
+        if ref is not None and ref.dataset is not None:
             # only after the whole chain: a received dataset changed between two receives refuses the next
-            old = ref.directory / f"{original}.conf"
-            if old.exists():
-                os.replace(old, ref.conf_path)
+            if guest != original:
+                old = ref.directory / f"{original}.conf"
+                if old.exists():
+                    os.replace(old, ref.conf_path)
+            # A ZFS backup may be of a running guest, so its stream can carry run.lock, hivectl.state and
+            # console: left in place they would make the copy look like the running original (and 'stop'
+            # act on the original's hypervisor pid). Drop them, as directory backups never store them.
+            for entry in os.listdir(ref.directory):
+                if _is_runtime(entry, original) or _is_runtime(entry, ref.name):
+                    path = ref.directory / entry
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path, ignore_errors=True)
+                    else:
+                        path.unlink(missing_ok=True)
         for work in list(work_dirs):
             assert ref is not None
             os.rename(work, ref.directory)

@@ -50,14 +50,44 @@ def inspect(path: Path) -> ImageInfo:
         (virtual,) = struct.unpack(">Q", head[24:32])
         if version not in (2, 3):
             raise ConfigError(None, "-i", str(path), f"unsupported qcow2 version {version}")
+        _refuse_other_files(path, _qcow2_refers_elsewhere(head, version))
         return ImageInfo(path, "qcow2", virtual)
     if head[:4] == b"KDMV":
         (capacity,) = struct.unpack("<Q", head[12:20])
+        _refuse_other_files(path, _vmdk_has_parent(path, head))
         return ImageInfo(path, "vmdk", capacity * 512)
     if head[:8] in (b"vhdxfile", b"conectix") or head[64:68] == b"\x7f\x10\xda\xbe":
         raise ConfigError(None, "-i", str(path), "VHD/VHDX/VDI images are not supported; convert to raw or qcow2 "
                                                 "with qemu-img first")
     return ImageInfo(path, "raw", size)
+
+
+def _qcow2_refers_elsewhere(head: bytes, version: int) -> bool:
+    """A backing file (``backing_file_offset`` set) or, in version 3, an external data file (incompatible
+    feature bit 2): either makes ``qemu-img convert`` read a host file the image's author named."""
+    (backing_offset,) = struct.unpack(">Q", head[8:16])
+    incompatible = struct.unpack(">Q", head[72:80])[0] if version >= 3 else 0
+    return backing_offset != 0 or bool(incompatible & 0b100)
+
+
+def _vmdk_has_parent(path: Path, head: bytes) -> bool:
+    """A sparse VMDK whose embedded descriptor names a parent (``parentFileNameHint``): a backing file."""
+    desc_sector, desc_sectors = struct.unpack("<QQ", head[28:44])
+    if not desc_sector or not desc_sectors:
+        return False
+    with open(path, "rb") as handle:
+        handle.seek(desc_sector * 512)
+        descriptor = handle.read(min(desc_sectors, 128) * 512)
+    return b"parentFileNameHint" in descriptor
+
+
+def _refuse_other_files(path: Path, refers: bool) -> None:
+    """Images come from the internet (``hivectl img URL``): one that names another file (a backing or data
+    file) would have ``qemu-img``, running as root, copy that host file into the new guest's disk."""
+    if refers:
+        raise ConfigError(None, "-i", str(path), "the image names a backing or data file; hivectl only writes "
+                                                "self-contained images (flatten it first: qemu-img convert "
+                                                "-O qcow2 IMAGE NEW.qcow2)")
 
 
 def resolve(store: Store, spec: str) -> Path:

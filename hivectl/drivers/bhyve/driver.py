@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, Problem
+from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, Problem, unsupported_keys
 from hivectl.drivers.bhyve import devices, graphics, loaders, options, planner
 from hivectl.drivers.bhyve import disks as disk_rules
 from hivectl.drivers.bhyve.actions import RemoveFiles
@@ -57,6 +57,7 @@ class BhyveDriver(Driver):
         problems += self._passthru_problems(config)
         problems += self._tpm_problems(ref, config)
         problems += warnings(config)
+        problems += unsupported_keys(config)
         return problems
 
     def _loader_problems(self, ref: GuestRef, config: GuestConfig) -> list[str]:
@@ -152,13 +153,20 @@ class BhyveDriver(Driver):
         self._bhyvectl(ref, "--force-reset")
 
     def cleanup(self, ref: GuestRef) -> list[Action]:
-        """Destroy the VM (bhyve never does) and remove the virtio-console sockets bhyve leaves behind."""
+        """Destroy the VM (bhyve never does) and remove the virtio-console sockets bhyve leaves behind.
+
+        The ``-k`` file (it may hold the VNC password) goes too: the supervisor removes it after a normal
+        boot, but a boot that failed part-way, a stop before bhyve ran, or a run cleaned up by ``stop`` or an
+        adopting supervisor never reaches that step.
+        """
         actions: list[Action] = []
         if planner.vmm_exists(self.host, ref.name):
             actions.append(planner.destroy_vmm(ref.name))
-        sockets = sorted(ref.directory.glob("vtcon.*"))
-        if sockets:
-            actions.append(RemoveFiles(sockets))
+        leftovers = sorted(ref.directory.glob("vtcon.*"))
+        if (ref.directory / planner.CONFIG_FILE).exists():
+            leftovers.append(ref.directory / planner.CONFIG_FILE)
+        if leftovers:
+            actions.append(RemoveFiles(leftovers))
         return actions
 
 

@@ -119,6 +119,8 @@ def plan_boot(request: BootRequest, accel: str, ovmf_code: Path, ovmf_vars: Path
     try:
         serial, result.console = consoles.serial_args(config, sockets, request.foreground)
         argv += serial
+        if any(f"logfile={sockets.console_log}" in arg for arg in serial):
+            result.prepare += consoles.private_log(sockets.console_log)
     except ConfigError as error:
         problems.append(error)
     for device in pci_devices(request, sockets, problems):

@@ -20,6 +20,7 @@ Unix socket paths are limited to 107 bytes; preflight reports a guest directory 
 from __future__ import annotations
 
 import ipaddress
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from hivectl import validate
 from hivectl.drivers.qemu.options import escape, join, props_text
 from hivectl.errors import ConfigError
 from hivectl.model.guest import GuestConfig
+from hivectl.plan import Call
 
 SOCKET_PATH_MAX = 107
 VNC_BASE_PORT = 5900
@@ -78,6 +80,16 @@ def _server(ident: str, path: Path, logfile: Path | None = None) -> list[str]:
     if logfile is not None:
         props += [("logfile", str(logfile)), ("logappend", "on")]
     return ["-chardev", join("socket", props)]
+
+
+def private_log(path: Path) -> list[Call]:
+    """Create ``console.log`` 0600 (or tighten an old one) before QEMU appends to it.
+
+    QEMU creates the file with the umask (0644), and what a guest prints on its console is not for every
+    local user: cloud-init prints the passwords it generates (``chpasswd``) and host key fingerprints there.
+    """
+    return [Call(["touch", str(path)], lambda: os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))),
+            Call(["chmod", "600", str(path)], lambda: os.chmod(path, 0o600))]
 
 
 def qmp_args(sockets: Sockets) -> list[str]:

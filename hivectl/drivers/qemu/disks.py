@@ -10,8 +10,8 @@ Emulation mapping (bhyve → QEMU device):
 | virtio-scsi | ``virtio-scsi-pci`` + ``scsi-hd`` backed by the disk (bhyve passes a CTL port instead) |
 | virtio-9p | ``virtio-9p-pci`` over ``-fsdev local`` (``diskN_name`` is ``sharename=/host/dir``) |
 
-Images are raw unless the file starts with the qcow2 magic ``QFI\\xfb``; zvols and custom paths are always
-raw (they are devices, and probing a device is not planning's business). Options follow bhyve's meaning:
+``file`` images named ``*.qcow2`` are qcow2, every other disk is raw (see ``file_format``: the format is
+never taken from content the guest can write). Options follow bhyve's meaning:
 ``nocache`` is O_DIRECT (``cache=none``), ``direct``/``sync`` is O_SYNC (``cache=writethrough``), both
 give ``cache=directsync``; ``ro`` is ``readonly=on``; ``nodelete`` turns TRIM off (otherwise
 ``discard=unmap``, as bhyve passes deletes down); ``sectorsize=L[/P]`` sets the logical/physical block
@@ -108,6 +108,25 @@ def image_format(path: Path) -> str:
             return "qcow2" if handle.read(4) == QCOW2_MAGIC else "raw"
     except OSError:
         return "raw"
+
+
+def file_format(disk: Disk, path: Path, source: Path) -> str:
+    """The format of a ``file`` disk: ``qcow2`` only when its *name* says so (``*.qcow2``), else ``raw``.
+
+    Never decided from the content alone: the guest writes that content, and a raw disk whose first sector
+    the guest has set to a qcow2 header (naming a backing or data file) would, at the next boot, have QEMU
+    (running as root) open any host file the guest chose. A raw-named disk that does start with the qcow2
+    magic is refused rather than opened raw, so that a qcow2 image an administrator named ``*.img`` is not
+    handed to the guest as a blank disk to be overwritten.
+    """
+    if path.name.endswith(".qcow2"):
+        return "qcow2"
+    if image_format(path) == "qcow2":
+        raise ConfigError(source, f"{disk.key}_name", disk.name,
+                          f"{path} starts with a qcow2 header but is not named *.qcow2; hivectl opens only disks "
+                          "named *.qcow2 as qcow2 (a guest can write that header into its raw disk): rename a real "
+                          "qcow2 image to NAME.qcow2 (and diskN_name), or clear the header of a raw one")
+    return "raw"
 
 
 def disk_path(ref: GuestRef, disk: Disk, source: Path) -> Path:
@@ -235,7 +254,7 @@ def _ahci_port(ref: GuestRef, disk: Disk, opts: DiskOptions, source: Path, bus: 
     if opts.logical and opts.logical != 512:
         raise ConfigError(source, f"{disk.key}_opts", disk.opts,
                           "ahci-hd disks have 512-byte logical sectors under QEMU (sectorsize=512/4096 works)")
-    fmt = image_format(path) if disk.dev == "file" else "raw"
+    fmt = file_format(disk, path, source) if disk.dev == "file" else "raw"
     drive = drive_args(ident, path, fmt, opts)
     return [*drive, "-device", join("ide-hd", [("bus", bus), ("drive", ident), *_block_props(opts, order.take(opts))])]
 
@@ -251,7 +270,7 @@ def _single(ref: GuestRef, disk: Disk, opts: DiskOptions, source: Path, order: _
         return PciDevice(disk.key, "virtio-9p-pci", [("fsdev", f"fsdev{disk.index}"), ("mount_tag", tag)], *pin,
                          before=["-fsdev", join("local", fsdev)])
     path = disk_path(ref, disk, source)
-    fmt = image_format(path) if disk.dev == "file" else "raw"
+    fmt = file_format(disk, path, source) if disk.dev == "file" else "raw"
     drive = drive_args(ident, path, fmt, opts)
     props = [("drive", ident), *_block_props(opts, order.take(opts))]
     if disk.type == "virtio-blk":
@@ -278,7 +297,7 @@ def install_device(media: Path, install_slot: str) -> PciDevice:
     vm-bhyve attaches ``*.iso`` as ahci-cd and any other file as a read-only ahci-hd; so does this.
     """
     cdrom = media.suffix.lower() == ".iso"
-    fmt = "raw" if cdrom else image_format(media)
+    fmt = "qcow2" if media.name.endswith(".qcow2") else "raw"  # by name, as for disks (see ``file_format``)
     drive = drive_args("install0", media, fmt, DiskOptions(readonly=True), cdrom=cdrom)
     device = join("ide-cd" if cdrom else "ide-hd", [("bus", "ahci-install.0"), ("drive", "install0"),
                                                     ("bootindex", str(INSTALL_BOOTINDEX))])

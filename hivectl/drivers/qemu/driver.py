@@ -22,7 +22,7 @@ import signal
 import subprocess
 from pathlib import Path
 
-from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome
+from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, unsupported_keys
 from hivectl.drivers.qemu import accel as accel_mod
 from hivectl.drivers.qemu import argv as argv_mod
 from hivectl.drivers.qemu import consoles, disks, qmp
@@ -83,7 +83,7 @@ class QemuDriver(Driver):
                 problems.append(f"socket path {path} is longer than {consoles.SOCKET_PATH_MAX} bytes; move the "
                                 "guest to a datastore with a shorter path")
                 break
-        return problems
+        return problems + unsupported_keys(config)
 
     def _missing_files(self, ref: GuestRef, config: GuestConfig) -> list[str]:
         problems: list[str] = []
