@@ -17,7 +17,7 @@ import pytest
 
 from tests.cli_helpers import hivectl
 from tests.storage.zfsfixture import zfsvm  # noqa: F401 - the fixture
-from tests.test_lifecycle_bhyve import make_guest, state_of, taps
+from tests.test_lifecycle_bhyve import bhyve_pid, make_guest, state_of, taps, wait_for
 from tests.test_lifecycle_more import host  # noqa: F401 - the fixture
 
 REPO = Path(__file__).resolve().parent.parent
@@ -300,11 +300,22 @@ def test_create_never_makes_a_file_disk_outside_the_guest_directory(vmdir: Path)
     assert not (vmdir / "escaped.img").exists() and not (vmdir / "g").exists()
 
 
-def test_vm_bhyve_keys_hivectl_ignores_are_warned_about(host: Any) -> None:  # noqa: F811
-    guest = make_guest(host, prestart="setup.sh", limit_pcpu="50")
+def test_prestart_and_priority_apply_and_rctl_limits_are_warned_about(host: Any) -> None:  # noqa: F811
+    guest = make_guest(host, prestart="setup.sh", priority="7", limit_pcpu="50")
+    script = guest / "setup.sh"
+    script.write_text('#!/bin/sh\necho "$1 $2 $(pwd)" >> prestart.out\nexit 3\n')
+    script.chmod(0o755)
     dry = hivectl("start", "--dry-run", "g1")
     assert dry.status == 0, dry.err
-    assert "prestart='setup.sh' is not supported by hivectl" in dry.err and "limit_pcpu='50'" in dry.err
-    assert hivectl("start", "g1").status == 0, "only a warning: the guest starts"
-    assert "prestart='setup.sh' is not supported" in (guest / "vm-bhyve.log").read_text()
+    assert "limit_pcpu='50' is not supported by hivectl" in dry.err and "prestart=" not in dry.err
+    assert "warning: warning" not in dry.err
+    assert hivectl("start", "g1").status == 0, "a failing prestart does not stop the boot (vm-bhyve's rule)"
+    pid = wait_for(lambda: bhyve_pid(host, "g1"))
+    stat = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    assert int(stat[16]) == 7, "bhyve runs with the guest's priority as its nice value"
+    assert (guest / "prestart.out").read_text().split() == ["g1", str(guest), str(guest)]
+    host.exit_guest("g1", 0)  # a guest reboot: prestart runs again
+    wait_for(lambda: len((guest / "prestart.out").read_text().splitlines()) == 2, what="prestart on reboot")
+    log = (guest / "vm-bhyve.log").read_text()
+    assert "prestart " in log and "exited with status 3" in log
     assert hivectl("stop", "g1").status == 0

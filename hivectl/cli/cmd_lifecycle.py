@@ -45,7 +45,9 @@ def _print_start_plan(ctx: Context, name: str, install: Path | None) -> None:
     for line in lines:
         sys.stdout.write(json.dumps(line) + "\n")
     for problem in driver.preflight(ref, config):
-        sys.stderr.write(f"hivectl: warning: {problem}\n")
+        # Problems are shown, not fatal, in a dry run; warnings already say so themselves.
+        text = str(problem) if str(problem).startswith("warning: ") else f"warning: {problem}"
+        sys.stderr.write(f"hivectl: {text}\n")
 
 
 def configure_start(p: argparse.ArgumentParser) -> None:

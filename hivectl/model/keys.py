@@ -238,8 +238,9 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("grub_run_file", _any, "name of the guest's grub.cfg"),
     KeySpec("zfs_dataset_opts", _zfs_opts, "properties for the guest dataset (ZFS datastores)"),
     KeySpec("zfs_zvol_opts", _zfs_opts, "properties for zvol disks"),
-    KeySpec("prestart", _path, "vm-bhyve: program run before every boot (not supported: ignored, with a warning)"),
-    KeySpec("priority", _int(0, 20), "vm-bhyve: nice value of bhyve (not supported: ignored, with a warning)"),
+    KeySpec("prestart", _path, "program run before every boot (args: NAME and the guest directory; cwd: the "
+            "guest directory; its exit status is logged, not fatal)"),
+    KeySpec("priority", _int(0, 20), "nice value of the hypervisor process"),
     KeySpec("limit_pcpu", _int(1, 100000), "vm-bhyve rctl CPU percent limit (not supported: ignored, with a warning)"),
     KeySpec("limit_rbps", _any, "vm-bhyve rctl read bytes/s (not supported: ignored, with a warning)"),
     KeySpec("limit_wbps", _any, "vm-bhyve rctl write bytes/s (not supported: ignored, with a warning)"),
@@ -267,7 +268,7 @@ KEYS: tuple[KeySpec, ...] = (
 
 # vm-bhyve keys that are read and validated (so configs round-trip and stay valid) but have no effect yet:
 # starting a guest that sets one logs a warning instead of silently doing less than vm-bhyve did.
-UNSUPPORTED = ("prestart", "priority", "limit_pcpu", "limit_rbps", "limit_wbps", "limit_riops", "limit_wiops")
+UNSUPPORTED = ("limit_pcpu", "limit_rbps", "limit_wbps", "limit_riops", "limit_wiops")
 
 _EXACT = {spec.pattern: spec for spec in KEYS if "N" not in spec.pattern}
 _NUMBERED = [(re.compile(re.escape(spec.pattern).replace("N", "([0-9]+)", 1)), spec)

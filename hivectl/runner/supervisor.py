@@ -52,6 +52,7 @@ CRASH_LIMIT = 5  # restarts after faults within the window before giving up
 READY_FD_ENV = ready.FD_ENV
 CONSOLE_ENV = "HIVECTL_CONSOLE"  # "tmux" when ``start`` runs this supervisor in a tmux session
 LOADER_LOG = "loader.log"
+PRESTART_TIMEOUT = 300.0
 STOP_GRACE = 30.0  # foreground: seconds the guest gets to power off after a signal before it is forced
 FORCE_GRACE = 10.0  # then seconds after the forced power-off before the hypervisor is killed
 POLL = 0.2
@@ -253,6 +254,34 @@ class Supervisor:
         self.log("generated identity: " + ", ".join(["uuid", *missing]))
         return self.ref.config()
 
+    def run_prestart(self, config: GuestConfig) -> None:
+        """vm-bhyve's ``prestart``: run the program before every boot, reboots included.
+
+        As in vm-bhyve it gets the guest's name and directory as arguments, runs in the guest directory (a
+        relative path is taken from there), and its exit status is logged but does not stop the boot.
+        """
+        program = config.get("prestart")
+        if not program:
+            return
+        path = Path(program) if program.startswith("/") else self.dir / program
+        try:
+            done = subprocess.run([str(path), self.ref.name, str(self.dir)], cwd=self.dir, stdin=subprocess.DEVNULL,
+                                  capture_output=True, text=True, timeout=PRESTART_TIMEOUT, check=False)
+            self.log(f"prestart {path} exited with status {done.returncode}")
+        except (OSError, subprocess.TimeoutExpired) as error:
+            self.log(f"prestart {path} failed: {error}")
+
+    def apply_priority(self, config: GuestConfig, pid: int) -> None:
+        """vm-bhyve's ``priority``: the nice value of the hypervisor process (what ``renice`` would set)."""
+        value = config.get("priority")
+        if not value:
+            return
+        try:
+            os.setpriority(os.PRIO_PROCESS, pid, int(value))
+            self.log(f"priority of {pid} set to {value}")
+        except (OSError, ValueError) as error:
+            self.log(f"could not set priority {value!r} of {pid}: {error}")
+
     def boot_once(self, config: GuestConfig, first: bool) -> tuple[int, Outcome]:
         request = BootRequest(self.ref, config, self.ports, self.install if first else None, first, self.foreground)
         from hivectl.storage.cloudinit import ensure_seed
@@ -261,6 +290,7 @@ class Supervisor:
         if seed is not None:
             self.log("cloud-init: " + " ".join(seed.argv()))
             seed.apply(self.host)
+        self.run_prestart(config)
         plan = self.driver.plan_boot(request)
         Plan(list(plan.prepare)).apply(self.host)
         self.write_console(plan.console, config)
@@ -285,6 +315,7 @@ class Supervisor:
         hypervisor_log = f"{self.driver.name}.log"
         proc = self.spawn(plan.hypervisor, plan.env, hypervisor_log)
         self.child = proc
+        self.apply_priority(config, proc.pid)
         write_state(self.dir, "running", proc.pid, driver=self.driver.name, teardown=self.teardown)
         if first:
             self.confirm_started(proc)
