@@ -25,26 +25,9 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import hivectl
-from tests.test_lifecycle_bhyve import bhyve_pid, make_guest, state_of, taps, wait_for
+from tests.lifecycle_helpers import bhyve_pid, make_guest, state_of, taps, wait_for
 
 REPO = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def host(simhost: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Any:
-    """The simulated host with an initialised vm_dir, its own rc.conf and a 'public' switch."""
-    vm_dir = tmp_path / "vm"
-    vm_dir.mkdir()
-    rc = tmp_path / "rc.conf"
-    rc.write_text("")
-    monkeypatch.setenv("HIVECTL_VM_DIR", str(vm_dir))
-    monkeypatch.setenv("HIVECTL_RC_CONF", str(rc))
-    assert hivectl("init").status == 0
-    result = hivectl("switch", "create", "public")
-    assert result.status == 0, result.err
-    simhost.vm_dir = vm_dir
-    simhost.rc = rc
-    return simhost
 
 
 def assert_clean(host: Any, name: str) -> None:

@@ -16,14 +16,13 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import hivectl
+from tests.lifecycle_helpers import bhyve_pid, make_guest, state_of, taps, wait_for
 from tests.storage.zfsfixture import zfsvm  # noqa: F401 - the fixture
-from tests.test_lifecycle_bhyve import bhyve_pid, make_guest, state_of, taps, wait_for
-from tests.test_lifecycle_more import host  # noqa: F401 - the fixture
 
 REPO = Path(__file__).resolve().parent.parent
 
 
-def test_vnc_password_file_is_removed_when_bhyve_fails_to_start(host: Any) -> None:  # noqa: F811
+def test_vnc_password_file_is_removed_when_bhyve_fails_to_start(host: Any) -> None:
     guest = make_guest(host, "gfx", loader="uefi", graphics="yes", graphics_port="5917",
                        vnc_password="s3cret", bhyve_options="-o broken")
     result = hivectl("start", "gfx")
@@ -51,7 +50,7 @@ def test_zfs_restore_of_a_running_guest_is_stopped_and_not_tied_to_the_original(
     assert (zfsvm.root / "db2" / "db2.conf").is_file()
 
 
-def test_stop_of_several_guests_still_stops_the_running_ones_when_one_is_not_running(host: Any) -> None:  # noqa: F811
+def test_stop_of_several_guests_still_stops_the_running_ones_when_one_is_not_running(host: Any) -> None:
     for name in ("g1", "g2"):
         make_guest(host, name)
     host.set_guest_acpi("g1", "ignore")
@@ -167,7 +166,7 @@ def test_interrupted_command_exits_1(vmdir: Path, tmp_path: Path) -> None:
     assert err == "hivectl: interrupted\n"
 
 
-def test_a_suspended_guest_is_not_booted_afresh_where_vm_bhyve_would_resume_it(host: Any) -> None:  # noqa: F811
+def test_a_suspended_guest_is_not_booted_afresh_where_vm_bhyve_would_resume_it(host: Any) -> None:
     guest = make_guest(host, "sus")
     (guest / "sus.save").write_bytes(b"saved memory")
     assert state_of("sus")["state"] == "Suspended"
@@ -183,7 +182,7 @@ def test_a_suspended_guest_is_not_booted_afresh_where_vm_bhyve_would_resume_it(h
     assert hivectl("stop", "sus").status == 0
 
 
-def test_stop_cleans_up_after_a_dead_supervisor(host: Any) -> None:  # noqa: F811
+def test_stop_cleans_up_after_a_dead_supervisor(host: Any) -> None:
     guest = make_guest(host)
     assert hivectl("start", "g1").status == 0
     supervisor_pid = int((guest / "run.lock").read_text().split("pid=")[1].split()[0])
@@ -199,7 +198,7 @@ def test_stop_cleans_up_after_a_dead_supervisor(host: Any) -> None:  # noqa: F81
         assert not (guest / leftover).exists(), leftover
 
 
-def test_restart_and_reset_refuse_a_guest_nobody_would_boot_again(host: Any) -> None:  # noqa: F811
+def test_restart_and_reset_refuse_a_guest_nobody_would_boot_again(host: Any) -> None:
     guest = make_guest(host)
     assert hivectl("start", "g1").status == 0
     supervisor_pid = int((guest / "run.lock").read_text().split("pid=")[1].split()[0])
@@ -300,7 +299,7 @@ def test_create_never_makes_a_file_disk_outside_the_guest_directory(vmdir: Path)
     assert not (vmdir / "escaped.img").exists() and not (vmdir / "g").exists()
 
 
-def test_prestart_and_priority_apply_and_rctl_limits_are_warned_about(host: Any) -> None:  # noqa: F811
+def test_prestart_and_priority_apply_and_rctl_limits_are_warned_about(host: Any) -> None:
     guest = make_guest(host, prestart="setup.sh", priority="7", limit_pcpu="50")
     script = guest / "setup.sh"
     script.write_text('#!/bin/sh\necho "$1 $2 $(pwd)" >> prestart.out\nexit 3\n')
