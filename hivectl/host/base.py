@@ -30,13 +30,29 @@ class Result:
 
 
 class CommandFailed(HivectlError):
-    """A host command exited non-zero; the message quotes the command and its own error text."""
+    """A host command exited non-zero; the message quotes the command and its own error text.
+
+    The whole text, its lines joined into one: tools such as zfs(8) put the error on the first line and
+    what to do on the next ones ("cannot destroy 'P@S': snapshot has dependent clones / use '-R' to
+    destroy the following datasets: / P2"), so no single line is the message.
+    """
+
+    MAX_LINES = 12  # enough for zfs's lists; a tool that dumps more is cut, and says so
 
     def __init__(self, result: Result) -> None:
         self.result = result
-        detail = result.stderr.strip().splitlines()
-        why = detail[-1] if detail else f"exit status {result.status}"
-        super().__init__(f"{' '.join(result.argv)}: {why}")
+        super().__init__(f"{' '.join(result.argv)}: {self.why(result)}")
+
+    @classmethod
+    def why(cls, result: Result) -> str:
+        detail = [line.strip() for line in result.stderr.strip().splitlines() if line.strip()]
+        if not detail:
+            return f"exit status {result.status}"
+        shown = detail[: cls.MAX_LINES]
+        if len(detail) > len(shown):
+            shown.append(f"({len(detail) - len(shown)} more lines)")
+        return " ".join(line if line.endswith((":", ".", ";")) else line + ";" for line in shown[:-1]) \
+            + (" " if len(shown) > 1 else "") + shown[-1]
 
 
 class Host(ABC):

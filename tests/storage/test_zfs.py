@@ -216,3 +216,16 @@ def test_create_from_image_onto_a_zvol(zfsvm: ZfsVm) -> None:
     assert (zfsvm.root / "web" / "seed.iso").is_file()
     too_big = hivectl("create", "-t", "freebsd-zvol", "-s", "4M", "-i", "cloud.raw", "web2")
     assert too_big.status == 1 and "zroot/vm/web2" not in zfsvm.datasets()
+
+
+def test_zfs_errors_are_shown_whole_not_cut_to_their_last_line(zfsvm: ZfsVm) -> None:
+    """zfs explains a refusal over several lines; the last one alone ("zroot/vm/web2") says nothing."""
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "web").status == 0
+    assert hivectl("snapshot", "web@gold").status == 0
+    assert hivectl("clone", "web@gold", "web2").status == 0
+    refused = hivectl("destroy", "web@gold")
+    assert refused.status == 1
+    assert len(refused.err.strip().splitlines()) == 1, refused.err
+    assert "snapshot has dependent clones" in refused.err and "use '-R'" in refused.err, refused.err
+    assert "zroot/vm/web2" in refused.err
+    assert "zroot/vm/web@gold" in zfsvm.datasets()
