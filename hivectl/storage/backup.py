@@ -42,6 +42,7 @@ from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
 from hivectl.host import streams as pipes
 from hivectl.model.guest import GuestConfig
 from hivectl.plan import Call, Plan, Run
+from hivectl.rcfile import atomic_write_bytes
 from hivectl.storage import compression, sparse, zfs
 from hivectl.storage.clone import _is_runtime
 from hivectl.storage.guards import require_stopped
@@ -259,7 +260,11 @@ def _add_disk(tar: tarfile.TarFile, path: Path, name: str, digests: dict[str, An
     try:
         st = os.fstat(fd)
         extents = list(sparse.data_extents(fd, st.st_size))
-        text = f"{len(extents)}\n" + "".join(f"{o}\n{n}\n" for o, n in extents)
+        # A file that ends in a hole gets a closing ``realsize 0`` entry, as GNU tar writes it: GNU tar
+        # sizes the extracted file by its map alone (GNU tar's src/sparse.c, sparse_extract_region), so
+        # without it the file came out cut after its last data; bsdtar uses GNU.sparse.realsize.
+        closing = [] if extents and extents[-1][0] + extents[-1][1] == st.st_size else [(st.st_size, 0)]
+        text = f"{len(extents) + len(closing)}\n" + "".join(f"{o}\n{n}\n" for o, n in [*extents, *closing])
         map_block = text.encode().ljust(-(-len(text) // 512) * 512, b"\0")
         info = tarfile.TarInfo(f"{folder}/GNUSparseFile.0/{name}")
         info.size = len(map_block) + sum(n for _, n in extents)
@@ -384,8 +389,10 @@ def write_archive(target: Path | None, compress: str, header: dict[str, Any],
             os.chmod(tmp, 0o600)
             os.replace(tmp, target)
             tmp = None
-            sums = target.with_name(target.name + ".sha256")
-            sums.write_text(f"{written.sha256}  {target.name}\n")
+            # Published like the archive (temp file, fsync, rename): a crash leaves no .sha256 or a
+            # whole one, never an empty one that makes a good archive look damaged.
+            atomic_write_bytes(target.with_name(target.name + ".sha256"),
+                               f"{written.sha256}  {target.name}\n".encode(), 0o600)
             written.path = target
     finally:
         if tmp is not None:
@@ -610,11 +617,14 @@ class RestoreResult:
 
 
 def _open_verified(path: Path) -> tuple[IO[bytes], _HashingReader, str | None]:
-    raw: IO[bytes] = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115
     sums = path.with_name(path.name + ".sha256") if str(path) != "-" else None
     expected = None
     if sums is not None and sums.exists():
-        expected = sums.read_text().split()[0].lower()
+        words = sums.read_text(errors="replace").split()
+        if not words or not re.fullmatch(r"[0-9a-fA-F]{64}", words[0]):
+            raise HivectlError(f"{sums}: not a SHA-256 line ('DIGEST  NAME'); remove it to restore without it")
+        expected = words[0].lower()
+    raw: IO[bytes] = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115
     return raw, _HashingReader(raw), expected
 
 

@@ -195,3 +195,97 @@ def test_content_digest_ignores_allocation(tmp_path: Path) -> None:
     data[0] = 1
     dense_file.write_bytes(bytes(data))
     assert file_digest(sparse_file) != file_digest(dense_file)
+
+
+def _extract_with(tool: list[str], archive: Path, into: Path) -> None:
+    into.mkdir()
+    done = subprocess.run([*tool, "-x", "-f", str(archive), "-C", str(into)], capture_output=True, text=True,
+                          timeout=120, check=False)
+    assert done.returncode == 0, f"{tool[0]}: {done.stderr}"
+
+
+def test_gnu_tar_and_bsdtar_extract_every_file_byte_identically(vmdir: Path, tmp_path: Path) -> None:
+    """Backups are plain pax archives: GNU tar and bsdtar give back the same bytes (disks ending in holes too).
+
+    GNU tar sizes a sparse member by its map alone (GNU tar's sparse.c: a closing ``realsize 0`` entry
+    makes the file that long), so a map without that entry extracted a 64 MiB disk as 1 MiB.
+    """
+    import shutil
+
+    for program in ("tar", "bsdtar"):
+        assert shutil.which(program), f"{program} is needed (scripts/setup installs it)"
+    assert hivectl("create", "-s", "64M", "t").status == 0
+    guest = vmdir / "t"
+    with open(guest / "disk0.img", "r+b") as handle:
+        handle.write(os.urandom(MIB))  # data, then 63 MiB of hole up to the end
+    with open(guest / "empty.img", "wb") as handle:  # a file that is all hole
+        handle.truncate(8 * MIB)
+    with open(guest / "middle.bin", "wb") as handle:  # hole, data, hole
+        handle.seek(3 * MIB)
+        handle.write(b"in the middle")
+        handle.truncate(9 * MIB)
+    result = hivectl("backup", "--to", str(tmp_path), "--compress", "none", "t")
+    assert result.status == 0, result.err
+    archive = Path(result.out.strip())
+    wanted = {"disks/disk0.img": guest / "disk0.img", "files/empty.img": guest / "empty.img",
+              "files/middle.bin": guest / "middle.bin", "files/t.conf": guest / "t.conf"}
+    for tool in (["tar"], ["bsdtar"]):
+        into = tmp_path / tool[0]
+        _extract_with(tool, archive, into)
+        for member, original in wanted.items():
+            copy = into / member
+            assert copy.stat().st_size == original.stat().st_size, f"{tool[0]} extracted {member} with a wrong size"
+            assert file_digest(copy) == file_digest(original), f"{tool[0]} extracted {member} with other bytes"
+        assert not list(into.rglob("GNUSparseFile*")), f"{tool[0]} left sparse maps as files"
+    assert hivectl("restore", str(archive), "t2").status == 0  # and hivectl still reads what it wrote
+    assert (vmdir / "t2" / "disk0.img").read_bytes() == (guest / "disk0.img").read_bytes()
+
+
+def test_a_backup_killed_at_any_write_leaves_no_partial_file_or_sha256(vmdir: Path, tmp_path: Path) -> None:
+    """kill -9 at every write(2) of ``backup`` (strace's fault injection counts them): whatever is left
+    under a backup's name is complete, and a ``.sha256`` is either absent or names the archive's digest.
+
+    Writing ``FILE.sha256`` in place left it empty when the kill came between its open and its write,
+    and ``restore`` then failed on a good archive.
+    """
+    import shutil
+
+    strace = shutil.which("strace")
+    assert strace, "strace is needed (scripts/setup installs it)"
+    assert hivectl("create", "-s", "1M", "k").status == 0
+    (vmdir / "k" / "disk0.img").write_bytes(os.urandom(64 << 10))
+    argv = [sys.executable, "-m", "hivectl", "backup", "--to", "OUT", "k"]
+    kills = 0
+    for when in range(1, 200):
+        out = tmp_path / f"out{when}"
+        out.mkdir()
+        run = [arg if arg != "OUT" else str(out) for arg in argv]
+        done = subprocess.run([strace, "-qq", "-o", os.devnull, "-e", "trace=write",
+                               "-e", f"inject=write:signal=SIGKILL:when={when}", *run],
+                              capture_output=True, text=True, timeout=120, check=False)
+        names = {p.name for p in out.iterdir()}
+        archives = [n for n in names if n.endswith(".backup.tar.gz")]
+        for sums in (n for n in names if n.endswith(".sha256")):
+            archive = sums[: -len(".sha256")]
+            assert archive in names, f"kill at write {when}: {sums} without its archive"
+            text = (out / sums).read_text()
+            assert text == f"{hashlib.sha256((out / archive).read_bytes()).hexdigest()}  {archive}\n", \
+                f"kill at write {when}: {sums} is {text!r}"
+        for archive in archives:
+            assert hivectl("restore", str(out / archive), f"k{when}").status == 0, f"kill at write {when}"
+        if done.returncode == 0:
+            assert archives and f"{archives[0]}.sha256" in names
+            break
+        kills += 1
+    else:
+        raise AssertionError("backup never finished under strace")
+    assert kills >= 3, "the archive, its .sha256 and the path printed are each written at least once"
+
+
+def test_an_empty_sha256_is_one_line_not_a_traceback(vmdir: Path, tmp_path: Path) -> None:
+    assert hivectl("create", "-s", "1M", "e").status == 0
+    archive = Path(hivectl("backup", "--to", str(tmp_path), "e").out.strip())
+    archive.with_name(archive.name + ".sha256").write_text("")
+    refused = hivectl("restore", str(archive), "e2")
+    assert refused.status == 1 and "not a SHA-256 line" in refused.err and "Traceback" not in refused.err
+    assert not (vmdir / "e2").exists()
