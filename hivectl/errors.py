@@ -21,6 +21,10 @@ class UsageError(HivectlError):
     exit_status = 2
 
 
+SECRET_KEYS = ("vnc_password",)  # keys whose value is a secret: never shown, files holding one kept 0600
+HIDDEN = "(hidden)"  # what an error shows instead of a secret value
+
+
 class ConfigError(HivectlError):
     """A value in a file or on the command line is invalid.
 
@@ -31,9 +35,12 @@ class ConfigError(HivectlError):
     def __init__(self, source: str | Path | None, key: str, value: str, why: str) -> None:
         self.source = str(source) if source is not None else "command line"
         self.key = key
-        self.value = value
+        # A secret is never echoed, valid or not: this message reaches stderr, 'info' (problems:) and the
+        # guest's log, all readable by more people than the 0600 config that holds the password.
+        self.value = HIDDEN if key in SECRET_KEYS or key.startswith(SECRET_KEYS) else value
         self.why = why
-        super().__init__(f"{self.source}: {key}={value!r}: {why}")
+        shown = self.value if self.value == HIDDEN else repr(value)
+        super().__init__(f"{self.source}: {key}={shown}: {why}")
 
 
 class ValidationErrors(HivectlError):

@@ -23,10 +23,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from hivectl.errors import SECRET_KEYS as SECRET_KEYS  # keys whose value is never readable by others
 from hivectl.errors import ConfigError
 
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
-SECRET_KEYS = ("vnc_password",)  # keys whose value must not be readable by other local users
 _FORBIDDEN_IN_VALUES = {'"': "a double quote", "#": "'#'", "\n": "a newline", "\r": "a carriage return",
                         "\0": "a NUL byte"}
 
