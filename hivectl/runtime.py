@@ -32,12 +32,12 @@ def boot_id() -> str:
             return Path(path).read_text().strip()
         except OSError:
             continue
-    try:
-        import subprocess
+    from hivectl.errors import HivectlError
+    from hivectl.host.local import LocalHost
 
-        return subprocess.run(["sysctl", "-n", "kern.boottime"], capture_output=True, text=True,
-                              check=False).stdout.strip()
-    except OSError:
+    try:
+        return LocalHost().run(["sysctl", "-n", "kern.boottime"], check=False).stdout.strip()
+    except (OSError, HivectlError):
         return ""
 
 

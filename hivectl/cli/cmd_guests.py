@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import subprocess
 import sys
 import tempfile
 from pathlib import Path
@@ -13,6 +12,7 @@ from pathlib import Path
 from hivectl.cli import render
 from hivectl.cli.context import Context
 from hivectl.errors import HivectlError, UsageError
+from hivectl.host import process
 from hivectl.model.guest import GuestConfig
 from hivectl.rcfile import RcFile, atomic_write
 
@@ -155,7 +155,7 @@ def run_configure(ctx: Context, args: argparse.Namespace) -> int:
             handle.write(original)
         while True:
             try:
-                status = subprocess.call([*editor_argv, str(tmp)])
+                status = process.interactive([*editor_argv, str(tmp)])
             except OSError as error:
                 raise HivectlError(f"cannot run the editor {editor_argv[0]} (EDITOR={editor!r}): "
                                    f"{error.strerror}; {ref.conf_path} is unchanged") from None

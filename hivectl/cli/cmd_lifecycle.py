@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import sys
 from pathlib import Path
@@ -13,6 +12,7 @@ from typing import TYPE_CHECKING, NoReturn
 from hivectl.cli.cmd_guests import _confirm
 from hivectl.cli.context import Context
 from hivectl.errors import HivectlError, NotFound, UsageError
+from hivectl.host import process
 
 if TYPE_CHECKING:
     from hivectl.runtime import GuestState
@@ -344,9 +344,4 @@ def _console(ctx: Context, name: str, port: str | None) -> int:
 
 def _exec(argv: list[str]) -> NoReturn:
     """Replace this process with the console client (it owns the terminal from here on)."""
-    sys.stdout.flush()
-    sys.stderr.flush()
-    try:
-        os.execvp(argv[0], argv)
-    except OSError as error:
-        raise HivectlError(f"cannot run {argv[0]}: {error.strerror}") from None
+    process.replace(argv)

@@ -11,8 +11,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, TYPE_CHECKING, NoReturn
 
 from hivectl.errors import HivectlError
+
+if TYPE_CHECKING:
+    import contextlib
+
+    from hivectl.host.process import Process
 
 # FreeBSD paths that hivectl checks itself (device nodes, firmware). Under HIVECTL_HOST_ROOT they are
 # looked up below that prefix so the simulated host can provide them; argv always keeps the real path.
@@ -56,7 +62,10 @@ class CommandFailed(HivectlError):
 
 
 class Host(ABC):
-    """A machine hivectl manages."""
+    """A machine hivectl manages: short commands (``run``), long-running and interactive processes
+    (``spawn``, ``run_hook``, ``interactive``, ``exec``) and byte streams (``reading``/``writing``, the
+    ``zfs send``/``recv`` pipes). Outside ``hivectl/host/`` nothing starts a process any other way.
+    """
 
     platform: str
     root: Path
@@ -77,3 +86,43 @@ class Host(ABC):
         import shutil
 
         return shutil.which(program)
+
+    def spawn(self, argv: Sequence[str], *, stdin: int | None = -3, stdout: int | None = -3,
+              stderr: int | None = -3, env: Mapping[str, str] | None = None, cwd: str | Path = "/",
+              pass_fds: Sequence[int] = (), new_session: bool = False) -> Process:
+        """Start a long-running program and return its handle at once (see ``hivectl.host.process``);
+        -3 is ``subprocess.DEVNULL``, ``None`` inherits this process's descriptor."""
+        from hivectl.host import process
+
+        return process.spawn(argv, stdin=stdin, stdout=stdout, stderr=stderr, env=env, cwd=cwd,
+                             pass_fds=pass_fds, new_session=new_session)
+
+    def run_hook(self, argv: Sequence[str], *, cwd: Path, timeout: float) -> int:
+        """A user's hook (``prestart``) run to completion without a terminal; its exit status."""
+        from hivectl.host import process
+
+        return process.run_hook(argv, cwd=cwd, timeout=timeout)
+
+    def interactive(self, argv: Sequence[str]) -> int:
+        """A program sharing this terminal (``$EDITOR``); its exit status."""
+        from hivectl.host import process
+
+        return process.interactive(argv)
+
+    def exec(self, argv: Sequence[str]) -> NoReturn:
+        """Replace this process with ``argv`` (a console client)."""
+        from hivectl.host import process
+
+        process.replace(argv)
+
+    def reading(self, argv: Sequence[str]) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """``argv``'s standard output as a stream (``zfs send``), its exit status checked at the end."""
+        from hivectl.host import streams
+
+        return streams.reading(argv)
+
+    def writing(self, argv: Sequence[str]) -> contextlib.AbstractContextManager[IO[bytes]]:
+        """``argv``'s standard input as a stream (``zfs recv``), its exit status checked at the end."""
+        from hivectl.host import streams
+
+        return streams.writing(argv)

@@ -27,7 +27,8 @@ class LocalHost(Host):
         merged = None if env is None else {**os.environ, **env}
         try:
             done = subprocess.run(args, input=input_text, capture_output=True, text=True, timeout=timeout,
-                                  env=merged, check=False)
+                                  env=merged, check=False,
+                                  stdin=subprocess.DEVNULL if input_text is None else None)
         except FileNotFoundError:
             raise HivectlError(f"{args[0]}: command not found (is it installed and on PATH?)") from None
         except subprocess.TimeoutExpired:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -21,6 +20,7 @@ from pathlib import Path
 
 from hivectl.drivers.base import Driver
 from hivectl.errors import Conflict, HivectlError
+from hivectl.host import process
 from hivectl.host.base import Host
 from hivectl.runner import ready, supervisor, tmux
 from hivectl.runtime import GuestState, guest_state, pid_alive, read_state
@@ -90,9 +90,8 @@ def _launch_detached(ref: GuestRef, driver: str, install: Path | None, adopt: in
     read_end, write_end = os.pipe()
     env = {**os.environ, ready.FD_ENV: str(write_end)}
     try:
-        subprocess.Popen(supervisor_argv(ref.name, driver, install, adopt), stdin=subprocess.DEVNULL,
-                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, pass_fds=(write_end,),
-                         start_new_session=True, cwd="/")
+        process.spawn(supervisor_argv(ref.name, driver, install, adopt), env=env, pass_fds=(write_end,),
+                      new_session=True)
     finally:
         os.close(write_end)
     try:

@@ -27,7 +27,6 @@ import contextlib
 import json
 import os
 import signal
-import subprocess
 import sys
 import time
 from dataclasses import dataclass
@@ -36,6 +35,7 @@ from pathlib import Path
 from hivectl.drivers.base import BootRequest, Driver, Outcome, is_fatal
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
+from hivectl.host.process import DEVNULL, Process, TimeoutExpired
 from hivectl.model.guest import GuestConfig
 from hivectl.net.ports import Port
 from hivectl.plan import Plan
@@ -114,7 +114,7 @@ class Supervisor:
         self.foreground = foreground
         self.ports: list[Port] = []
         self.teardown: list[list[str]] = []
-        self.child: subprocess.Popen[bytes] | None = None
+        self.child: Process | None = None
         self.ready_fd = ready.open_writer()
         self.tmux = os.environ.pop(CONSOLE_ENV, "") == "tmux" and foreground
         self.faults: list[float] = []
@@ -265,10 +265,10 @@ class Supervisor:
             return
         path = Path(program) if program.startswith("/") else self.dir / program
         try:
-            done = subprocess.run([str(path), self.ref.name, str(self.dir)], cwd=self.dir, stdin=subprocess.DEVNULL,
-                                  capture_output=True, text=True, timeout=PRESTART_TIMEOUT, check=False)
-            self.log(f"prestart {path} exited with status {done.returncode}")
-        except (OSError, subprocess.TimeoutExpired) as error:
+            status = self.host.run_hook([str(path), self.ref.name, str(self.dir)], cwd=self.dir,
+                                        timeout=PRESTART_TIMEOUT)
+            self.log(f"prestart {path} exited with status {status}")
+        except (OSError, TimeoutExpired) as error:
             self.log(f"prestart {path} failed: {error}")
 
     def apply_priority(self, config: GuestConfig, pid: int) -> None:
@@ -345,17 +345,17 @@ class Supervisor:
     def stop_requested(self) -> bool:
         return self.signals > 0 or (self.dir / STOPPING_FILE).exists()
 
-    def wait_child(self, proc: subprocess.Popen[bytes], loader: bool) -> int:
+    def wait_child(self, proc: Process, loader: bool) -> int:
         """Wait for a loader or hypervisor, escalating a signalled stop while it does not end."""
         while True:
             try:
                 return proc.wait(timeout=POLL)
-            except subprocess.TimeoutExpired:
+            except TimeoutExpired:
                 pass
             if self.signals:
                 self.escalate(proc, loader)
 
-    def escalate(self, proc: subprocess.Popen[bytes], loader: bool) -> None:
+    def escalate(self, proc: Process, loader: bool) -> None:
         """One step of a signalled stop: ACPI request, then forced power-off, then SIGKILL."""
         now = time.monotonic()
         if self.stop_started is None:
@@ -382,7 +382,7 @@ class Supervisor:
             self.log("still running after the forced power-off; killing it")
             proc.kill()
 
-    def confirm_started(self, proc: subprocess.Popen[bytes]) -> None:
+    def confirm_started(self, proc: Process) -> None:
         """Report success only once the hypervisor survived its own start-up checks."""
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
@@ -391,19 +391,16 @@ class Supervisor:
             time.sleep(0.05)
         self.report(f"ok {proc.pid}")
 
-    def spawn(self, argv: list[str], env: dict[str, str], log_name: str) -> subprocess.Popen[bytes]:
+    def spawn(self, argv: list[str], env: dict[str, str], log_name: str) -> Process:
         """Start a loader or hypervisor; its stderr goes to ``NAME/<log_name>`` (rewritten each boot).
 
         vm-bhyve keeps bhyve's stderr only with ``debug=yes``; hivectl always keeps the latest one, because
         the first thing anyone needs when a start fails is what bhyve or QEMU said.
         """
-        stdio = None if self.foreground else subprocess.DEVNULL
+        stdio = None if self.foreground else DEVNULL
         err_fd = os.open(self.dir / log_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
         try:
-            return subprocess.Popen(argv, stdin=stdio, stdout=stdio, stderr=err_fd, env={**os.environ, **env},
-                                    cwd="/", close_fds=True)
-        except FileNotFoundError:
-            raise HivectlError(f"{argv[0]}: command not found") from None
+            return self.host.spawn(argv, stdin=stdio, stdout=stdio, stderr=err_fd, env={**os.environ, **env})
         finally:
             os.close(err_fd)
 

@@ -7,17 +7,18 @@ name, and always with ``=`` (exact match), because tmux otherwise falls back to 
 ``hivectl console g1`` would attach to ``g10`` once ``g1``'s session is gone.
 
 Commands are argv lists: given more than one argument, tmux (3.0+) executes the command directly, not
-through a shell. The supervisor's environment is passed with ``-e``: an already running tmux server gives
-new sessions *its* environment, not the caller's, so without it ``HIVECTL_VM_DIR`` and friends would be lost.
+through a shell; they run through the local ``Host``. The supervisor's environment is passed with ``-e``:
+an already running tmux server gives new sessions *its* environment, not the caller's, so without it
+``HIVECTL_VM_DIR`` and friends would be lost.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 
 from hivectl.errors import HivectlError
+from hivectl.host.local import LocalHost
 
 PREFIX = "tmux/"  # how the ``console`` file marks a tmux session (vm-bhyve's format)
 FORWARDED = ("PATH", "PYTHONPATH")  # besides every HIVECTL_* variable
@@ -51,18 +52,15 @@ def new_session_argv(session: str, command: list[str], env: dict[str, str]) -> l
 def new_session(session: str, command: list[str], env: dict[str, str]) -> None:
     """Start ``command`` in a new detached session; tmux's own complaint becomes the error."""
     require_tmux()
-    done = subprocess.run(new_session_argv(session, command, env), stdin=subprocess.DEVNULL,
-                          capture_output=True, text=True, check=False, cwd="/")
-    if done.returncode != 0:
+    done = LocalHost().run(new_session_argv(session, command, env), check=False)
+    if done.status != 0:
         said = done.stderr.strip().splitlines()
-        raise HivectlError(f"tmux new-session -s {session} failed with status {done.returncode}"
+        raise HivectlError(f"tmux new-session -s {session} failed with status {done.status}"
                            + (f": {said[-1]}" if said else ""))
 
 
 def has_session(session: str) -> bool:
-    done = subprocess.run(["tmux", "has-session", "-t", f"={session}"], stdin=subprocess.DEVNULL,
-                          capture_output=True, check=False)
-    return done.returncode == 0
+    return LocalHost().run(["tmux", "has-session", "-t", f"={session}"], check=False).status == 0
 
 
 def attach_argv(session: str) -> list[str]:

@@ -19,7 +19,6 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
-import subprocess
 from pathlib import Path
 
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, unsupported_keys
@@ -30,6 +29,7 @@ from hivectl.drivers.qemu.events import EventWatch, outcome_for
 from hivectl.drivers.qemu.firmware import OVMF_CODE, OVMF_VARS, firmware_for
 from hivectl.errors import ConfigError
 from hivectl.host.base import Host
+from hivectl.host.process import Process
 from hivectl.model.guest import GuestConfig
 from hivectl.net.ports import Port
 from hivectl.plan import Action, Call
@@ -124,7 +124,7 @@ class QemuDriver(Driver):
     def plan_boot(self, request: BootRequest) -> BootPlan:
         return argv_mod.plan_boot(request, self.accelerator(), self.ovmf_code, self.ovmf_vars, self.binary)
 
-    def watch(self, ref: GuestRef, proc: subprocess.Popen[bytes] | int | None = None) -> EventWatch:
+    def watch(self, ref: GuestRef, proc: Process | int | None = None) -> EventWatch:
         """Start holding ``NAME/qmp.sock`` for this run (call right after spawning QEMU; returns at once)."""
         pid = proc if isinstance(proc, int) else (proc.pid if proc is not None else None)
         old = self._watches.pop(ref.directory, None)
@@ -187,16 +187,16 @@ class QemuDriver(Driver):
         return [Call(["rm", "-f", *map(str, [*unique, secret])], lambda: _remove(unique, secret))]
 
 
-def _argv_of(proc: subprocess.Popen[bytes] | int | None) -> list[str]:
+def _argv_of(proc: Process | int | None) -> list[str]:
     """The command line QEMU was started with (to see whether it waits paused for a VNC client)."""
-    if isinstance(proc, subprocess.Popen):
-        return [str(arg) for arg in proc.args] if isinstance(proc.args, list | tuple) else []
+    if proc is None:
+        return []
     if isinstance(proc, int):
         try:
             return Path(f"/proc/{proc}/cmdline").read_bytes().decode(errors="replace").split("\0")
         except OSError:
             return []
-    return []
+    return [str(arg) for arg in proc.args] if isinstance(proc.args, list | tuple) else []
 
 
 def _remove(sockets: list[Path], secret: Path) -> None:
