@@ -21,7 +21,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from hivectl.cli.context import Context
+from hivectl.context import Context
 from hivectl.drivers import get_driver
 from hivectl.drivers.base import Driver
 from hivectl.plan import Plan

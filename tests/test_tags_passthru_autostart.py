@@ -459,7 +459,7 @@ def test_autostart_refuses_when_a_later_file_wins(guests: Path, tmp_path: Path, 
 
 
 def test_autostart_never_overwrites_a_concurrent_edit(guests: Path) -> None:
-    from hivectl.cli.context import Context
+    from hivectl.context import Context
     from hivectl.ops import autostart
 
     guests.write_text('vm_list="a"\n')

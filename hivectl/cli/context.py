@@ -1,43 +1,15 @@
-"""What every command needs, built lazily so that cheap commands stay cheap."""
+"""The command line's context: ``hivectl.context.Context`` plus printing a plan for ``--dry-run``."""
 
 from __future__ import annotations
 
 import sys
-from functools import cached_property
 
-from hivectl.host.base import Host
-from hivectl.hostconf import HostSettings, load_settings
+from hivectl.context import Context as _Context
 from hivectl.plan import Plan
-from hivectl.store import Store
 
 
-class Context:
+class Context(_Context):
     """Settings, host and store for one invocation; also where plans are applied or printed."""
-
-    def __init__(self, driver: str | None = None, vm_dir: str | None = None) -> None:
-        self.driver_option = driver
-        self.vm_dir_option = vm_dir
-
-    @cached_property
-    def host(self) -> Host:
-        from hivectl.host.local import LocalHost
-
-        return LocalHost()
-
-    @cached_property
-    def settings(self) -> HostSettings:
-        return load_settings(self.vm_dir_option)
-
-    @cached_property
-    def store(self) -> Store:
-        store = Store(self.settings, self.host)
-        return store
-
-    @cached_property
-    def driver(self) -> str:
-        from hivectl.platforms import default_driver
-
-        return default_driver(self.driver_option)
 
     def execute(self, plan: Plan, dry_run: bool) -> None:
         """Print the plan (``--dry-run``) or apply it."""

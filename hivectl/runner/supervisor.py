@@ -489,7 +489,7 @@ def main(argv: list[str]) -> int:
     """``hivectl _supervise NAME [--install PATH] [--foreground] [--adopt PID]`` (internal)."""
     import argparse
 
-    from hivectl.cli.context import Context
+    from hivectl.context import Context
     from hivectl.drivers import get_driver
 
     parser = argparse.ArgumentParser(prog="hivectl _supervise")

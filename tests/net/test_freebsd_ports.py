@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from hivectl.cli.context import Context
+from hivectl.context import Context
 from hivectl.errors import ConfigError, Conflict, HivectlError
 from hivectl.net.ports import Port, plan_ports
 from hivectl.plan import Plan

@@ -47,7 +47,7 @@ def addresses(entry: dict[str, Any]) -> list[str]:
 
 
 def store() -> Store:
-    from hivectl.cli.context import Context
+    from hivectl.context import Context
 
     return Context().store
 

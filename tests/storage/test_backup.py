@@ -103,7 +103,7 @@ def test_twenty_gib_empty_disk_is_neither_read_nor_written(vmdir: Path, tmp_path
     archive = Path(result.out.strip())
     assert archive.stat().st_size < 64 << 10
     # the process read (almost) nothing from disk: /proc/self/io of a child is gone, so measure in-process
-    from hivectl.cli.context import Context
+    from hivectl.context import Context
     from hivectl.storage.backup import BackupRequest, plan_backup
 
     ctx = Context()

@@ -1,0 +1,55 @@
+"""What every operation needs (settings, host, store, driver), built lazily so that cheap commands stay cheap.
+
+It lives below the CLI because every front end builds one: the command line, the Python API
+(``hivectl.api``), the supervisor (``hivectl.runner.supervisor``) and later the REST daemon. Nothing here
+prints; applying or printing a plan is the front end's business.
+"""
+
+from __future__ import annotations
+
+from functools import cached_property
+from typing import TYPE_CHECKING
+
+from hivectl.host.base import Host
+from hivectl.hostconf import HostSettings, load_settings
+from hivectl.store import Store
+
+if TYPE_CHECKING:
+    from hivectl.drivers.base import Driver
+
+
+class Context:
+    """Settings, host and store for one invocation (or one API object)."""
+
+    def __init__(self, driver: str | None = None, vm_dir: str | None = None, host: Host | None = None) -> None:
+        self.driver_option = driver
+        self.vm_dir_option = vm_dir
+        if host is not None:
+            self.__dict__["host"] = host
+
+    @cached_property
+    def host(self) -> Host:
+        from hivectl.host.local import LocalHost
+
+        return LocalHost()
+
+    @cached_property
+    def settings(self) -> HostSettings:
+        return load_settings(self.vm_dir_option)
+
+    @cached_property
+    def store(self) -> Store:
+        return Store(self.settings, self.host)
+
+    @cached_property
+    def driver(self) -> str:
+        """The driver's name: ``bhyve`` or ``qemu`` (``--driver``, ``HIVECTL_DRIVER``, else the platform's)."""
+        from hivectl.platforms import default_driver
+
+        return default_driver(self.driver_option)
+
+    def driver_impl(self) -> Driver:
+        """The driver object for this host and store (built on demand: it imports the driver's modules)."""
+        from hivectl.drivers import get_driver
+
+        return get_driver(self.driver, self.host, self.store)
