@@ -38,6 +38,7 @@ class Hivectl:
         if dry_run:
             return [action.argv() for action in plan.actions]
         plan.apply(self._ctx.host)
+        self._ctx.refresh()  # the plan may have changed rc.conf or system.conf: read them again next time
         return []
 
     @property
@@ -46,11 +47,21 @@ class Hivectl:
 
     # -- host ----------------------------------------------------------------------------------------------
     def init(self, dry_run: bool = False) -> list[list[str]]:
+        """Prepare vm_dir and the host (``hivectl init``); safe to run again.
+
+        >>> hv.init()
+        []
+        """
         from hivectl.ops.system import plan_init
 
         return self._run(plan_init(self._ctx.store, self._ctx.host), dry_run)
 
     def templates(self) -> list[str]:
+        """The names of the templates in vm_dir/.templates (``hivectl template list``).
+
+        >>> "default" in hv.templates()
+        True
+        """
         return self._ctx.store.templates()
 
     # -- guests --------------------------------------------------------------------------------------------
@@ -67,11 +78,22 @@ class Hivectl:
         return guest_info(self._ctx.store, self._ctx.store.get(name))
 
     def create(self, name: str, template: str = "default", datastore: str = "default", size: str | None = None,
-               cpu: str | None = None, memory: str | None = None, dry_run: bool = False) -> list[list[str]]:
+               cpu: str | None = None, memory: str | None = None, image: str | None = None,
+               cloud_init: bool = False, keyfile: str | Path | None = None, userdata: str | Path | None = None,
+               netconfig: list[str] | None = None, dry_run: bool = False) -> list[list[str]]:
+        """Create a guest from a template (``hivectl create``; the same options, by name).
+
+        >>> plan = hv.create("other", template="debian", size="1G", dry_run=True)
+        >>> plan[-1][:3]
+        ['truncate', '-s', '1G']
+        """
         from hivectl.ops.guests import CreateRequest, plan_create
 
         self._ctx.store.require_initialised()
-        plan, _ = plan_create(self._ctx.store, CreateRequest(name, template, datastore, size, cpu, memory))
+        request = CreateRequest(name, template, datastore, size, cpu, memory, image, cloud_init,
+                                Path(keyfile) if keyfile is not None else None,
+                                Path(userdata) if userdata is not None else None, list(netconfig or []))
+        plan, _ = plan_create(self._ctx.store, request)
         return self._run(plan, dry_run)
 
     def set(self, name: str, dry_run: bool = False, **keys: str) -> list[list[str]]:
@@ -81,23 +103,444 @@ class Hivectl:
         return self._run(plan_set_keys(self._ctx.store.get(name), keys), dry_run)
 
     def rename(self, name: str, new: str, dry_run: bool = False) -> list[list[str]]:
+        """Rename a stopped guest (its directory or dataset, and its config file).
+
+        >>> hv.rename("doc", "doc2", dry_run=True)[0][0]
+        'mv'
+        """
         from hivectl.ops.guests import plan_rename
 
         return self._run(plan_rename(self._ctx.store, self._ctx.store.get(name), new), dry_run)
 
     def destroy(self, name: str, dry_run: bool = False) -> list[list[str]]:
+        """Remove a stopped guest and its disks; ``NAME@SNAP`` destroys that ZFS snapshot instead.
+
+        >>> hv.destroy("doc", dry_run=True) != []
+        True
+        """
         from hivectl.ops.guests import plan_destroy
+
+        if "@" in name:
+            from hivectl.storage.snapshots import plan_destroy_snapshot
+
+            return self._run(plan_destroy_snapshot(self._ctx.store, name), dry_run)
 
         return self._run(plan_destroy(self._ctx.store.get(name)), dry_run)
 
+    def configure(self, name: str, text: str, dry_run: bool = False) -> list[list[str]]:
+        """Replace ``NAME/NAME.conf`` with ``text`` once it validates (``hivectl configure`` without an editor).
+
+        >>> import re
+        >>> hv.configure("doc", re.sub(r'^cpu=.*$', 'cpu="2"', hv.config_text("doc"), flags=re.M))
+        []
+        >>> hv.info("doc")["cpu"]
+        '2'
+        """
+        from hivectl.ops.guests import plan_configure
+
+        return self._run(plan_configure(self._ctx.store.get(name), text), dry_run)
+
+    def config_text(self, name: str) -> str:
+        """The text of a guest's configuration file, as ``configure`` would open it in an editor."""
+        return self._ctx.store.get(name).conf_path.read_text()
+
+    def add(self, name: str, device: str, spec: str, dev: str = "file", dry_run: bool = False) -> list[list[str]]:
+        """Add a disk (``device="disk"``, ``spec`` a size) or a NIC (``device="network"``, ``spec`` a switch).
+
+        >>> plan = hv.add("doc", "disk", "1G", dry_run=True)
+        >>> plan[0][:3]
+        ['truncate', '-s', '1G']
+        """
+        from hivectl.errors import UsageError
+        from hivectl.ops.guests import plan_add_disk, plan_add_network
+
+        ref = self._ctx.store.get(name)
+        if device == "disk":
+            return self._run(plan_add_disk(self._ctx.store, ref, spec, dev), dry_run)
+        if device == "network":
+            return self._run(plan_add_network(self._ctx.store, ref, spec), dry_run)
+        raise UsageError(f"add: device {device!r}: expected disk or network")
+
+    # -- tags ----------------------------------------------------------------------------------------------
+    def tags_list(self, name: str) -> list[str]:
+        """A guest's tags, in order.
+
+        >>> hv.tags_add("doc", ["prod", "eu"])
+        []
+        >>> hv.tags_list("doc")[-2:]
+        ['prod', 'eu']
+        """
+        from hivectl.ops import tags
+
+        return tags.current(self._ctx.store.get(name))
+
+    def tags_add(self, name: str, tags: list[str], dry_run: bool = False) -> list[list[str]]:
+        """Add tags the guest does not have yet (after the ones it has)."""
+        from hivectl.ops import tags as ops
+
+        plan, _ = ops.plan_add(self._ctx.store.get(name), tags)
+        return self._run(plan, dry_run)
+
+    def tags_remove(self, name: str, tags: list[str], dry_run: bool = False) -> list[list[str]]:
+        """Remove tags (tags the guest does not have are skipped).
+
+        >>> hv.tags_add("doc", ["a", "b"]); hv.tags_remove("doc", ["a"]); "a" in hv.tags_list("doc")
+        []
+        []
+        False
+        """
+        from hivectl.ops import tags as ops
+
+        plan, _ = ops.plan_remove(self._ctx.store.get(name), tags)
+        return self._run(plan, dry_run)
+
+    def tags_find(self, tag: str) -> list[str]:
+        """The names of the guests that have ``tag``.
+
+        >>> hv.tags_add("doc", ["found"]); hv.tags_find("found")
+        []
+        ['doc']
+        """
+        from hivectl.ops import tags
+
+        return [row.name for row in tags.find(self._ctx.store, tag)]
+
+    # -- host settings, datastores, templates, passthru ---------------------------------------------------
+    def settings(self, names: list[str] | None = None) -> dict[str, str | None]:
+        """System settings (``hivectl get``); None where unset.
+
+        >>> "console" in hv.settings()
+        True
+        """
+        from hivectl.ops.system import get_settings
+
+        return {k: (None if v == "-" else v) for k, v in get_settings(self._ctx.store, names or [])}
+
+    def set_settings(self, dry_run: bool = False, **settings: str) -> list[list[str]]:
+        """Change system settings (``hivectl set console=tmux``).
+
+        >>> hv.set_settings(console="tmux"); hv.settings(["console"])
+        []
+        {'console': 'tmux'}
+        """
+        from hivectl.ops.system import plan_set_settings
+
+        return self._run(plan_set_settings(self._ctx.store, [f"{k}={v}" for k, v in settings.items()]), dry_run)
+
+    def version(self) -> str:
+        """hivectl's version.
+
+        >>> hv.version() == __import__("hivectl").__version__
+        True
+        """
+        from hivectl import __version__
+
+        return __version__
+
+    def datastore_list(self) -> list[dict[str, Any]]:
+        """The datastores (``hivectl datastore list --json``).
+
+        >>> [d["name"] for d in hv.datastore_list()][:1]
+        ['default']
+        """
+        return [{"name": d.name, "type": d.kind, "path": str(d.path), "zfs": d.dataset is not None,
+                 "dataset": d.dataset} for d in self._ctx.store.datastores()]
+
+    def datastore_add(self, name: str, path: str, dry_run: bool = False) -> list[list[str]]:
+        """Add a guest datastore: a directory or ``zfs:pool/dataset``."""
+        from hivectl.ops.system import plan_datastore_add
+
+        return self._run(plan_datastore_add(self._ctx.store, name, path, ""), dry_run)
+
+    def datastore_iso(self, name: str, path: str, dry_run: bool = False) -> list[list[str]]:
+        """Add an ISO store."""
+        from hivectl.ops.system import plan_datastore_add
+
+        return self._run(plan_datastore_add(self._ctx.store, name, path, "iso"), dry_run)
+
+    def datastore_img(self, name: str, path: str, dry_run: bool = False) -> list[list[str]]:
+        """Add a cloud-image store."""
+        from hivectl.ops.system import plan_datastore_add
+
+        return self._run(plan_datastore_add(self._ctx.store, name, path, "img"), dry_run)
+
+    def datastore_remove(self, name: str, dry_run: bool = False) -> list[list[str]]:
+        """Forget a datastore (no data is deleted)."""
+        from hivectl.ops.system import plan_datastore_remove
+
+        return self._run(plan_datastore_remove(self._ctx.store, name), dry_run)
+
+    def template_show(self, name: str) -> str:
+        """The text of a template.
+
+        >>> 'loader=' in hv.template_show("debian")
+        True
+        """
+        return self._ctx.store.template_path(name).read_text()
+
+    def passthru(self) -> list[dict[str, Any]]:
+        """The host's PCI devices and which are ready for passthrough (``hivectl passthru --json``)."""
+        from hivectl.ops.passthru import host_devices
+
+        return [device.as_json() for device in host_devices(self._ctx.host)]
+
+    # -- autostart -----------------------------------------------------------------------------------------
+    def autostart_list(self) -> list[dict[str, Any]]:
+        """The guests in vm_list, in start order.
+
+        >>> hv.autostart_add(["doc"]); [e["name"] for e in hv.autostart_list()]
+        []
+        ['doc']
+        >>> hv.autostart_remove(["doc"])
+        []
+        """
+        from hivectl.ops import autostart
+
+        return [entry.as_json() for entry in autostart.entries(self._ctx.store)]
+
+    def autostart_add(self, names: list[str], position: str | None = None, dry_run: bool = False) -> list[list[str]]:
+        """Start guests at boot: append them to vm_list, or insert them from ``position`` on."""
+        from hivectl.ops import autostart
+
+        plan, _ = autostart.plan_add(self._ctx.store, names, position)
+        return self._run(plan, dry_run)
+
+    def autostart_remove(self, names: list[str], dry_run: bool = False) -> list[list[str]]:
+        """Take guests off vm_list."""
+        from hivectl.ops import autostart
+
+        plan, _ = autostart.plan_remove(names)
+        return self._run(plan, dry_run)
+
+    # -- storage -------------------------------------------------------------------------------------------
+    def disk_list(self, name: str) -> list[dict[str, Any]]:
+        """A guest's disks (``hivectl disk list --json``).
+
+        >>> [d["index"] for d in hv.disk_list("doc")]
+        [0]
+        """
+        from hivectl.ops.listing import guest_info
+
+        disks: list[dict[str, Any]] = guest_info(self._ctx.store, self._ctx.store.get(name))["disks"]
+        return disks
+
+    def disk_resize(self, name: str, disk: str, size: str, dry_run: bool = False) -> list[list[str]]:
+        """Grow a stopped guest's disk to ``size`` (or by ``+size``); disks never shrink.
+
+        >>> hv.disk_resize("doc", "disk0", "2G"); hv.disk_list("doc")[0]["size"] == 2 << 30
+        []
+        True
+        """
+        from hivectl.storage.resize import plan_resize
+
+        return self._run(plan_resize(self._ctx.store, name, disk, size).plan, dry_run)
+
+    def snapshot(self, spec: str, force: bool = False, dry_run: bool = False) -> list[list[str]]:
+        """Take a recursive ZFS snapshot of a guest (``NAME`` or ``NAME@SNAP``; ``force`` for a running one)."""
+        from hivectl.storage.snapshots import plan_snapshot
+
+        plan, _ = plan_snapshot(self._ctx.store, spec, force)
+        return self._run(plan, dry_run)
+
+    def rollback(self, spec: str, recursive: bool = False, dry_run: bool = False) -> list[list[str]]:
+        """Roll a guest back to a ZFS snapshot (``NAME@SNAP``)."""
+        from hivectl.storage.snapshots import plan_rollback
+
+        return self._run(plan_rollback(self._ctx.store, spec, recursive), dry_run)
+
+    def clone(self, spec: str, new: str, dry_run: bool = False) -> list[list[str]]:
+        """Make a new guest from a guest or a snapshot (``NAME`` or ``NAME@SNAP``), with a new identity."""
+        from hivectl.storage.clone import plan_clone
+
+        return self._run(plan_clone(self._ctx.store, spec, new), dry_run)
+
+    def iso(self, url: str | None = None, datastore: str | None = None, sha256: str | None = None,
+            sums: str | None = None, dry_run: bool = False) -> list[dict[str, Any]] | list[list[str]]:
+        """Without ``url``: the ISOs in the ISO stores. With it: download one (a plan when ``dry_run``).
+
+        >>> hv.iso()
+        []
+        """
+        return self._media("iso", url, datastore, sha256, sums, dry_run)
+
+    def img(self, url: str | None = None, datastore: str | None = None, sha256: str | None = None,
+            sums: str | None = None, dry_run: bool = False) -> list[dict[str, Any]] | list[list[str]]:
+        """Without ``url``: the cloud images in the image stores. With it: download one."""
+        return self._media("img", url, datastore, sha256, sums, dry_run)
+
+    def _media(self, kind: str, url: str | None, datastore: str | None, sha256: str | None, sums: str | None,
+               dry_run: bool) -> list[dict[str, Any]] | list[list[str]]:
+        from hivectl.ops.media import DownloadRequest, plan_download
+        from hivectl.storage import download, media
+
+        if url is None:
+            return [{"datastore": f.datastore, "filename": f.name, "size": f.size}
+                    for f in media.list_media(self._ctx.store, kind)]
+        planned = plan_download(self._ctx.store, DownloadRequest(kind, url, datastore, sha256, sums))
+        if dry_run:
+            return planned
+        target = media.target_store(self._ctx.store, kind, datastore)
+        download.fetch(url, target.path, sha256=sha256, sums=sums)
+        return []
+
+    def backup(self, name: str, to: str | None = None, keep: int | None = None, compress: str = "gz",
+               full: bool = False, dry_run: bool = False) -> list[list[str]]:
+        """Write a guest to one compressed, checksummed file (see ``hivectl backup --help``)."""
+        from hivectl.storage.backup import BackupRequest, plan_backup
+
+        plan, _ = plan_backup(self._ctx.store, BackupRequest(name, to, keep, compress, full))
+        return self._run(plan, dry_run)
+
+    def restore(self, file: str | Path, name: str | None = None, datastore: str | None = None,
+                dry_run: bool = False) -> list[list[str]]:
+        """Recreate a guest from a backup; with ``dry_run`` only check the archive and return what it would do."""
+        from hivectl.ops.media import RestoreRequest, plan_restore
+        from hivectl.storage.backup import restore
+
+        if dry_run:
+            return plan_restore(self._ctx.store, RestoreRequest(str(file), name, datastore))
+        restore(self._ctx.store, Path(file), datastore, name)
+        return []
+
+    def image_list(self) -> list[dict[str, Any]]:
+        """The guest images in vm_dir/images (ZFS)."""
+        from hivectl.storage import images
+
+        return [vars(i) for i in images.list_images(self._ctx.store)]
+
+    def image_create(self, name: str, description: str = "", compress: str = "xz",
+                     dry_run: bool = False) -> list[list[str]]:
+        """Make an image of a ZFS guest."""
+        from hivectl.storage import images
+
+        plan, _ = images.plan_create(self._ctx.store, name, description, compress)
+        return self._run(plan, dry_run)
+
+    def image_provision(self, uuid: str, new: str, datastore: str = "default",
+                        dry_run: bool = False) -> list[list[str]]:
+        """Make a new guest from an image."""
+        from hivectl.storage import images
+
+        return self._run(images.plan_provision(self._ctx.store, uuid, new, datastore), dry_run)
+
+    def image_destroy(self, uuid: str, dry_run: bool = False) -> list[list[str]]:
+        """Remove an image."""
+        from hivectl.storage import images
+
+        return self._run(images.plan_destroy(self._ctx.store, uuid), dry_run)
+
+    # -- switches ------------------------------------------------------------------------------------------
+    def _switches(self, changing: bool = True) -> Any:
+        from hivectl.errors import HivectlError
+        from hivectl.net.ops import SwitchOps
+
+        if changing:
+            self._ctx.store.require_initialised()
+            if not self._ctx.store.config_dir.is_dir():
+                raise HivectlError(f"{self._ctx.store.config_dir} does not exist: run 'hivectl init' first")
+        return SwitchOps(self._ctx.store, self._ctx.host)
+
+    def switch_list(self) -> list[dict[str, Any]]:
+        """The switches (``hivectl switch list --json``).
+
+        >>> hv.switch_list()
+        []
+        """
+        rows: list[dict[str, Any]] = self._switches(False).rows()
+        return rows
+
+    def switch_info(self, names: list[str] | None = None) -> list[dict[str, Any]]:
+        """Switches in detail, with their ports, DHCP and forwards."""
+        infos: list[dict[str, Any]] = self._switches(False).info(names or [])
+        return infos
+
+    def switch_create(self, name: str, type: str = "standard", interface: str | None = None, vlan: str | None = None,
+                      bridge: str | None = None, mtu: str | None = None, address: str | None = None,
+                      private: bool = False, nat: bool = False, dry_run: bool = False) -> list[list[str]]:
+        """Create a switch (same options as ``hivectl switch create``)."""
+        from hivectl.net.ops import CreateRequest
+
+        request = CreateRequest(name, type, interface, vlan, bridge, mtu, address, private, nat)
+        return self._run(self._switches().plan_create(request), dry_run)
+
+    def switch_destroy(self, name: str, force: bool = False, dry_run: bool = False) -> list[list[str]]:
+        """Remove a switch."""
+        return self._run(self._switches().plan_destroy(name, force), dry_run)
+
+    def switch_add(self, name: str, interface: str, dry_run: bool = False) -> list[list[str]]:
+        """Add a physical port to a switch."""
+        return self._run(self._switches().plan_add(name, interface), dry_run)
+
+    def switch_remove(self, name: str, interface: str, dry_run: bool = False) -> list[list[str]]:
+        """Remove a physical port from a switch."""
+        return self._run(self._switches().plan_remove(name, interface), dry_run)
+
+    def switch_vlan(self, name: str, vlan: str, dry_run: bool = False) -> list[list[str]]:
+        """Set or clear (``"0"``) the VLAN of a switch's physical ports."""
+        return self._run(self._switches().plan_vlan(name, vlan), dry_run)
+
+    def switch_address(self, name: str, address: str, dry_run: bool = False) -> list[list[str]]:
+        """Set a switch's bridge address, or ``"none"``."""
+        return self._run(self._switches().plan_address(name, address), dry_run)
+
+    def switch_private(self, name: str, value: str, dry_run: bool = False) -> list[list[str]]:
+        """Make a switch private (``"on"``) or not (``"off"``)."""
+        return self._run(self._switches().plan_private(name, value), dry_run)
+
+    def switch_init(self, dry_run: bool = False) -> list[list[str]]:
+        """Create every configured switch on the host (what boot does)."""
+        return self._run(Plan(self._switches().plan_init()), dry_run)
+
+    def switch_forward_list(self, name: str) -> list[dict[str, Any]]:
+        """The port forwards of a NAT switch."""
+        return [{"proto": f.proto, "host_port": f.host_port, "guest": str(f.guest), "guest_port": f.guest_port}
+                for f in self._switches(False).forwards(name)]
+
+    def switch_forward_add(self, name: str, proto: str, host_port: str, target: str,
+                           dry_run: bool = False) -> list[list[str]]:
+        """Forward a host port of a NAT switch to ``GUEST:PORT``."""
+        return self._run(self._switches().plan_forward_add(name, proto, host_port, target), dry_run)
+
+    def switch_forward_remove(self, name: str, proto: str, host_port: str, dry_run: bool = False) -> list[list[str]]:
+        """Remove a port forward."""
+        return self._run(self._switches().plan_forward_remove(name, proto, host_port), dry_run)
+
     # -- running -------------------------------------------------------------------------------------------
-    def start(self, name: str, install: str | Path | None = None) -> int:
-        """Start a guest under its supervisor; returns the hypervisor's pid."""
+    def start(self, name: str, install: str | Path | None = None, dry_run: bool = False) -> Any:
+        """Start a guest under its supervisor; returns the hypervisor's pid (the boot plan when ``dry_run``).
+
+        Honours ``console=tmux`` (``set_settings(console="tmux")``) as ``hivectl start`` does.
+        """
         from hivectl.runner import control
 
-        started = control.start(self._ctx.store.get(name), self._ctx.driver,
-                                Path(install) if install is not None else None)
+        media = Path(install) if install is not None else None
+        if dry_run:
+            return self._boot_plan(name, media)
+        started = control.start(self._ctx.store.get(name), self._ctx.driver, media,
+                                console=control.console_mode(self._ctx.store))
         return started.pid
+
+    def _boot_plan(self, name: str, install: Path | None) -> list[list[str]]:
+        from hivectl.drivers.base import BootRequest
+        from hivectl.net.ports import plan_ports
+
+        ref = self._ctx.store.get(name)
+        config = ref.config()
+        config.check()
+        ports = plan_ports(self._ctx.host, self._ctx.store, ref, config, self._ctx.host.platform)
+        plan = self.driver.plan_boot(BootRequest(ref, config, ports, install, True, False))
+        lines = [a.argv() for p in ports for a in p.setup] + [a.argv() for a in plan.prepare]
+        if plan.loader:
+            lines.append(plan.loader)
+        lines.append(plan.hypervisor)
+        return lines
+
+    def install(self, name: str, media: str | Path, dry_run: bool = False) -> Any:
+        """Start a guest with install media (an ISO path or a name in the ISO stores) attached."""
+        from hivectl.storage import media as stores
+
+        path = Path(media) if "/" in str(media) else stores.target_store(self._ctx.store, "iso", None).path / media
+        return self.start(name, path, dry_run)
 
     def stop(self, names: list[str], timeout: float = 90.0) -> list[str]:
         """ACPI shutdown, wait, then force; returns notes about guests that had to be forced."""
@@ -105,3 +548,66 @@ class Hivectl:
 
         refs = [self._ctx.store.get(n) for n in names]
         return control.stop(self._ctx.host, self.driver, refs, timeout)
+
+    def restart(self, name: str, timeout: float = 90.0) -> Any:
+        """Shut a guest down and boot it again; returns its new state."""
+        from hivectl.runner import control
+
+        state, _ = control.restart(self.driver, self._ctx.store.get(name), timeout)
+        return state
+
+    def reset(self, name: str) -> Any:
+        """Reset a running guest at once; returns its state after the reboot."""
+        from hivectl.runner import control
+
+        ref = self._ctx.store.get(name)
+        control.running_state(ref)
+        return control.reset(self.driver, ref)
+
+    def poweroff(self, name: str) -> None:
+        """Power a running guest off at once (killed if the hypervisor does not stop)."""
+        from hivectl.runner import control
+
+        ref = self._ctx.store.get(name)
+        control.running_state(ref)
+        if not control.poweroff(self.driver, ref):
+            control.kill(self._ctx.host, self.driver, ref)
+
+    def console(self, name: str, port: str | None = None) -> dict[str, str]:
+        """Where a running guest's serial console is: ``{"port": "com1", "target": ...}`` (nmdm device,
+        ``unix:`` socket or ``tmux:`` session) for a program to attach to; ``hivectl console`` attaches."""
+        from hivectl.errors import HivectlError
+        from hivectl.runner import control
+        from hivectl.runtime import console_lines
+
+        ref = self._ctx.store.get(name)
+        control.running_state(ref)
+        coms = {k: v for k, v in console_lines(ref.directory).items() if k.startswith("com")}
+        if not coms:
+            raise HivectlError(f"{name} has no serial console")
+        chosen = port or next(iter(coms))
+        if chosen not in coms:
+            raise HivectlError(f"{name} has no {chosen}; it has {', '.join(coms)}")
+        return {"port": chosen, "target": coms[chosen]}
+
+    def startall(self, dry_run: bool = False) -> list[str] | list[list[str]]:
+        """Start the guests of vm_list in order (``vm_delay`` apart); returns the errors, if any."""
+        from hivectl.runner import control
+
+        if dry_run:
+            lines: list[list[str]] = []
+            for name in self._ctx.settings.vm_list:
+                lines.extend(self._boot_plan(name, None))
+            return lines
+        _, errors = control.startall(self._ctx.store, self._ctx.driver, self._ctx.settings.vm_delay,
+                                     control.console_mode(self._ctx.store))
+        return errors
+
+    def stopall(self, timeout: float = 90.0) -> list[str]:
+        """Stop every running guest; returns notes about guests that had to be forced."""
+        from hivectl.runner import control
+
+        refs = control.running_guests(self._ctx.store)
+        if not refs:
+            return []
+        return control.stop(self._ctx.host, self.driver, refs, timeout, only_running=True)

@@ -53,3 +53,8 @@ class Context:
         from hivectl.drivers import get_driver
 
         return get_driver(self.driver, self.host, self.store)
+
+    def refresh(self) -> None:
+        """Forget the settings and store read so far (after a change to rc.conf or system.conf)."""
+        self.__dict__.pop("settings", None)
+        self.__dict__.pop("store", None)

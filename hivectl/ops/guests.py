@@ -243,3 +243,18 @@ def plan_destroy(ref: GuestRef) -> Plan:
     return plan
 
 
+
+
+def plan_configure(ref: GuestRef, text: str) -> Plan:
+    """``configure``/``edit``: replace the guest's config with ``text`` once every value in it is valid.
+
+    The editor is the CLI's business; this is what happens to its result (and what the Python API and
+    ``configure --dry-run`` share). Invalid text raises ``ValidationErrors`` naming file, key and value.
+    """
+    GuestConfig(RcFile(ref.conf_path, text), ref.name).check()
+    plan = Plan()
+    if text != ref.conf_path.read_text():
+        mode = ref.conf_path.stat().st_mode & 0o777
+        plan.add(WriteFile(ref.conf_path, text, ["install", "-m", f"{mode:o}", "/dev/stdin", str(ref.conf_path)],
+                           mode))
+    return plan
