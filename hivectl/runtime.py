@@ -1,6 +1,7 @@
 """What a guest is doing right now, read from files without spawning a process per guest.
 
-Files in the guest directory (vm-bhyve.md §3.8, names and first lines kept for compatibility):
+Files in the guest directory (vm-bhyve.md §3.8, names and first lines kept for compatibility; the names
+are defined in ``hivectl/model/layout.py``):
 - ``run.lock``: first line the host name (vm-bhyve reads only that); hivectl adds ``pid=<supervisor>`` and
   ``boot=<boot id>`` so a stale lock (dead supervisor, rebooted host) can be told from a live one;
 - ``hivectl.state``: JSON written atomically by the supervisor: ``{"state": "running"|"bootloader"|
@@ -17,6 +18,8 @@ import socket
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from hivectl.model.layout import CONSOLE, RUN_LOCK, SUPERVISOR_STATE, suspend_name
 
 
 @cache
@@ -78,7 +81,7 @@ class Lock:
 
 def read_lock(directory: Path) -> Lock | None:
     try:
-        text = (directory / "run.lock").read_text(errors="replace")
+        text = (directory / RUN_LOCK).read_text(errors="replace")
     except FileNotFoundError:
         return None
     lines = text.splitlines()
@@ -99,7 +102,7 @@ def read_json(path: Path) -> dict[str, object]:
 
 
 def read_state(directory: Path) -> dict[str, object]:
-    return read_json(directory / "hivectl.state")
+    return read_json(directory / SUPERVISOR_STATE)
 
 
 @dataclass(frozen=True)
@@ -132,7 +135,7 @@ def guest_state(directory: Path, name: str) -> GuestState:
     """
     lock = read_lock(directory)
     if lock is None:
-        if (directory / f"{name}.save").exists():
+        if (directory / suspend_name(name)).exists():
             return GuestState("Suspended")
         return GuestState("Stopped")
     if not lock.local:
@@ -160,7 +163,7 @@ def console_lines(directory: Path) -> dict[str, str]:
     """``comN``/``vnc`` entries of the ``console`` file written while the guest runs."""
     result: dict[str, str] = {}
     try:
-        text = (directory / "console").read_text(errors="replace")
+        text = (directory / CONSOLE).read_text(errors="replace")
     except FileNotFoundError:
         return result
     for line in text.splitlines():

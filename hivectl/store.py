@@ -23,6 +23,7 @@ from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound
 from hivectl.host.base import Host
 from hivectl.hostconf import HostSettings
 from hivectl.model.guest import GuestConfig
+from hivectl.model.layout import GuestLayout, config_name
 from hivectl.rcfile import RcFile
 
 
@@ -54,11 +55,16 @@ class GuestRef:
 
     @property
     def conf_path(self) -> Path:
-        return self.directory / f"{self.name}.conf"
+        return self.layout.config
 
     @property
     def dataset(self) -> str | None:
         return f"{self.datastore.dataset}/{self.name}" if self.datastore.dataset else None
+
+    @property
+    def layout(self) -> GuestLayout:
+        """Every file of this guest (``hivectl/model/layout.py``)."""
+        return GuestLayout(self.directory, self.name, self.dataset)
 
     def config(self) -> GuestConfig:
         return GuestConfig.load(self.conf_path, self.name)
@@ -153,13 +159,13 @@ class Store:
             except FileNotFoundError:
                 continue
             for entry in entries:
-                if os.path.isfile(os.path.join(store.path, entry, entry + ".conf")):
+                if os.path.isfile(os.path.join(store.path, entry, config_name(entry))):
                     yield GuestRef(entry, store)
 
     def find(self, name: str) -> GuestRef | None:
         """The guest called ``name`` in the first datastore that has it."""
         for store in self.datastores():
-            if store.holds_guests and (store.path / name / f"{name}.conf").is_file():
+            if store.holds_guests and (store.path / name / config_name(name)).is_file():
                 return GuestRef(name, store)
         return None
 

@@ -14,7 +14,8 @@ from pathlib import Path
 from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, HivectlError, UsageError
 from hivectl.model.guest import GuestConfig
-from hivectl.ops.ids import new_mac, new_uuid
+from hivectl.model.identity import new_mac, new_uuid
+from hivectl.model.layout import config_name
 from hivectl.plan import Action, Call, MakeDir, Plan, Run, SparseFile, WriteFile
 from hivectl.rcfile import RcFile
 from hivectl.runtime import guest_state
@@ -137,7 +138,6 @@ def _plan_image_and_seed(store: Store, ref: GuestRef, req: CreateRequest, templa
     """``-i`` (cloud image onto disk0) and ``-C`` (cloud-init seed); may add keys to ``conf``."""
     actions: list[Action] = []
     if req.image is not None:
-        from hivectl.ops.listing import disk_path
         from hivectl.storage import diskimage
 
         disk0 = template.disks[0]
@@ -146,7 +146,11 @@ def _plan_image_and_seed(store: Store, ref: GuestRef, req: CreateRequest, templa
         image = diskimage.inspect(diskimage.resolve(store, req.image))
         size_text = req.size or template.get("disk0_size") or DEFAULT_DISK_SIZE
         diskimage.check_fits(image, validate.disk_size(None, "-s", size_text))
-        actions.append(diskimage.WriteImage(image, disk_path(ref, disk0.dev, disk0.name)))
+        try:
+            target = ref.layout.disk_path(disk0.dev, disk0.name)
+        except LookupError as error:
+            raise UsageError(f"-i: {error}") from None
+        actions.append(diskimage.WriteImage(image, target))
     if req.cloud_init:
         from hivectl.storage.cloudinit import CloudInitRequest, plan_cloud_init
 
@@ -218,7 +222,7 @@ def plan_rename(store: Store, ref: GuestRef, new: str) -> Plan:
         old_dir, new_dir = ref.directory, new_ref.directory
         plan.add(Call(["mv", str(old_dir), str(new_dir)], lambda: _rename_no_clobber(old_dir, new_dir),
                       lambda: os.rename(new_dir, old_dir)))
-    old_conf = new_ref.directory / f"{ref.name}.conf"
+    old_conf = new_ref.directory / config_name(ref.name)  # renamed directory, old config name
     plan.add(Call(["mv", str(old_conf), str(new_ref.conf_path)],
                   lambda: os.rename(old_conf, new_ref.conf_path), lambda: os.rename(new_ref.conf_path, old_conf)))
     return plan

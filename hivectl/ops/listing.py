@@ -14,6 +14,7 @@ from typing import Any
 
 from hivectl.errors import HivectlError
 from hivectl.model.guest import GuestConfig
+from hivectl.model.layout import RUN_LOCK, config_name, suspend_name
 from hivectl.rcfile import parse_text
 from hivectl.runtime import GuestState, console_lines, guest_state, read_json
 from hivectl.store import GuestRef, Store
@@ -56,7 +57,7 @@ def _scan(directory: str) -> Iterator[tuple[str, str]]:
     except FileNotFoundError:
         return
     for name in names:
-        path = f"{directory}/{name}/{name}.conf"
+        path = f"{directory}/{name}/{config_name(name)}"
         try:
             with open(path, encoding="utf-8", errors="surrogateescape") as handle:
                 yield name, handle.read()
@@ -84,7 +85,7 @@ def list_guests(store: Store, running_only: bool = False, tag: str | None = None
             if tag is not None and tag not in tags:
                 continue
             directory = f"{base}/{name}"
-            if os.path.exists(f"{directory}/run.lock") or os.path.exists(f"{directory}/{name}.save"):
+            if os.path.exists(f"{directory}/{RUN_LOCK}") or os.path.exists(f"{directory}/{suspend_name(name)}"):
                 state = guest_state(Path(directory), name)
             else:
                 state = stopped
@@ -108,18 +109,10 @@ def _file_sizes(path: Path) -> tuple[int | None, int | None]:
     return st.st_size, st.st_blocks * 512
 
 
-def disk_path(ref: GuestRef, dev: str, name: str) -> str:
-    """Where a disk's data lives on the host (vm-bhyve.md §3.4, step 3)."""
-    if dev in ("zvol", "sparse-zvol"):
-        return f"/dev/zvol/{ref.dataset}/{name}"
-    if dev in ("custom", "9p", "iscsi"):
-        return name
-    return str(ref.directory / name)
-
-
 def guest_info(store: Store, ref: GuestRef) -> dict[str, Any]:
     """Everything worth knowing about one guest, as plain data (rendered as YAML or JSON by the CLI)."""
-    config = GuestConfig.load(ref.conf_path, ref.name)
+    layout = ref.layout
+    config = GuestConfig.load(layout.config, ref.name)
     state = guest_state(ref.directory, ref.name)
     mem_text = config.memory
     try:
@@ -128,8 +121,14 @@ def guest_info(store: Store, ref: GuestRef) -> dict[str, Any]:
         mem_bytes = None
     disks = []
     for disk in config.disks:
-        path = disk_path(ref, disk.dev, disk.name)
-        size, used = _file_sizes(store.host.devpath(path) if path.startswith("/dev/") else Path(path))
+        try:
+            path: str | None = layout.disk_path(disk.dev, disk.name)
+        except LookupError:  # a zvol of a guest on a plain directory: it cannot exist (config problem)
+            path = None
+        if path is None:
+            size, used = None, None
+        else:
+            size, used = _file_sizes(store.host.devpath(path) if path.startswith("/dev/") else Path(path))
         disks.append({"index": disk.index, "type": disk.type, "dev": disk.dev, "name": disk.name, "path": path,
                       "options": disk.opts or None, "slot": disk.slot or None, "size": size, "used": used})
     nics = [{"index": n.index, "type": n.type, "switch": n.switch or None, "device": n.device or None,
@@ -138,7 +137,7 @@ def guest_info(store: Store, ref: GuestRef) -> dict[str, Any]:
     consoles = console_lines(ref.directory) if state.running else {}
     topology = {k: config.get(f"cpu_{k}") for k in ("sockets", "cores", "threads") if config.get(f"cpu_{k}")}
     problems = [str(e) for e in config.errors()]
-    last = read_json(ref.directory / "hivectl.last")
+    last = read_json(layout.last_run)
     return {
         "name": ref.name,
         "datastore": ref.datastore.name,

@@ -81,7 +81,7 @@ def start(ref: GuestRef, driver: str, install: Path | None = None, timeout: floa
         raise HivectlError(f"{ref.name}: {message[7:]}")
     if message == "":
         raise HivectlError(f"{ref.name}: its supervisor gave no answer (exited, or silent for {timeout:.0f} s); "
-                           f"see {ref.directory / 'vm-bhyve.log'}")
+                           f"see {ref.layout.vm_log}")
     raise HivectlError(f"{ref.name}: unexpected answer from its supervisor: {message!r}")
 
 
@@ -102,7 +102,7 @@ def _launch_detached(ref: GuestRef, driver: str, install: Path | None, adopt: in
 
 def _launch_in_tmux(ref: GuestRef, driver: str, install: Path | None, timeout: float) -> str:
     """A foreground supervisor in a tmux session; it answers through a FIFO (see ``ready``)."""
-    session = tmux.session_name(ref.name)
+    session = ref.layout.tmux_session
     tmux.require_tmux()
     with tempfile.TemporaryDirectory(prefix="hivectl-start.") as scratch:
         fifo = Path(scratch) / "ready"
@@ -136,7 +136,7 @@ def wait_stopped(refs: list[GuestRef], timeout: float) -> list[GuestRef]:
 
 
 def mark_stopping(ref: GuestRef) -> None:
-    (ref.directory / supervisor.STOPPING_FILE).write_text(f"{os.getpid()}\n")
+    ref.layout.stopping.write_text(f"{os.getpid()}\n")
 
 
 def request_stop(driver: Driver, ref: GuestRef) -> None:
@@ -193,7 +193,7 @@ def reap_orphan(host: Host, driver: Driver, ref: GuestRef) -> None:
     this they stay behind and the guest shows as ``Locked (host, stale)``. Only a lock still there (and no
     longer running) is cleaned, so a guest some other cleanup already handled is left alone.
     """
-    if (ref.directory / "run.lock").exists() and not guest_state(ref.directory, ref.name).running:
+    if ref.layout.run_lock.exists() and not guest_state(ref.directory, ref.name).running:
         supervisor.cleanup(host, driver, ref, supervisor.recorded_teardown(ref.directory))
 
 
@@ -265,7 +265,7 @@ def restart(driver: Driver, ref: GuestRef, timeout: float, force_after: float = 
     state = running_state(ref)
     _can_reboot(ref, state, "shut down through ACPI")
     notes: list[str] = []
-    (ref.directory / supervisor.RESTART_FILE).write_text("")
+    ref.layout.restart_flag.write_text("")
     if state.pid:
         driver.request_shutdown(ref, state.pid)
     after = wait_rebooted(ref, state.pid, timeout)
@@ -274,7 +274,7 @@ def restart(driver: Driver, ref: GuestRef, timeout: float, force_after: float = 
         force_off(driver, ref)
         after = wait_rebooted(ref, state.pid, force_after + REBOOT_TIMEOUT)
     if after is None:
-        raise HivectlError(f"{ref.name}: did not boot again; see {ref.directory / 'vm-bhyve.log'}")
+        raise HivectlError(f"{ref.name}: did not boot again; see {ref.layout.vm_log}")
     return after, notes
 
 
@@ -289,7 +289,7 @@ def reset(driver: Driver, ref: GuestRef, timeout: float = REBOOT_TIMEOUT) -> Gue
     after = wait_rebooted(ref, state.pid, timeout)
     if after is None:
         raise HivectlError(f"{ref.name}: did not boot again within {timeout:g} s after the reset; "
-                           f"see {ref.directory / 'vm-bhyve.log'}")
+                           f"see {ref.layout.vm_log}")
     return after
 
 

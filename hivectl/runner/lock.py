@@ -17,16 +17,14 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from hivectl.errors import Conflict
+from hivectl.model.layout import LOCK_GUARD, RUN_LOCK
 from hivectl.runtime import boot_id, guest_state, hostname
-
-LOCK_NAME = "run.lock"
-GUARD_NAME = ".run.lock.guard"
 
 
 @contextlib.contextmanager
 def guarded(directory: Path) -> Iterator[None]:
     """Serialise lock inspection and creation between processes (flock on a guard file)."""
-    fd = os.open(directory / GUARD_NAME, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(directory / LOCK_GUARD, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -37,7 +35,7 @@ def guarded(directory: Path) -> Iterator[None]:
 def acquire(directory: Path, name: str, owner_pid: int | None = None) -> None:
     """Take the lock for ``owner_pid`` (default: this process) or raise ``Conflict`` saying who holds it."""
     with guarded(directory):
-        path = directory / LOCK_NAME
+        path = directory / RUN_LOCK
         if path.exists():
             state = guest_state(directory, name)
             if state.state == "Locked" and state.stale:
@@ -57,11 +55,11 @@ def acquire(directory: Path, name: str, owner_pid: int | None = None) -> None:
 def take_over(directory: Path, owner_pid: int) -> None:
     """Rewrite our own lock for a new supervisor (adopting a guest whose supervisor died)."""
     with guarded(directory):
-        tmp = directory / f".{LOCK_NAME}.{owner_pid}"
+        tmp = directory / f".{RUN_LOCK}.{owner_pid}"
         tmp.write_text(f"{hostname()}\npid={owner_pid}\nboot={boot_id()}\n")
-        os.replace(tmp, directory / LOCK_NAME)
+        os.replace(tmp, directory / RUN_LOCK)
 
 
 def release(directory: Path) -> None:
     with guarded(directory):
-        (directory / LOCK_NAME).unlink(missing_ok=True)
+        (directory / RUN_LOCK).unlink(missing_ok=True)

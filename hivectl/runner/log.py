@@ -12,18 +12,19 @@ import shutil
 import time
 from pathlib import Path
 
-LOG_NAME = "vm-bhyve.log"
+from hivectl.model.layout import VM_LOG
+
 ROTATE_AT = 1 << 20
 
 
 def rotate(directory: Path) -> None:
-    path = directory / LOG_NAME
+    path = directory / VM_LOG
     try:
         if path.stat().st_size < ROTATE_AT:
             return
     except FileNotFoundError:
         return
-    with path.open("rb") as src, gzip.open(directory / f"{LOG_NAME}.0.gz", "wb") as dst:
+    with path.open("rb") as src, gzip.open(directory / f"{VM_LOG}.0.gz", "wb") as dst:
         shutil.copyfileobj(src, dst)
     path.unlink()
 
@@ -32,7 +33,7 @@ def write(directory: Path, message: str) -> None:
     """Append one line (opened per write so that rotation and concurrent writers stay simple)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     line = f"{stamp}: {message}\n"
-    fd = os.open(directory / LOG_NAME, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+    fd = os.open(directory / VM_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
     try:
         os.write(fd, line.encode("utf-8", "replace"))
     finally:

@@ -37,21 +37,17 @@ from hivectl.errors import HivectlError
 from hivectl.host.base import Host
 from hivectl.host.process import DEVNULL, Process, TimeoutExpired
 from hivectl.model.guest import GuestConfig
+from hivectl.model.layout import CONSOLE, LOADER_LOG, RESTART_FLAG, STOPPING, SUPERVISOR_STATE
 from hivectl.net.ports import Port
 from hivectl.plan import Plan
 from hivectl.rcfile import atomic_write
 from hivectl.runner import lock, log, ready
 from hivectl.store import GuestRef, Store
 
-STATE_FILE = "hivectl.state"
-LAST_FILE = "hivectl.last"
-STOPPING_FILE = "hivectl.stopping"
-RESTART_FILE = "restart"  # vm-bhyve's one-shot flag: the next power-off becomes a restart
 CRASH_WINDOW = 60.0  # seconds: faults closer together than this count as one crash loop
 CRASH_LIMIT = 5  # restarts after faults within the window before giving up
 READY_FD_ENV = ready.FD_ENV
 CONSOLE_ENV = "HIVECTL_CONSOLE"  # "tmux" when ``start`` runs this supervisor in a tmux session
-LOADER_LOG = "loader.log"
 PRESTART_TIMEOUT = 300.0
 STOP_GRACE = 30.0  # foreground: seconds the guest gets to power off after a signal before it is forced
 FORCE_GRACE = 10.0  # then seconds after the forced power-off before the hypervisor is killed
@@ -97,7 +93,7 @@ def exit_status(outcome: Outcome | None, stop_requested: bool) -> int:
 
 def write_state(directory: Path, state: str, pid: int | None, **extra: object) -> None:
     data = {"state": state, "pid": pid, "supervisor": os.getpid(), "updated": time.time(), **extra}
-    atomic_write(directory / STATE_FILE, json.dumps(data) + "\n", 0o644)
+    atomic_write(directory / SUPERVISOR_STATE, json.dumps(data) + "\n", 0o644)
 
 
 class Supervisor:
@@ -110,6 +106,7 @@ class Supervisor:
         self.driver = driver
         self.ref = ref
         self.dir = ref.directory
+        self.layout = ref.layout
         self.install = install
         self.foreground = foreground
         self.ports: list[Port] = []
@@ -146,7 +143,7 @@ class Supervisor:
             self.failure = str(error)
             self.report(f"error: {error}")
             return 1
-        failure = "the guest stopped during start-up; see " + str(self.dir / log.LOG_NAME)
+        failure = "the guest stopped during start-up; see " + str(self.layout.vm_log)
         try:
             self._run_locked()
         except HivectlError as error:
@@ -175,7 +172,7 @@ class Supervisor:
         fatal = [p for p in problems if is_fatal(p)]
         if fatal:
             raise HivectlError("; ".join(fatal))
-        (self.dir / STOPPING_FILE).unlink(missing_ok=True)
+        self.layout.stopping.unlink(missing_ok=True)
         self.log(f"initialising ({self.driver.name} driver)")
         from hivectl.net.ports import plan_ports
 
@@ -193,8 +190,8 @@ class Supervisor:
             self.last_outcome = outcome
             first = False
             stopping = self.stop_requested()
-            restart_flag = (self.dir / RESTART_FILE).exists()
-            (self.dir / RESTART_FILE).unlink(missing_ok=True)
+            restart_flag = self.layout.restart_flag.exists()
+            self.layout.restart_flag.unlink(missing_ok=True)
             again = decide(outcome, policy, stopping, restart_flag)
             self.write_last(status, outcome)
             self.log(f"hypervisor exited with status {status} ({outcome.value})"
@@ -221,7 +218,7 @@ class Supervisor:
         """
         from hivectl.validate import yesno
 
-        save = self.dir / f"{self.ref.name}.save"
+        save = self.layout.suspend
         if not save.exists():
             return
         if yesno(self.store.system().get("suspend")):
@@ -236,8 +233,8 @@ class Supervisor:
 
         vm-bhyve does the same at first run; writing them keeps the guest's identity across boots.
         """
+        from hivectl.model.identity import new_mac, new_uuid
         from hivectl.ops.guests import taken_macs
-        from hivectl.ops.ids import new_mac, new_uuid
 
         missing = [f"network{n.index}_mac" for n in config.nics if not n.mac and not n.device]
         if config.get("uuid") and not missing:
@@ -308,11 +305,11 @@ class Supervisor:
             if status != 0:
                 detail = self.said(LOADER_LOG)
                 raise HivectlError(f"loader {plan.loader[0]} exited with status {status}"
-                                   + (f": {detail}" if detail else f"; see {self.dir / LOADER_LOG}"))
+                                   + (f": {detail}" if detail else f"; see {self.layout.loader_log}"))
         if self.stop_requested():
             return 0, Outcome.POWEROFF
         self.log("hypervisor: " + " ".join(plan.hypervisor))
-        hypervisor_log = f"{self.driver.name}.log"
+        hypervisor_log = self.layout.hypervisor_log(self.driver.name).name
         proc = self.spawn(plan.hypervisor, plan.env, hypervisor_log)
         self.child = proc
         self.apply_priority(config, proc.pid)
@@ -343,7 +340,7 @@ class Supervisor:
         self.signals += 1
 
     def stop_requested(self) -> bool:
-        return self.signals > 0 or (self.dir / STOPPING_FILE).exists()
+        return self.signals > 0 or self.layout.stopping.exists()
 
     def wait_child(self, proc: Process, loader: bool) -> int:
         """Wait for a loader or hypervisor, escalating a signalled stop while it does not end."""
@@ -360,7 +357,7 @@ class Supervisor:
         now = time.monotonic()
         if self.stop_started is None:
             self.stop_started = now
-            (self.dir / STOPPING_FILE).write_text(f"{os.getpid()}\n")
+            self.layout.stopping.write_text(f"{os.getpid()}\n")
             self.log("stop signal received; shutting the guest down"
                      + ("" if loader else f" (forced after {STOP_GRACE:g} s or a second signal)"))
             if loader:
@@ -420,13 +417,13 @@ class Supervisor:
 
             ports = config.get("comports").split() or ["com1"]
             rest = {k: v for k, v in console.items() if k != ports[0]}
-            console = {ports[0]: tmux.PREFIX + tmux.session_name(self.ref.name), **rest}
+            console = {ports[0]: tmux.PREFIX + self.layout.tmux_session, **rest}
         text = "".join(f"{k}={v}\n" for k, v in console.items())
-        atomic_write(self.dir / "console", text, 0o644)
+        atomic_write(self.layout.console, text, 0o644)
 
     def write_last(self, status: int, outcome: Outcome) -> None:
         data = {"status": status, "outcome": outcome.value, "time": time.time()}
-        atomic_write(self.dir / LAST_FILE, json.dumps(data) + "\n", 0o644)
+        atomic_write(self.layout.last_run, json.dumps(data) + "\n", 0o644)
 
     # -- cleanup on every exit path ----------------------------------------------------------------------
     def finish(self) -> None:
@@ -451,7 +448,7 @@ def cleanup(host: Host, driver: Driver, ref: GuestRef, teardown: list[list[str]]
         with contextlib.suppress(Exception):
             action.apply(host)
     # ``restart`` too: a flag a run did not consume (its supervisor died) must not restart the next run.
-    for name in ("console", STATE_FILE, STOPPING_FILE, RESTART_FILE):
+    for name in (CONSOLE, SUPERVISOR_STATE, STOPPING, RESTART_FLAG):
         (ref.directory / name).unlink(missing_ok=True)
     lock.release(ref.directory)
 

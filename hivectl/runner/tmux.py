@@ -24,11 +24,6 @@ PREFIX = "tmux/"  # how the ``console`` file marks a tmux session (vm-bhyve's fo
 FORWARDED = ("PATH", "PYTHONPATH")  # besides every HIVECTL_* variable
 
 
-def session_name(guest: str) -> str:
-    """vm-bhyve's mapping; guest names are already validated, so only ``.`` needs replacing."""
-    return guest.replace(".", "~")
-
-
 def require_tmux() -> None:
     if shutil.which("tmux") is None:
         raise HivectlError("console=tmux but tmux is not installed (pkg install tmux), or use "

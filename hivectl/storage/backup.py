@@ -41,10 +41,10 @@ from hivectl import validate
 from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
 from hivectl.host import streams as pipes
 from hivectl.model.guest import GuestConfig
+from hivectl.model.layout import GuestLayout, config_name, is_runtime_file
 from hivectl.plan import Call, Plan, Run
 from hivectl.rcfile import atomic_write_bytes
 from hivectl.storage import compression, sparse, zfs
-from hivectl.storage.clone import _is_runtime
 from hivectl.storage.guards import require_stopped
 from hivectl.store import Datastore, GuestRef, Store
 
@@ -304,7 +304,7 @@ def _add_directory(tar: tarfile.TarFile, ref: GuestRef, config: GuestConfig, dig
 
     def walk(directory: Path, rel: str) -> None:
         for entry in sorted(os.scandir(directory), key=lambda e: e.name):
-            if not rel and _is_runtime(entry.name, ref.name):
+            if not rel and is_runtime_file(entry.name, ref.name):
                 continue
             name = f"{rel}{entry.name}"
             st = entry.stat(follow_symlinks=False)
@@ -688,14 +688,14 @@ def restore(store: Store, source: Path, datastore: str | None = None, name: str 
         if ref is not None and ref.dataset is not None:
             # only after the whole chain: a received dataset changed between two receives refuses the next
             if guest != original:
-                old = ref.directory / f"{original}.conf"
+                old = ref.directory / config_name(original)
                 if old.exists():
                     os.replace(old, ref.conf_path)
             # A ZFS backup may be of a running guest, so its stream can carry run.lock, hivectl.state and
             # console: left in place they would make the copy look like the running original (and 'stop'
             # act on the original's hypervisor pid). Drop them, as directory backups never store them.
             for entry in os.listdir(ref.directory):
-                if _is_runtime(entry, original) or _is_runtime(entry, ref.name):
+                if is_runtime_file(entry, original) or is_runtime_file(entry, ref.name):
                     path = ref.directory / entry
                     if path.is_dir() and not path.is_symlink():
                         shutil.rmtree(path, ignore_errors=True)
@@ -735,10 +735,11 @@ def _restore_into_directory(tar: tarfile.TarFile, header: dict[str, Any], store_
     try:
         result = _restore_directory(tar, header, work)
         _check_digests(result, source)
-        old_conf = work / f"{header['guest']}.conf"
+        old_conf = work / config_name(header["guest"])
+        staged = GuestLayout(work, guest)
         if header["guest"] != guest and old_conf.exists():
-            os.replace(old_conf, work / f"{guest}.conf")
-        if not (work / f"{guest}.conf").is_file():
+            os.replace(old_conf, staged.config)
+        if not staged.config.is_file():
             raise HivectlError(f"{source}: the backup holds no {header['guest']}.conf")
         os.chmod(work, 0o755)  # noqa: S103 - a guest directory, as 'create' makes it
         return work

@@ -20,23 +20,14 @@ from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import HivectlError
+from hivectl.model.identity import new_mac, new_uuid
+from hivectl.model.layout import config_name, is_runtime_file
 from hivectl.ops.guests import taken_macs
-from hivectl.ops.ids import new_mac, new_uuid
 from hivectl.plan import Call, MakeDir, Plan, Run
 from hivectl.rcfile import RcFile
 from hivectl.storage import sparse, zfs
 from hivectl.storage.guards import require_stopped
 from hivectl.store import GuestRef, Store
-
-RUNTIME_FILES = ("run.lock", ".run.lock.guard", "console", "console.log", "hivectl.state", "hivectl.last",
-                 "hivectl.stopping", "restart", "suspending.lock", "bhyve.log", "qemu.log", "loader.log",
-                 "bhyve.config", "seed.iso", "device.map")
-RUNTIME_PREFIXES = ("vm-bhyve.log", "hivectl.log", "vtcon.")
-
-
-def _is_runtime(name: str, guest: str) -> bool:
-    return (name in RUNTIME_FILES or name.startswith(RUNTIME_PREFIXES) or name.endswith(".sock")
-            or name.startswith(f"{guest}.save"))
 
 
 def plan_clone(store: Store, spec: str, new: str) -> Plan:
@@ -88,11 +79,11 @@ def generalise_action(store: Store, old: str, target: GuestRef) -> Call:
 
     def apply() -> None:
         directory = target.directory
-        old_conf = directory / f"{old}.conf"
+        old_conf = directory / config_name(old)
         if old_conf.exists() and old != target.name:
             os.replace(old_conf, target.conf_path)
         for entry in os.listdir(directory):
-            if _is_runtime(entry, old) or _is_runtime(entry, target.name):
+            if is_runtime_file(entry, old) or is_runtime_file(entry, target.name):
                 path = directory / entry
                 if path.is_dir() and not path.is_symlink():
                     shutil.rmtree(path, ignore_errors=True)
@@ -123,7 +114,7 @@ def copy_tree(source: Path, target: Path, guest: str) -> None:
     """Copy a guest directory into the (existing, empty) ``target``: files sparse-aware, modes kept,
     run-time files and sockets left out."""
     for entry in sorted(os.scandir(source), key=lambda e: e.name):
-        if _is_runtime(entry.name, guest):
+        if is_runtime_file(entry.name, guest):
             continue
         dest = target / entry.name
         st = entry.stat(follow_symlinks=False)

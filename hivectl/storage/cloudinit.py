@@ -27,14 +27,14 @@ from pathlib import Path
 from hivectl import validate
 from hivectl.errors import ConfigError, HivectlError, UsageError
 from hivectl.model.guest import GuestConfig, Nic
-from hivectl.ops.ids import new_mac
+from hivectl.model.identity import new_mac
+from hivectl.model.layout import SEED
 from hivectl.plan import Action, Call, MakeDir, WriteFile
 from hivectl.rcfile import RcFile, atomic_write_bytes
 from hivectl.storage.iso9660 import build_iso
 from hivectl.store import GuestRef
 
 CLOUD_DIR = ".cloud-init"
-SEED_NAME = "seed.iso"
 SEED_FILES = ("meta-data", "user-data", "network-config", "vendor-data")
 GENERATED = "# hivectl: generated"
 _META_HEADER = f"{GENERATED}; rewritten when the guest's uuid or name changes (delete this line to keep edits)"
@@ -269,7 +269,7 @@ def plan_cloud_init(ref: GuestRef, conf: RcFile, req: CloudInitRequest, taken_ma
         raise UsageError(f"{len(specs)} -n options given but the guest has {len(nics)} network interfaces")
     index = config.next_free("disk", "name")
     conf.set(f"disk{index}_type", "ahci-cd")
-    conf.set(f"disk{index}_name", SEED_NAME)
+    conf.set(f"disk{index}_name", SEED)
     conf.set(f"disk{index}_dev", "file")
 
     directory = ref.directory / CLOUD_DIR
@@ -281,14 +281,14 @@ def plan_cloud_init(ref: GuestRef, conf: RcFile, req: CloudInitRequest, taken_ma
         source = req.userdata if name == "user-data" and req.userdata is not None else None
         shown = ["cp", str(source), str(target)] if source else ["tee", str(target)]
         actions.append(WriteFile(target, text, shown, 0o600))
-    seed = ref.directory / SEED_NAME
+    seed = ref.layout.seed
     actions.append(Call(_makefs_argv(ref), lambda: write_seed(ref), lambda: seed.unlink(missing_ok=True)))
     return actions
 
 
 def _makefs_argv(ref: GuestRef) -> list[str]:
     """How FreeBSD would build the seed (what vm-bhyve runs); we build it in-process."""
-    return ["makefs", "-t", "cd9660", "-o", "R,L=cidata", str(ref.directory / SEED_NAME),
+    return ["makefs", "-t", "cd9660", "-o", "R,L=cidata", str(ref.layout.seed),
             str(ref.directory / CLOUD_DIR)]
 
 
@@ -307,7 +307,7 @@ def write_seed(ref: GuestRef) -> None:
     if "meta-data" not in files:
         raise HivectlError(f"{directory / 'meta-data'} is missing; cloud-init needs it to find the seed")
     when = datetime.fromtimestamp(newest or 0, UTC)
-    atomic_write_bytes(ref.directory / SEED_NAME, build_iso(files, "cidata", when), 0o600)
+    atomic_write_bytes(ref.layout.seed, build_iso(files, "cidata", when), 0o600)
 
 
 def regenerate(ref: GuestRef, config: GuestConfig) -> dict[str, str]:
@@ -339,7 +339,7 @@ def ensure_seed(ref: GuestRef) -> Action | None:
         return None
     config = ref.config()
     changes = regenerate(ref, config)
-    seed = ref.directory / SEED_NAME
+    seed = ref.layout.seed
     try:
         built = seed.stat().st_mtime_ns
     except FileNotFoundError:

@@ -18,7 +18,7 @@ from pathlib import Path
 from hivectl import validate
 from hivectl.errors import ConfigError, HivectlError, NotFound, UsageError
 from hivectl.host import streams as pipes
-from hivectl.ops.ids import new_uuid
+from hivectl.model.identity import new_uuid
 from hivectl.plan import Call, Plan, Run, WriteFile
 from hivectl.rcfile import RcFile
 from hivectl.storage import compression
@@ -143,8 +143,7 @@ def plan_provision(store: Store, uuid: str, new: str, datastore: str = "default"
 
     plan.add(Call(["zfs", "recv", dataset], lambda: _receive(stream, dataset), undo_receive))
     plan.add(Run(["zfs", "destroy", "-r", f"{dataset}@{snap}"]))
-    plan.add(Call(["rm", "-f", str(ref.directory / "run.lock")],
-                  lambda: (ref.directory / "run.lock").unlink(missing_ok=True)))
+    plan.add(Call(["rm", "-f", str(ref.layout.run_lock)], lambda: ref.layout.run_lock.unlink(missing_ok=True)))
     plan.add(generalise_action(store, old, ref))
     return plan
 

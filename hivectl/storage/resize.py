@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from hivectl import validate
 from hivectl.errors import ConfigError, HivectlError, NotFound
 from hivectl.model.guest import Disk
+from hivectl.model.layout import SEED
 from hivectl.plan import Call, Plan, Run
 from hivectl.storage import zfs
 from hivectl.storage.guards import require_stopped
@@ -53,7 +54,7 @@ def plan_resize(store: Store, name: str, spec: str, size_text: str) -> Resize:
     """Grow one disk to ``SIZE`` (or by ``+SIZE``)."""
     ref = store.get(name)
     disk = find_disk(ref, spec)
-    if disk.type == "ahci-cd" or disk.name == "seed.iso":
+    if disk.type == "ahci-cd" or disk.name == SEED:
         raise HivectlError(f"{disk.key} is a CD ({disk.name}); it cannot be resized")
     old = current_size(store, ref, disk)
     grow = size_text.startswith("+")

@@ -26,6 +26,7 @@ from hivectl.drivers.bhyve.slots import (
 )
 from hivectl.errors import ConfigError, HivectlError
 from hivectl.model.guest import Disk, GuestConfig, Nic
+from hivectl.model.layout import VIRT_CONSOLE_PREFIX
 from hivectl.net.ports import Port
 from hivectl.store import GuestRef
 
@@ -104,7 +105,7 @@ def console_ports(config: GuestConfig, directory: Path) -> list[tuple[str, str]]
         if not _CONSOLE_NAME.fullmatch(name) or name in (".", ".."):
             raise ConfigError(config.path, f"virt_console{index}", value,
                               "a port name uses letters, digits, '.', '_' and '-' (it names the socket file)")
-        path = str(directory / f"vtcon.{name}")
+        path = str(directory / f"{VIRT_CONSOLE_PREFIX}{name}")
         if len(path.encode()) > SUN_PATH_MAX:
             raise ConfigError(config.path, f"virt_console{index}", value,
                               f"the socket path {path} is longer than FreeBSD's {SUN_PATH_MAX} bytes")

@@ -3,7 +3,8 @@
 Paths follow vm-bhyve (vm-bhyve.md §3.4 step 3): ``file`` disks are in the guest directory, ``zvol`` and
 ``sparse-zvol`` are ``/dev/zvol/<datastore dataset>/NAME/<name>``, ``custom`` is a literal path, and a
 virtio-9p share is written ``sharename=/host/dir`` with ``diskN_dev=9p``. Everything that bhyve would only
-reject at start (exit 4 with a generic message) is refused here with the key that causes it.
+reject at start (exit 4 with a generic message) is refused here with the key that causes it; the path itself
+is composed by ``GuestLayout.disk_path`` (hivectl/model/layout.py).
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ def disk_path(ref: GuestRef, config: GuestConfig, disk: Disk) -> str:
         if ref.dataset is None:
             raise ConfigError(source, dev_key, disk.dev, f"zvols need a ZFS datastore; {ref.datastore.name} "
                                                          f"({ref.datastore.spec}) is a plain directory")
-        return check_text(source, name_key, f"/dev/zvol/{ref.dataset}/{disk.name}")
+        return check_text(source, name_key, ref.layout.disk_path(disk.dev, disk.name))
     if disk.dev == "custom":
         if not disk.name.startswith("/"):
             raise ConfigError(source, name_key, disk.name, "a custom disk is a full path starting with '/'")
@@ -46,7 +47,7 @@ def disk_path(ref: GuestRef, config: GuestConfig, disk: Disk) -> str:
     if disk.name.startswith("/") or ".." in disk.name.split("/"):
         raise ConfigError(source, name_key, disk.name, "a file disk is a name inside the guest directory; use "
                                                        "diskN_dev=custom for a path elsewhere")
-    return check_text(source, name_key, str(ref.directory / disk.name))
+    return check_text(source, name_key, ref.layout.disk_path(disk.dev, disk.name))
 
 
 def share_parts(path: str) -> tuple[str, str]:

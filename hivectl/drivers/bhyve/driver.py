@@ -23,6 +23,7 @@ from hivectl.drivers.bhyve.slots import allocate
 from hivectl.errors import ConfigError
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig
+from hivectl.model.layout import VIRT_CONSOLE_PREFIX
 from hivectl.plan import Action
 from hivectl.store import GuestRef, Store
 
@@ -162,9 +163,10 @@ class BhyveDriver(Driver):
         actions: list[Action] = []
         if planner.vmm_exists(self.host, ref.name):
             actions.append(planner.destroy_vmm(ref.name))
-        leftovers = sorted(ref.directory.glob("vtcon.*"))
-        if (ref.directory / planner.CONFIG_FILE).exists():
-            leftovers.append(ref.directory / planner.CONFIG_FILE)
+        layout = ref.layout
+        leftovers = sorted(ref.directory.glob(f"{VIRT_CONSOLE_PREFIX}*"))
+        if layout.bhyve_config.exists():
+            leftovers.append(layout.bhyve_config)
         if leftovers:
             actions.append(RemoveFiles(leftovers))
         return actions

@@ -39,7 +39,7 @@ def firmware(config: GuestConfig, ref: GuestRef) -> str:
 
 def vars_path(ref: GuestRef) -> Path:
     """The guest's own UEFI variable store (vm-bhyve's name, so existing guests keep their boot entries)."""
-    return ref.directory / "uefi-vars.fd"
+    return ref.layout.uefi_vars
 
 
 @dataclass
@@ -133,7 +133,7 @@ def grub(inp: LoaderInput) -> GrubPlan:
             continue  # grub cannot read a 9p share; keep (hdN) numbered by disk index as vm-bhyve does
         map_lines.append(f"(hd{disk.index}) {disk_rules.disk_path(ref, config, disk)}")
     device_map = "\n".join(map_lines) + "\n"
-    device_map_path = directory / "device.map"
+    device_map_path = ref.layout.device_map
     files = [WriteFile(device_map_path, device_map, ["install", "-m", "644", "/dev/stdin", str(device_map_path)])]
 
     installing = inp.install_media is not None

@@ -13,6 +13,7 @@ from hivectl import validate
 from hivectl.drivers.bhyve.model import Topology, check_text
 from hivectl.errors import ConfigError
 from hivectl.model.guest import GuestConfig
+from hivectl.model.layout import nmdm_base
 from hivectl.store import GuestRef
 
 MAX_VCPUS = 65535
@@ -72,7 +73,7 @@ def serial(config: GuestConfig, name: str, foreground: bool) -> Serial:
         if number == 1 and foreground:
             result.com.append((port, "stdio"))
             continue
-        base = f"/dev/nmdm-{name}.{number}"
+        base = nmdm_base(name, number)
         if number == 1:
             result.loader_console = base + "A"
         result.com.append((port, base + "A"))
@@ -85,7 +86,7 @@ def tpm(config: GuestConfig, ref: GuestRef) -> tuple[str, str] | None:
     kind = config.get("tpm")
     if kind in ("", "none"):
         return None
-    default = str(ref.directory / "swtpm.sock") if kind == "swtpm" else "/dev/tpm0"
+    default = str(ref.layout.swtpm_socket) if kind == "swtpm" else "/dev/tpm0"
     path = config.get("tpm_path") or default
     return kind, check_text(config.path, "tpm_path", path)
 

@@ -18,8 +18,6 @@ from hivectl.errors import ConfigError
 from hivectl.host.base import Host
 from hivectl.plan import Action, Run, WriteFile
 
-CONFIG_FILE = "bhyve.config"  # the -k file (bhyve_config(5)) in the guest directory
-
 
 @dataclass
 class Planned:
@@ -101,7 +99,7 @@ def plan(host: Host, null_iso: Path, request: BootRequest, vnc_ports: graphics.V
             boot.loader = loaders.bhyveload(loader_input)
 
     if inv.has_secret:
-        path = ref.directory / CONFIG_FILE
+        path = ref.layout.bhyve_config
         # Removed first: an old file would keep its (maybe wider) mode through the atomic replace.
         prepare += [RemoveFiles([path]),
                     WriteFile(path, planned.config_text, ["install", "-m", "600", "/dev/stdin", str(path)], 0o600)]

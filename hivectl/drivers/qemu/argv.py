@@ -96,7 +96,7 @@ def plan_boot(request: BootRequest, accel: str, ovmf_code: Path, ovmf_vars: Path
     """
     ref, config = request.ref, request.config
     problems: list[ConfigError] = []
-    sockets = consoles.Sockets(ref.directory)
+    sockets = consoles.Sockets(ref.layout)
     result = BootPlan()
     argv = [binary]
     try:

@@ -28,44 +28,48 @@ from hivectl import validate
 from hivectl.drivers.qemu.options import escape, join, props_text
 from hivectl.errors import ConfigError
 from hivectl.model.guest import GuestConfig
+from hivectl.model.layout import GuestLayout
 from hivectl.plan import Call
 
 SOCKET_PATH_MAX = 107
 VNC_BASE_PORT = 5900
-VNC_SECRET_NAME = ".vnc-secret"  # noqa: S105 - a file name, not a password
 
 
 @dataclass(frozen=True)
 class Sockets:
-    """The socket files of one guest."""
+    """The socket files of one guest, as QEMU's options name them (the names are the guest layout's)."""
 
-    directory: Path
+    layout: GuestLayout
+
+    @property
+    def directory(self) -> Path:
+        return self.layout.directory
 
     @property
     def qmp(self) -> Path:
-        return self.directory / "qmp.sock"
+        return self.layout.qmp_socket
 
     @property
     def control(self) -> Path:
-        return self.directory / "qmp-ctl.sock"
+        return self.layout.qmp_control_socket
 
     @property
     def vnc(self) -> Path:
-        return self.directory / "vnc.sock"
+        return self.layout.vnc_socket
 
     @property
     def vnc_secret(self) -> Path:
-        return self.directory / VNC_SECRET_NAME
+        return self.layout.vnc_secret
 
     def serial(self, port: str, first: bool) -> Path:
-        return self.directory / ("console.sock" if first else f"{port}.sock")
+        return self.layout.serial_socket(port, first)
 
     @property
     def console_log(self) -> Path:
-        return self.directory / "console.log"
+        return self.layout.console_log
 
     def virt_console(self, port: str) -> Path:
-        return self.directory / f"vtcon.{port}"
+        return self.layout.virt_console(port)
 
     def all(self, config: GuestConfig) -> list[Path]:
         """Every socket a run of this config creates (what cleanup removes and preflight measures)."""

@@ -130,18 +130,14 @@ def file_format(disk: Disk, path: Path, source: Path) -> str:
 
 
 def disk_path(ref: GuestRef, disk: Disk, source: Path) -> Path:
-    """Where a disk's data is, by ``diskN_dev`` (vm-bhyve's rules)."""
-    if disk.dev in ("zvol", "sparse-zvol"):
-        if not ref.dataset:
-            raise ConfigError(source, f"{disk.key}_dev", disk.dev, "zvol disks need a guest on a ZFS datastore")
-        return Path(f"/dev/zvol/{ref.dataset}/{disk.name}")
-    if disk.dev == "custom":
-        if not disk.name.startswith("/"):
-            raise ConfigError(source, f"{disk.key}_name", disk.name, "a custom disk is a full path")
-        return Path(disk.name)
+    """Where a disk's data is, by ``diskN_dev`` (vm-bhyve's rules, composed by ``GuestLayout.disk_path``)."""
+    if disk.dev in ("zvol", "sparse-zvol") and not ref.dataset:
+        raise ConfigError(source, f"{disk.key}_dev", disk.dev, "zvol disks need a guest on a ZFS datastore")
+    if disk.dev == "custom" and not disk.name.startswith("/"):
+        raise ConfigError(source, f"{disk.key}_name", disk.name, "a custom disk is a full path")
     if disk.dev == "iscsi":
         raise ConfigError(source, f"{disk.key}_dev", disk.dev, "iSCSI disks are not supported by the qemu driver")
-    return ref.directory / disk.name
+    return Path(ref.layout.disk_path(disk.dev, disk.name))
 
 
 def share_of(disk: Disk, source: Path) -> tuple[str, Path]:

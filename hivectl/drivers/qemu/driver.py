@@ -31,6 +31,7 @@ from hivectl.errors import ConfigError
 from hivectl.host.base import Host
 from hivectl.host.process import Process
 from hivectl.model.guest import GuestConfig
+from hivectl.model.layout import VIRT_CONSOLE_PREFIX
 from hivectl.net.ports import Port
 from hivectl.plan import Action, Call
 from hivectl.store import GuestRef, Store
@@ -56,7 +57,7 @@ class QemuDriver(Driver):
         return accel_mod.accelerator(self.host.root)
 
     def sockets(self, ref: GuestRef) -> consoles.Sockets:
-        return consoles.Sockets(ref.directory)
+        return consoles.Sockets(ref.layout)
 
     # -- before a start --------------------------------------------------------------------------------
     def preflight(self, ref: GuestRef, config: GuestConfig) -> list[str]:
@@ -181,7 +182,7 @@ class QemuDriver(Driver):
             paths = sockets.all(config)
         except (OSError, ConfigError):
             paths = [sockets.qmp, sockets.control, sockets.vnc, sockets.serial("com1", True)]
-        paths += sorted(ref.directory.glob("vtcon.*")) + sorted(ref.directory.glob("com[1-4].sock"))
+        paths += sorted(ref.directory.glob(f"{VIRT_CONSOLE_PREFIX}*")) + sorted(ref.directory.glob("com[1-4].sock"))
         unique = sorted(set(paths))
         secret = sockets.vnc_secret
         return [Call(["rm", "-f", *map(str, [*unique, secret])], lambda: _remove(unique, secret))]

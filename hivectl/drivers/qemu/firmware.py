@@ -33,7 +33,6 @@ from hivectl.store import GuestRef
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
-VARS_NAME = "uefi-vars.fd"
 
 
 @dataclass(frozen=True)
@@ -60,7 +59,7 @@ def firmware_for(ref: GuestRef, config: GuestConfig, code: Path = OVMF_CODE,
         return Firmware("seabios")
     if loader == "uefi-custom":
         code = ref.datastore.path / ".config" / "BHYVE_UEFI.fd"
-    return Firmware("ovmf", code, vars_template, ref.directory / VARS_NAME)
+    return Firmware("ovmf", code, vars_template, ref.layout.uefi_vars)
 
 
 @dataclass

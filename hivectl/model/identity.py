@@ -2,6 +2,10 @@
 
 MACs use vm-bhyve's prefix ``58:9c:fc:0`` and 20 random bits, like vm-bhyve 1.8; unlike vm-bhyve we check
 the new address against every MAC already configured on this host, so two guests never share one.
+
+It lives in the model because an identity is part of a guest's config: ``create``, ``clone``, image
+deployment, cloud-init seeds and the supervisor all give one, and none of them should reach into another
+layer to do it.
 """
 
 from __future__ import annotations
