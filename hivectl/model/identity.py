@@ -13,8 +13,27 @@ from __future__ import annotations
 import secrets
 import uuid as uuidlib
 from collections.abc import Iterable
+from typing import Protocol
+
+from hivectl.model.guest import GuestConfig
 
 MAC_PREFIX = "58:9c:fc"
+
+
+class HasConfig(Protocol):
+    """Anything that can load a guest's config (a ``GuestRef``); keeps the model free of the store."""
+
+    def config(self) -> GuestConfig: ...
+
+
+def taken_macs(guests: Iterable[HasConfig]) -> set[str]:
+    """Every MAC configured for ``guests`` (pass ``store.iter_guests()``), lower-cased, for ``new_mac``."""
+    macs: set[str] = set()
+    for guest in guests:
+        for key, value in guest.config().values.items():
+            if key.startswith("network") and key.endswith("_mac") and value:
+                macs.add(value.lower())
+    return macs
 
 
 def new_uuid() -> str:

@@ -14,7 +14,7 @@ from pathlib import Path
 from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, HivectlError, UsageError
 from hivectl.model.guest import GuestConfig
-from hivectl.model.identity import new_mac, new_uuid
+from hivectl.model.identity import new_mac, new_uuid, taken_macs
 from hivectl.model.layout import config_name
 from hivectl.plan import Action, Call, MakeDir, Plan, Run, SparseFile, WriteFile
 from hivectl.rcfile import RcFile
@@ -22,16 +22,6 @@ from hivectl.runtime import guest_state
 from hivectl.store import GuestRef, Store
 
 DEFAULT_DISK_SIZE = "20G"
-
-
-def taken_macs(store: Store) -> set[str]:
-    """Every MAC configured on this host (for collision-free generation)."""
-    macs: set[str] = set()
-    for ref in store.iter_guests():
-        for key, value in ref.config().values.items():
-            if key.startswith("network") and key.endswith("_mac") and value:
-                macs.add(value.lower())
-    return macs
 
 
 def require_stopped(ref: GuestRef, action: str) -> None:
@@ -104,7 +94,7 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
     ref = GuestRef(req.name, datastore)
     conf = RcFile(ref.conf_path, template.rc.text())
     conf.set("uuid", new_uuid())
-    conf.set("network0_mac", new_mac(taken_macs(store)))
+    conf.set("network0_mac", new_mac(taken_macs(store.iter_guests())))
     if req.cpu is not None:
         conf.set("cpu", req.cpu)
     if req.memory is not None:
@@ -155,7 +145,7 @@ def _plan_image_and_seed(store: Store, ref: GuestRef, req: CreateRequest, templa
         from hivectl.storage.cloudinit import CloudInitRequest, plan_cloud_init
 
         actions += plan_cloud_init(ref, conf, CloudInitRequest(req.keyfile, req.userdata, list(req.netconfig)),
-                                   taken_macs(store))
+                                   taken_macs(store.iter_guests()))
     return actions
 
 
@@ -186,7 +176,7 @@ def plan_add_network(store: Store, ref: GuestRef, switch: str) -> Plan:
     emulation = nics[-1].type if nics else "virtio-net"
     updates = {f"network{index}_type": emulation, f"network{index}_switch": switch}
     if not config.get(f"network{index}_mac"):
-        updates[f"network{index}_mac"] = new_mac(taken_macs(store))
+        updates[f"network{index}_mac"] = new_mac(taken_macs(store.iter_guests()))
     plan = Plan()
     plan.add(_conf_update(ref, updates))
     return plan

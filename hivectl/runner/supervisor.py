@@ -233,8 +233,7 @@ class Supervisor:
 
         vm-bhyve does the same at first run; writing them keeps the guest's identity across boots.
         """
-        from hivectl.model.identity import new_mac, new_uuid
-        from hivectl.ops.guests import taken_macs
+        from hivectl.model.identity import new_mac, new_uuid, taken_macs
 
         missing = [f"network{n.index}_mac" for n in config.nics if not n.mac and not n.device]
         if config.get("uuid") and not missing:
@@ -242,7 +241,7 @@ class Supervisor:
         rc = config.rc
         if not rc.get("uuid"):
             rc.set("uuid", new_uuid())
-        taken = taken_macs(self.store) if missing else set()
+        taken = taken_macs(self.store.iter_guests()) if missing else set()
         for key in missing:
             mac = new_mac(taken)
             taken.add(mac)

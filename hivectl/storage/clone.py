@@ -20,9 +20,8 @@ from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import HivectlError
-from hivectl.model.identity import new_mac, new_uuid
+from hivectl.model.identity import new_mac, new_uuid, taken_macs
 from hivectl.model.layout import config_name, is_runtime_file
-from hivectl.ops.guests import taken_macs
 from hivectl.plan import Call, MakeDir, Plan, Run
 from hivectl.rcfile import RcFile
 from hivectl.storage import sparse, zfs
@@ -70,7 +69,7 @@ def generalise_action(store: Store, old: str, target: GuestRef) -> Call:
     uuid = new_uuid()
     source_conf = store.get(old).config() if store.find(old) else None
     shown_macs: dict[str, str] = {}
-    taken = taken_macs(store)
+    taken = taken_macs(store.iter_guests())
     if source_conf is not None:
         for nic in source_conf.nics:
             mac = new_mac(taken)
