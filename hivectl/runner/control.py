@@ -44,13 +44,24 @@ def console_mode(store: Store) -> str:
 
 def supervisor_argv(name: str, driver: str, install: Path | None = None, adopt: int | None = None,
                     foreground: bool = False) -> list[str]:
-    argv = [sys.executable, "-m", "hivectl.runner.supervisor"] + (["--foreground"] if foreground else [])
+    # -S: no site module. The supervisor needs nothing from site-packages (hivectl has no runtime
+    # dependencies); site's .pth processing costs start time and memory in every supervisor, and
+    # ``supervisor_environment`` puts this very hivectl tree on its path instead.
+    argv = [sys.executable, "-S", "-m", "hivectl.runner.supervisor"] + (["--foreground"] if foreground else [])
     argv += ["--driver", driver]
     if install is not None:
         argv += ["--install", str(install)]
     if adopt is not None:
         argv += ["--adopt", str(adopt)]
     return [*argv, name]
+
+
+def supervisor_environment(env: dict[str, str]) -> dict[str, str]:
+    """``env`` with the directory holding this ``hivectl`` package first on PYTHONPATH, so the supervisor
+    (started with ``-S``) runs the same tree as the command that started it."""
+    root = str(Path(__file__).resolve().parent.parent.parent)
+    rest = [part for part in env.get("PYTHONPATH", "").split(os.pathsep) if part and part != root]
+    return {**env, "PYTHONPATH": os.pathsep.join([root, *rest])}
 
 
 def start(ref: GuestRef, driver: str, install: Path | None = None, timeout: float = START_TIMEOUT,
@@ -88,7 +99,7 @@ def start(ref: GuestRef, driver: str, install: Path | None = None, timeout: floa
 def _launch_detached(ref: GuestRef, driver: str, install: Path | None, adopt: int | None, timeout: float) -> str:
     """A supervisor in its own session; it answers through an inherited pipe."""
     read_end, write_end = os.pipe()
-    env = {**os.environ, ready.FD_ENV: str(write_end)}
+    env = supervisor_environment({**os.environ, ready.FD_ENV: str(write_end)})
     try:
         process.spawn(supervisor_argv(ref.name, driver, install, adopt), env=env, pass_fds=(write_end,),
                       new_session=True)
@@ -109,7 +120,8 @@ def _launch_in_tmux(ref: GuestRef, driver: str, install: Path | None, timeout: f
         os.mkfifo(fifo, 0o600)
         read_end = os.open(fifo, os.O_RDONLY | os.O_NONBLOCK)
         try:
-            env = {**tmux.forwarded_environment(), ready.FIFO_ENV: str(fifo), supervisor.CONSOLE_ENV: "tmux"}
+            env = supervisor_environment({**tmux.forwarded_environment(), ready.FIFO_ENV: str(fifo),
+                                          supervisor.CONSOLE_ENV: "tmux"})
             tmux.new_session(session, supervisor_argv(ref.name, driver, install, foreground=True), env)
             return ready.await_answer(read_end, timeout, alive=lambda: tmux.has_session(session))
         finally:
