@@ -13,8 +13,6 @@ from hivectl.cli import render
 from hivectl.cli.context import Context
 from hivectl.errors import HivectlError, UsageError
 from hivectl.host import process
-from hivectl.model.guest import GuestConfig
-from hivectl.rcfile import RcFile, atomic_write
 
 DRY_RUN_HELP = "print the host commands this would run, one JSON array per line, and change nothing"
 
@@ -130,7 +128,9 @@ def run_info(ctx: Context, args: argparse.Namespace) -> int:
 def configure_configure(p: argparse.ArgumentParser) -> None:
     p.description = """\
 Open NAME/NAME.conf in $EDITOR (default vi). The edited file is validated before it replaces the old one
-(atomically); if it is invalid you are told which key and value are wrong and may edit again."""
+(atomically); if it is invalid you are told which key and value are wrong and may edit again.
+With --dry-run the edited file is validated and the write is printed instead of done."""
+    p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     p.add_argument("name")
 
 
@@ -138,6 +138,9 @@ configure_edit = configure_configure
 
 
 def run_configure(ctx: Context, args: argparse.Namespace) -> int:
+    from hivectl.errors import ValidationErrors
+    from hivectl.ops.guests import plan_configure
+
     ref = ctx.store.get(args.name)
     original = ref.conf_path.read_text()
     editor = os.environ.get("EDITOR") or os.environ.get("VISUAL") or "vi"
@@ -165,9 +168,12 @@ def run_configure(ctx: Context, args: argparse.Namespace) -> int:
             if text == original:
                 sys.stderr.write("no changes\n")
                 return 0
-            problems = GuestConfig(RcFile(ref.conf_path, text), ref.name).errors()
-            if not problems:
-                atomic_write(ref.conf_path, text)
+            try:
+                plan = plan_configure(ref, text)
+            except ValidationErrors as invalid:
+                problems = invalid.errors
+            else:
+                ctx.execute(plan, args.dry_run)
                 return 0
             for problem in problems:
                 sys.stderr.write(f"hivectl: {problem}\n")

@@ -34,6 +34,8 @@ external program is run.
     group.add_argument("--sha256", metavar="HEX", help="expected SHA-256 of the downloaded file")
     group.add_argument("--sums", metavar="URL|FILE", help="SHA256SUMS file to verify against")
     p.add_argument("--json", action="store_true", help="list as JSON")
+    p.add_argument("--dry-run", action="store_true",
+                   help="with URL: print the download (fetch -o FILE URL), one JSON array per line; change nothing")
     p.add_argument("url", nargs="?", metavar="URL")
 
 
@@ -48,6 +50,13 @@ def _run_media(ctx: Context, args: argparse.Namespace, kind: str) -> int:
             render.as_json([{"datastore": f.datastore, "filename": f.name, "size": f.size} for f in files])
         else:
             render.table(["DATASTORE", "FILENAME"], [[f.datastore, f.name] for f in files])
+        return 0
+    if args.dry_run:
+        from hivectl.ops.media import DownloadRequest, plan_download
+        from hivectl.plan import render as render_argvs
+
+        lines = plan_download(ctx.store, DownloadRequest(kind, args.url, args.datastore, args.sha256, args.sums))
+        sys.stdout.write("".join(line + "\n" for line in render_argvs(lines)))
         return 0
     target = media.target_store(ctx.store, kind, args.datastore)
     fetched = download.fetch(args.url, target.path, sha256=args.sha256, sums=args.sums)
@@ -215,12 +224,23 @@ its own name or NAME. Every checksum is verified and the guest is only put in pl
 match; an incremental ZFS backup is restored with the backups it builds on (found in the same directory).
 The guest keeps its uuid and MAC addresses."""
     p.add_argument("-d", dest="datastore", metavar="DATASTORE", help="datastore to restore into")
+    p.add_argument("--dry-run", action="store_true",
+                   help="check the backup's header, the datastore and the name, print what would be restored "
+                        "(one JSON array per line) and change nothing")
     p.add_argument("file", type=Path, metavar="FILE")
     p.add_argument("name", nargs="?", metavar="NAME")
 
 
 def run_restore(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.storage.backup import restore
+
+    if args.dry_run:
+        from hivectl.ops.media import RestoreRequest, plan_restore
+        from hivectl.plan import render as render_argvs
+
+        lines = plan_restore(ctx.store, RestoreRequest(str(args.file), args.name, args.datastore))
+        sys.stdout.write("".join(line + "\n" for line in render_argvs(lines)))
+        return 0
 
     result = restore(ctx.store, args.file, args.datastore, args.name)
     sys.stderr.write(f"restored {result.ref.name} into {result.ref.directory}\n")
