@@ -25,10 +25,10 @@ from pathlib import Path
 
 from hivectl.errors import SECRET_KEYS as SECRET_KEYS  # keys whose value is never readable by others
 from hivectl.errors import ConfigError
+from hivectl.safety.values import LINE_BREAKS
 
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
-_FORBIDDEN_IN_VALUES = {'"': "a double quote", "#": "'#'", "\n": "a newline", "\r": "a carriage return",
-                        "\0": "a NUL byte"}
+_FORBIDDEN_IN_VALUES = {'"': "a double quote", "#": "'#'", **LINE_BREAKS}
 
 
 def parse_line(line: str) -> tuple[str, str] | None:
@@ -48,7 +48,8 @@ def parse_line(line: str) -> tuple[str, str] | None:
 def parse_text(text: str) -> dict[str, str]:
     """Parse a whole file's text into an ordered dict; the first definition of a key wins."""
     values: dict[str, str] = {}
-    for line in text.splitlines():
+    # Lines end at "\n" only, as sh's read splits them (str.splitlines would also split at U+2028, \v...).
+    for line in text.split("\n"):
         # Inline fast path of parse_line: listing a thousand guests parses a thousand files.
         if not line or line[0] not in _LOWER:
             continue
@@ -144,7 +145,9 @@ class RcFile:
 
     def __init__(self, path: Path, text: str = "") -> None:
         self.path = path
-        self.lines: list[str] = text.splitlines()
+        self.lines: list[str] = text.split("\n")
+        if self.lines and self.lines[-1] == "":
+            self.lines.pop()
         self.values: dict[str, str] = parse_text(text)
 
     @classmethod

@@ -25,6 +25,7 @@ from hivectl.hostconf import HostSettings
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import GuestLayout, config_name
 from hivectl.rcfile import RcFile
+from hivectl.safety.paths import real_directory
 
 
 @dataclass(frozen=True)
@@ -163,9 +164,14 @@ class Store:
                     yield GuestRef(entry, store)
 
     def find(self, name: str) -> GuestRef | None:
-        """The guest called ``name`` in the first datastore that has it."""
+        """The guest called ``name`` in the first datastore that has it.
+
+        A guest directory that is a symlink is refused (``UnsafePath``), not followed: its run-time files
+        and what ``destroy`` removes would be outside vm_dir (hivectl/safety/paths.py).
+        """
         for store in self.datastores():
             if store.holds_guests and (store.path / name / config_name(name)).is_file():
+                real_directory(store.path / name)
                 return GuestRef(name, store)
         return None
 

@@ -23,6 +23,9 @@ _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40,
 _FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,254}")
 _MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
 _UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-dA-D][0-9a-fA-F]{3}-[0-9a-fA-F]{12}")
+MAX_DISK_BYTES = (1 << 63) - 1  # off_t's largest value: what truncate(2) and a zvol's volsize can hold
+MAX_MEMORY_BYTES = 1 << 52  # 4 PiB: beyond any amd64 guest's physical address space (bhyve's -m takes 64 bits)
+_MAX_DIGITS = 24  # no valid number here is longer; int() of a huge string is slow (and limited since 3.11)
 FALSE_WORDS = frozenset({"", "no", "false", "off", "0"})
 BOOL_WORDS = frozenset({"yes", "no", "true", "false", "on", "off", "1", "0"})
 
@@ -63,7 +66,7 @@ def memory(source: Source, key: str, value: str) -> int:
     (K, M, G, T, P, E; powers of 1024) and an optional ``B``. The size must be a whole number of 4 KiB pages.
     """
     match = _SIZE_RE.fullmatch(value.strip())
-    if not match:
+    if not match or len(match.group(1)) > _MAX_DIGITS:
         raise ConfigError(source, key, value, "expected a size such as 512M, 2G or 4096 (MiB)")
     number, unit, suffix_b = int(match.group(1)), match.group(2).lower(), match.group(3)
     if not unit and not suffix_b:
@@ -74,21 +77,26 @@ def memory(source: Source, key: str, value: str) -> int:
         raise ConfigError(source, key, value, "memory must be larger than zero")
     if size % 4096:
         raise ConfigError(source, key, value, "memory must be a multiple of 4 KiB")
+    if size > MAX_MEMORY_BYTES:
+        raise ConfigError(source, key, value, f"memory is at most {format_size(MAX_MEMORY_BYTES)}")
     return size
 
 
 def disk_size(source: Source, key: str, value: str) -> int:
     """A disk size as ``truncate -s`` and ``zfs create -V`` both accept it (``20G``, ``512M``); bytes."""
     match = _DISK_SIZE_RE.fullmatch(value.strip())
-    if not match:
+    if not match or len(match.group(1)) > _MAX_DIGITS:
         raise ConfigError(source, key, value, "expected a size such as 20G, 512M or 1T")
-    return int(match.group(1)) * _UNITS[match.group(2).lower()]
+    size = int(match.group(1)) * _UNITS[match.group(2).lower()]
+    if size > MAX_DISK_BYTES:
+        raise ConfigError(source, key, value, "a disk is at most 8E minus one byte (the largest file size)")
+    return size
 
 
 def integer(source: Source, key: str, value: str, low: int, high: int) -> int:
     """A decimal integer within ``[low, high]``."""
     text = value.strip()
-    if not text.isdigit() or not text.isascii():
+    if not text.isdigit() or not text.isascii() or len(text) > _MAX_DIGITS:
         raise ConfigError(source, key, value, f"expected a whole number from {low} to {high}")
     number = int(text)
     if not low <= number <= high:

@@ -156,6 +156,8 @@ class GuestConfig:
     def check(self, template: bool = False) -> None:
         """Raise ``ValidationErrors`` listing every problem, or return if the config is valid."""
         problems = self.errors(template)
+        if len(problems) == 1:
+            raise problems[0]  # one problem is one ConfigError (file, key and value), like every other check
         if problems:
             raise ValidationErrors(problems)
 

@@ -16,6 +16,7 @@ from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import ConfigError
+from hivectl.safety import values
 
 Source = str | Path | None
 Check = Callable[[Source, str, str], object]
@@ -55,6 +56,7 @@ def _int(low: int, high: int) -> Check:
 
 def _path(source: Source, key: str, value: str) -> None:
     validate.plain_path(source, key, value)
+    values.bhyve_value(source, key, value)
 
 
 def _name(source: Source, key: str, value: str) -> None:
@@ -103,17 +105,24 @@ def _address(source: Source, key: str, value: str) -> None:
         ipaddress.ip_address(value)
     except ValueError:
         raise ConfigError(source, key, value, "expected an IPv4 or IPv6 address") from None
+    if "%" in value:  # Python accepts any text as an IPv6 scope id ("::1%x,rfb=0.0.0.0:5999")
+        raise ConfigError(source, key, value, "a scope id (%zone) cannot be used: give the address alone")
 
 
 def _opts(source: Source, key: str, value: str) -> None:
     if " " in value.strip():
         raise ConfigError(source, key, value, "options are comma-separated with no spaces")
+    values.any_disk_options(source, key, value)
+
+
+def _passthru_opts(source: Source, key: str, value: str) -> None:
+    if " " in value.strip():
+        raise ConfigError(source, key, value, "options are comma-separated with no spaces")
+    values.passthru_options(source, key, value)
 
 
 def _zfs_opts(source: Source, key: str, value: str) -> None:
-    for item in value.split():
-        if not re.fullmatch(r"[a-z][a-z0-9_:.-]*=[^\s=]+", item):
-            raise ConfigError(source, key, value, f"expected space-separated property=value pairs, not {item!r}")
+    values.zfs_properties(source, key, value)
 
 
 def _tags(source: Source, key: str, value: str) -> None:
@@ -215,7 +224,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("networkN_slot", _slot, "pinned PCI slot (S, S:F or B:S:F) so adding disks never moves the NIC",
             hivectl=True),
     KeySpec("passthruN", _passthru, "host PCI device bus/slot/function to pass through"),
-    KeySpec("passthruN_options", _opts, "extra passthru options (rom=, bootindex=)"),
+    KeySpec("passthruN_options", _passthru_opts, "extra passthru options (rom=, bootindex=)"),
     KeySpec("virt_random", _bool, "add a virtio-rnd device", "no"),
     KeySpec("graphics", _bool, "VNC frame buffer (UEFI only)", "no"),
     KeySpec("graphics_port", _port, "fixed VNC port (default: first free from 5900)"),
@@ -287,7 +296,9 @@ def spec_for(key: str) -> KeySpec | None:
 
 
 def check(source: Source, key: str, value: str) -> None:
-    """Validate one key; unknown keys pass (they are kept, not judged)."""
+    """Validate one key; unknown keys pass (they are kept, not judged) unless their value holds a NUL or a
+    line break, which would make the file mean different keys to hivectl and to vm-bhyve's sh reader."""
+    values.plain_text(source, key, value)
     spec = spec_for(key)
     if spec is not None:
         spec.check(source, key, value)

@@ -12,13 +12,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl import validate
-from hivectl.errors import ConfigError, Conflict, HivectlError, UsageError
+from hivectl.errors import Conflict, HivectlError, UsageError
 from hivectl.model.guest import GuestConfig
 from hivectl.model.identity import new_mac, new_uuid, taken_macs
 from hivectl.model.layout import config_name
 from hivectl.plan import Action, Call, MakeDir, Plan, Run, SparseFile, WriteFile
 from hivectl.rcfile import RcFile
 from hivectl.runtime import guest_state
+from hivectl.safety import disks as disk_rules
+from hivectl.safety import values
 from hivectl.store import GuestRef, Store
 
 DEFAULT_DISK_SIZE = "20G"
@@ -34,23 +36,21 @@ def disk_plan(ref: GuestRef, index: int, dev: str, disk_name: str, size_text: st
               source: str) -> list[Run | SparseFile]:
     """The action that makes one new disk: a sparse file, a (sparse) zvol, or nothing for custom disks."""
     size = validate.disk_size(source, f"disk{index}_size", size_text)
+    disk_rules.check_name(source, f"disk{index}_name", dev, disk_name)
     if dev in ("zvol", "sparse-zvol"):
         if ref.dataset is None:
             raise HivectlError(f"{source}: disk{index}_dev={dev!r}: zvols need a ZFS datastore, and "
                                f"{ref.datastore.name} ({ref.datastore.spec}) is a plain directory")
         argv = ["zfs", "create", "-sV" if dev == "sparse-zvol" else "-V", size_text, "-o", "volmode=dev"]
-        for opt in zvol_opts.split():
+        for opt in values.zfs_properties(source, "zfs_zvol_opts", zvol_opts):  # never volmode, mountpoint...
             argv += ["-o", opt]
         volume = f"{ref.dataset}/{disk_name}"
         return [Run([*argv, volume], undo_argv=["zfs", "destroy", "-r", volume])]
     if dev == "file":
-        if disk_name.startswith("/") or ".." in disk_name.split("/"):
-            # The bhyve driver refuses such a disk at start; made here, it would land outside the guest's
-            # directory, where 'destroy' never removes it.
-            raise ConfigError(source, f"disk{index}_name", disk_name, "a file disk is a name inside the guest "
-                                                                       "directory; use diskN_dev=custom for a "
-                                                                       "path elsewhere")
-        return [SparseFile(ref.directory / disk_name, size, size_text)]
+        # The drivers refuse such a disk at start; made here, it would land outside the guest's directory,
+        # where 'destroy' never removes it (the one rule: hivectl/safety/disks.py).
+        return [SparseFile(disk_rules.file_disk(ref.directory, source, f"disk{index}_name", disk_name), size,
+                           size_text)]
     return []
 
 
@@ -103,7 +103,7 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
     plan = Plan()
     if ref.dataset is not None:
         argv = ["zfs", "create"]
-        for opt in template.get("zfs_dataset_opts").split():
+        for opt in values.zfs_properties(template_path, "zfs_dataset_opts", template.get("zfs_dataset_opts")):
             argv += ["-o", opt]
         plan.add(Run([*argv, ref.dataset], undo_argv=["zfs", "destroy", "-r", ref.dataset]))
     else:

@@ -53,7 +53,10 @@ def _scan(directory: str) -> Iterator[tuple[str, str]]:
     thousand times on a big host (one ``open`` per guest, no ``stat`` before it).
     """
     try:
-        names = sorted(entry for entry in os.listdir(directory) if entry[0] != ".")
+        # d_type from the directory read itself (no stat per entry): a symlinked "guest" is not one, since
+        # its run-time files would live outside vm_dir (hivectl/safety/paths.py); 'start' refuses it too.
+        with os.scandir(directory) as scan:
+            names = sorted(entry.name for entry in scan if entry.name[0] != "." and not entry.is_symlink())
     except FileNotFoundError:
         return
     for name in names:

@@ -24,6 +24,7 @@ from hivectl.host import process
 from hivectl.host.base import Host
 from hivectl.runner import ready, supervisor, tmux
 from hivectl.runtime import GuestState, guest_state, pid_alive, read_state
+from hivectl.safety import paths
 from hivectl.store import GuestRef, Store
 
 START_TIMEOUT = 60.0
@@ -148,7 +149,7 @@ def wait_stopped(refs: list[GuestRef], timeout: float) -> list[GuestRef]:
 
 
 def mark_stopping(ref: GuestRef) -> None:
-    ref.layout.stopping.write_text(f"{os.getpid()}\n")
+    paths.write_file(ref.directory, ref.layout.stopping, f"{os.getpid()}\n")
 
 
 def request_stop(driver: Driver, ref: GuestRef) -> None:
@@ -277,7 +278,7 @@ def restart(driver: Driver, ref: GuestRef, timeout: float, force_after: float = 
     state = running_state(ref)
     _can_reboot(ref, state, "shut down through ACPI")
     notes: list[str] = []
-    ref.layout.restart_flag.write_text("")
+    paths.write_file(ref.directory, ref.layout.restart_flag, "")
     if state.pid:
         driver.request_shutdown(ref, state.pid)
     after = wait_rebooted(ref, state.pid, timeout)

@@ -19,12 +19,13 @@ from pathlib import Path
 from hivectl.errors import Conflict
 from hivectl.model.layout import LOCK_GUARD, RUN_LOCK
 from hivectl.runtime import boot_id, guest_state, hostname
+from hivectl.safety import paths
 
 
 @contextlib.contextmanager
 def guarded(directory: Path) -> Iterator[None]:
     """Serialise lock inspection and creation between processes (flock on a guard file)."""
-    fd = os.open(directory / LOCK_GUARD, os.O_RDWR | os.O_CREAT, 0o600)
+    fd = os.open(directory / LOCK_GUARD, os.O_RDWR | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX)
         yield
@@ -56,7 +57,7 @@ def take_over(directory: Path, owner_pid: int) -> None:
     """Rewrite our own lock for a new supervisor (adopting a guest whose supervisor died)."""
     with guarded(directory):
         tmp = directory / f".{RUN_LOCK}.{owner_pid}"
-        tmp.write_text(f"{hostname()}\npid={owner_pid}\nboot={boot_id()}\n")
+        paths.write_file(directory, tmp, f"{hostname()}\npid={owner_pid}\nboot={boot_id()}\n", 0o644)
         os.replace(tmp, directory / RUN_LOCK)
 
 

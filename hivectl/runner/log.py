@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 from hivectl.model.layout import VM_LOG
+from hivectl.safety import paths
 
 ROTATE_AT = 1 << 20
 
@@ -24,17 +25,17 @@ def rotate(directory: Path) -> None:
             return
     except FileNotFoundError:
         return
-    with path.open("rb") as src, gzip.open(directory / f"{VM_LOG}.0.gz", "wb") as dst:
+    # Both files are opened without following symlinks (a planted link must not make root write elsewhere).
+    src_fd = paths.open_file(directory, path)
+    dst_fd = paths.open_file(directory, directory / f"{VM_LOG}.0.gz", write=True, truncate=True, create=True,
+                             mode=0o640)
+    with os.fdopen(src_fd, "rb") as src, os.fdopen(dst_fd, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb") as dst:
         shutil.copyfileobj(src, dst)
-    path.unlink()
+    paths.unlink(directory, path)
 
 
 def write(directory: Path, message: str) -> None:
     """Append one line (opened per write so that rotation and concurrent writers stay simple)."""
     stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
     line = f"{stamp}: {message}\n"
-    fd = os.open(directory / VM_LOG, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
-    try:
-        os.write(fd, line.encode("utf-8", "replace"))
-    finally:
-        os.close(fd)
+    paths.write_file(directory, directory / VM_LOG, line.encode("utf-8", "replace"), 0o640, append=True)

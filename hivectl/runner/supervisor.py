@@ -42,6 +42,7 @@ from hivectl.net.ports import Port
 from hivectl.plan import Plan
 from hivectl.rcfile import atomic_write
 from hivectl.runner import lock, log, ready
+from hivectl.safety import paths
 from hivectl.store import GuestRef, Store
 
 CRASH_WINDOW = 60.0  # seconds: faults closer together than this count as one crash loop
@@ -356,7 +357,7 @@ class Supervisor:
         now = time.monotonic()
         if self.stop_started is None:
             self.stop_started = now
-            self.layout.stopping.write_text(f"{os.getpid()}\n")
+            paths.write_file(self.dir, self.layout.stopping, f"{os.getpid()}\n")
             self.log("stop signal received; shutting the guest down"
                      + ("" if loader else f" (forced after {STOP_GRACE:g} s or a second signal)"))
             if loader:
@@ -394,7 +395,7 @@ class Supervisor:
         the first thing anyone needs when a start fails is what bhyve or QEMU said.
         """
         stdio = None if self.foreground else DEVNULL
-        err_fd = os.open(self.dir / log_name, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o640)
+        err_fd = paths.open_file(self.dir, self.dir / log_name, write=True, truncate=True, create=True, mode=0o640)
         try:
             return self.host.spawn(argv, stdin=stdio, stdout=stdio, stderr=err_fd, env={**os.environ, **env})
         finally:
@@ -403,8 +404,9 @@ class Supervisor:
     def said(self, log_name: str) -> str:
         """The last non-empty line a loader or hypervisor wrote to stderr (for one-line errors)."""
         try:
-            lines = [line.strip() for line in (self.dir / log_name).read_text(errors="replace").splitlines()]
-        except FileNotFoundError:
+            text = paths.read_bytes(self.dir, self.dir / log_name).decode(errors="replace")
+            lines = [line.strip() for line in text.splitlines()]
+        except (FileNotFoundError, paths.UnsafePath):
             return ""
         lines = [line for line in lines if line]
         return lines[-1] if lines else ""

@@ -16,6 +16,8 @@ from hivectl.errors import ConfigError, HivectlError, NotFound
 from hivectl.model.guest import Disk
 from hivectl.model.layout import SEED
 from hivectl.plan import Call, Plan, Run
+from hivectl.safety import disks as disk_rules
+from hivectl.safety import paths
 from hivectl.storage import zfs
 from hivectl.storage.guards import require_stopped
 from hivectl.store import GuestRef, Store
@@ -41,12 +43,15 @@ def find_disk(ref: GuestRef, spec: str) -> Disk:
 
 def current_size(store: Store, ref: GuestRef, disk: Disk) -> int:
     if disk.dev in ("zvol", "sparse-zvol"):
+        disk_rules.check_name(ref.conf_path, f"{disk.key}_name", disk.dev, disk.name)
         return zfs.volsize(store.host, f"{zfs.require_zfs(ref, 'a zvol disk')}/{disk.name}")
     if disk.dev == "file":
+        # The drivers' own rule: inside the guest directory, no symlink (never grow a host file).
+        path = disk_rules.file_disk(ref.directory, ref.conf_path, f"{disk.key}_name", disk.name)
         try:
-            return os.stat(ref.directory / disk.name).st_size
+            return os.stat(path).st_size
         except FileNotFoundError:
-            raise NotFound(f"{ref.directory / disk.name} does not exist") from None
+            raise NotFound(f"{path} does not exist") from None
     raise HivectlError(f"{disk.key} is a {disk.dev} disk; hivectl does not manage its storage")
 
 
@@ -60,6 +65,8 @@ def plan_resize(store: Store, name: str, spec: str, size_text: str) -> Resize:
     grow = size_text.startswith("+")
     amount = validate.disk_size(None, "SIZE", size_text.lstrip("+"))
     new = old + amount if grow else amount
+    if new > validate.MAX_DISK_BYTES:
+        raise ConfigError(None, "SIZE", size_text, "a disk is at most 8E minus one byte (the largest file size)")
     if new < old:
         raise ConfigError(None, "SIZE", size_text,
                           f"{disk.key} is {validate.format_size(old)} and shrinking it to {validate.format_size(new)} "
@@ -72,12 +79,17 @@ def plan_resize(store: Store, name: str, spec: str, size_text: str) -> Resize:
     if disk.dev == "file":
         path = ref.directory / disk.name
 
-        def grow_file() -> None:
-            if os.stat(path).st_size != old:
-                raise HivectlError(f"{path} changed size while being resized; nothing was done")
-            os.truncate(path, new)
+        def set_size(size: int, expected: int | None) -> None:
+            fd = paths.open_file(ref.directory, path, write=True)  # no symlink, a plain file with one link
+            try:
+                if expected is not None and os.fstat(fd).st_size != expected:
+                    raise HivectlError(f"{path} changed size while being resized; nothing was done")
+                os.ftruncate(fd, size)
+            finally:
+                os.close(fd)
 
-        plan.add(Call(["truncate", "-s", shown_size, str(path)], grow_file, lambda: os.truncate(path, old)))
+        plan.add(Call(["truncate", "-s", shown_size, str(path)], lambda: set_size(new, old),
+                      lambda: set_size(old, None)))
     else:
         volume = f"{ref.dataset}/{disk.name}"
         plan.add(Run(["zfs", "set", f"volsize={shown_size}", volume],

@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hivectl.host.base import Host
 from hivectl.plan import Action
+from hivectl.safety import paths
 
 
 @dataclass
@@ -34,7 +35,7 @@ class CopyIfMissing(Action):
         return ["cp", "-n", self.source, str(self.target)]
 
     def apply(self, host: Host) -> None:
-        if self.target.exists():
+        if paths.existing_file(self.target.parent, self.target):  # a planted symlink is refused, not written
             return
         tmp = self.target.with_name(f".{self.target.name}.{os.getpid()}.tmp")
         try:

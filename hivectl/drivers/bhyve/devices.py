@@ -28,6 +28,7 @@ from hivectl.errors import ConfigError, HivectlError
 from hivectl.model.guest import Disk, GuestConfig, Nic
 from hivectl.model.layout import VIRT_CONSOLE_PREFIX
 from hivectl.net.ports import Port
+from hivectl.safety import values
 from hivectl.store import GuestRef
 
 MAX_CONSOLE_PORTS = 16  # bhyve's virtio-console limit
@@ -232,7 +233,9 @@ def _nic(ctx: DeviceContext, placement: Placement, nic: Nic) -> PciDevice:
 def _passthru(ctx: DeviceContext, placement: Placement) -> PciDevice:
     key = placement.members[0]
     host = ctx.config.values[key].partition("=")[0]
-    opts = parse_opts(ctx.config.path, f"{key}_options", ctx.config.values.get(f"{key}_options", ""))
+    text = ctx.config.values.get(f"{key}_options", "")
+    values.passthru_options(ctx.config.path, f"{key}_options", text)  # never bus/slot/func/pptdev
+    opts = parse_opts(ctx.config.path, f"{key}_options", text)
     return PciDevice(placement, "passthru", host, opts)
 
 

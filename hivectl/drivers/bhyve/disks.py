@@ -14,6 +14,8 @@ import re
 from hivectl.drivers.bhyve.model import Opt, check_text, parse_opts
 from hivectl.errors import ConfigError
 from hivectl.model.guest import Disk, GuestConfig
+from hivectl.safety import disks as shared
+from hivectl.safety import values
 from hivectl.store import GuestRef
 
 AHCI_TYPES = ("ahci-hd", "ahci-cd")
@@ -27,6 +29,8 @@ def disk_path(ref: GuestRef, config: GuestConfig, disk: Disk) -> str:
     if (disk.type == "virtio-9p") != (disk.dev == "9p"):
         raise ConfigError(source, dev_key, disk.dev, f"{disk.key}_type=virtio-9p and {disk.key}_dev=9p go "
                                                      f"together (this disk has type {disk.type!r})")
+    if disk.dev in ("zvol", "sparse-zvol", "file"):
+        shared.check_name(source, name_key, disk.dev, disk.name)  # the one disk rule (hivectl/safety/disks.py)
     if disk.dev in ("zvol", "sparse-zvol"):
         if ref.dataset is None:
             raise ConfigError(source, dev_key, disk.dev, f"zvols need a ZFS datastore; {ref.datastore.name} "
@@ -44,9 +48,7 @@ def disk_path(ref: GuestRef, config: GuestConfig, disk: Disk) -> str:
     if disk.dev == "iscsi":
         raise ConfigError(source, dev_key, disk.dev, "iSCSI disks are not supported by hivectl's bhyve driver; "
                                                      "use diskN_dev=custom with the /dev/daN path")
-    if disk.name.startswith("/") or ".." in disk.name.split("/"):
-        raise ConfigError(source, name_key, disk.name, "a file disk is a name inside the guest directory; use "
-                                                       "diskN_dev=custom for a path elsewhere")
+    shared.file_disk(ref.directory, source, name_key, disk.name)
     return check_text(source, name_key, ref.layout.disk_path(disk.dev, disk.name))
 
 
@@ -59,6 +61,7 @@ def share_parts(path: str) -> tuple[str, str]:
 def disk_opts(config: GuestConfig, disk: Disk) -> tuple[Opt, ...]:
     """``diskN_opts`` as options; inside a shared AHCI controller ``hd:``/``cd:`` would start a new port."""
     key = f"{disk.key}_opts"
+    values.disk_options(config.path, key, disk.opts, disk.type)  # only options bhyve defines for this device
     opts = parse_opts(config.path, key, disk.opts)
     if disk.type == "virtio-scsi" and any(o.name in ("ro", "nocache", "direct", "sectorsize") for o in opts):
         bad = next(o.name for o in opts if o.name in ("ro", "nocache", "direct", "sectorsize"))

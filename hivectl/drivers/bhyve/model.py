@@ -13,6 +13,7 @@ from pathlib import Path
 
 from hivectl.drivers.bhyve.slots import Placement
 from hivectl.errors import ConfigError
+from hivectl.safety import values
 
 _OPT_NAME = re.compile(r"[A-Za-z0-9_-]+")
 
@@ -125,15 +126,11 @@ def check_text(source: str | Path | None, key: str, value: str) -> str:
 
     bhyve splits device options at ``,`` and, when it reads a value, expands ``%(name)`` and drops a
     backslash before any character (bhyve-spec.md §1.8). A path with these would silently become another
-    path, so it is refused with the key that carries it.
+    path, so it is refused with the key that carries it (the rule is ``hivectl.safety.values.bhyve_value``).
     """
-    for bad, why in ((",", "bhyve splits options at ','"), ("\\", "bhyve treats '\\' as an escape character"),
-                     ("%", "bhyve expands '%(...)' in values"), ("\n", "a newline cannot be passed")):
-        if bad in value:
-            raise ConfigError(source, key, value, why)
-    return value
+    return values.bhyve_value(source, key, value)
 
 
 def escape_value(value: str) -> str:
     """Quote a free-text value (a VNC password) so bhyve's expansion gives back exactly ``value``."""
-    return value.replace("\\", "\\\\").replace("%", "\\%")
+    return values.bhyve_config_value(value)

@@ -30,6 +30,7 @@ from hivectl.errors import ConfigError
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import GuestLayout
 from hivectl.plan import Call
+from hivectl.safety import paths
 
 SOCKET_PATH_MAX = 107
 VNC_BASE_PORT = 5900
@@ -92,7 +93,7 @@ def private_log(path: Path) -> list[Call]:
     QEMU creates the file with the umask (0644), and what a guest prints on its console is not for every
     local user: cloud-init prints the passwords it generates (``chpasswd``) and host key fingerprints there.
     """
-    return [Call(["touch", str(path)], lambda: os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600))),
+    return [Call(["touch", str(path)], lambda: os.close(paths.open_file(path.parent, path, append=True, create=True))),
             Call(["chmod", "600", str(path)], lambda: os.chmod(path, 0o600))]
 
 

@@ -28,6 +28,7 @@ from hivectl.drivers.qemu.options import Props, join, props_text
 from hivectl.drivers.qemu.slots import PciDevice
 from hivectl.errors import ConfigError
 from hivectl.model.guest import Disk, GuestConfig
+from hivectl.safety import disks as shared
 from hivectl.store import GuestRef
 
 QCOW2_MAGIC = b"QFI\xfb"
@@ -131,12 +132,17 @@ def file_format(disk: Disk, path: Path, source: Path) -> str:
 
 def disk_path(ref: GuestRef, disk: Disk, source: Path) -> Path:
     """Where a disk's data is, by ``diskN_dev`` (vm-bhyve's rules, composed by ``GuestLayout.disk_path``)."""
+    if disk.dev in ("zvol", "sparse-zvol", "file"):
+        shared.check_name(source, f"{disk.key}_name", disk.dev, disk.name)
     if disk.dev in ("zvol", "sparse-zvol") and not ref.dataset:
         raise ConfigError(source, f"{disk.key}_dev", disk.dev, "zvol disks need a guest on a ZFS datastore")
     if disk.dev == "custom" and not disk.name.startswith("/"):
         raise ConfigError(source, f"{disk.key}_name", disk.name, "a custom disk is a full path")
     if disk.dev == "iscsi":
         raise ConfigError(source, f"{disk.key}_dev", disk.dev, "iSCSI disks are not supported by the qemu driver")
+    if disk.dev == "file":
+        # The bhyve driver's rule, shared (hivectl/safety/disks.py): inside the guest directory, no symlink.
+        return shared.file_disk(ref.directory, source, f"{disk.key}_name", disk.name)
     return Path(ref.layout.disk_path(disk.dev, disk.name))
 
 

@@ -29,6 +29,7 @@ from hivectl.drivers.qemu.options import props_text
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig
 from hivectl.plan import Action
+from hivectl.safety import paths
 from hivectl.store import GuestRef
 
 OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
@@ -79,7 +80,7 @@ class CopyOnce(Action):
         return ["cp", "-n", str(self.source), str(self.target)]
 
     def apply(self, host: Host) -> None:
-        if self.target.exists():
+        if paths.existing_file(self.target.parent, self.target):  # a planted symlink is refused, not written
             return
         fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", dir=self.target.parent)
         try:
