@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from hivectl.api import Hivectl
-from hivectl.errors import Conflict, ValidationErrors
+from hivectl.errors import ConfigError, Conflict
 from hivectl.rcfile import read_values
 
 
@@ -24,7 +24,7 @@ def test_create_list_info_set_rename_destroy(vmdir: Path) -> None:
     hv.set("web", memory="2G", tags="prod")
     assert read_values(vmdir / "web" / "web.conf")["memory"] == "2G"
     assert [r["name"] for r in hv.guests(tag="prod")] == ["web"]
-    with pytest.raises(ValidationErrors, match=r"memory='4Q'"):
+    with pytest.raises(ConfigError, match=r"memory='4Q'"):
         hv.set("web", memory="4Q")
     with pytest.raises(Conflict):
         hv.create("web")

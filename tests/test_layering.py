@@ -38,6 +38,7 @@ LAYERS: dict[str, int] = {
     "host": 2,  # the seam to the machine
     "rcfile": 1,  # leaves: no hivectl imports above them
     "validate": 1,
+    "safety": 1,  # path confinement and option escaping; imports only errors
     "platforms": 1,
     "errors": 0,
     "": 0,  # the package itself (hivectl/__init__.py: the version)

@@ -138,7 +138,7 @@ configure_edit = configure_configure
 
 
 def run_configure(ctx: Context, args: argparse.Namespace) -> int:
-    from hivectl.errors import ValidationErrors
+    from hivectl.errors import ConfigError, ValidationErrors
     from hivectl.ops.guests import plan_configure
 
     ref = ctx.store.get(args.name)
@@ -172,6 +172,8 @@ def run_configure(ctx: Context, args: argparse.Namespace) -> int:
                 plan = plan_configure(ref, text)
             except ValidationErrors as invalid:
                 problems = invalid.errors
+            except ConfigError as invalid:  # a single problem is raised on its own, not in a list
+                problems = [invalid]
             else:
                 ctx.execute(plan, args.dry_run)
                 return 0
