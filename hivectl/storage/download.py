@@ -3,6 +3,12 @@
 - The download goes to ``<store>/<file>.part`` and is renamed only when complete and verified; an
   interrupted download leaves the ``.part`` behind and the same command resumes it with an HTTP
   ``Range`` request (a server that ignores ranges makes us start over, which is still correct).
+- A resume is only ever spliced onto the same file: the validator the server sent when the ``.part``
+  was started (a strong ``ETag``, else ``Last-Modified``) is kept next to it in ``.<file>.part.validator``
+  and sent as ``If-Range`` (RFC 9110 section 13.1.5); a server whose file changed answers ``200`` with
+  the whole new file, and the download starts again from zero. A ``.part`` without a recorded
+  validator (the server sent none, or an older hivectl left it) is never resumed, and a ``206`` whose
+  validator differs from the recorded one is refused the same way.
 - ``--sha256 HEX`` or ``--sums URL|FILE`` (``SHA256SUMS`` in GNU ``HASH  name`` / ``HASH *name`` form or
   BSD ``SHA256 (name) = HASH`` form) is checked before the file is kept; a mismatch removes the
   download, since resuming it could never fix it.
@@ -27,6 +33,7 @@ from typing import IO
 
 from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, HivectlError
+from hivectl.rcfile import atomic_write_bytes
 from hivectl.storage import compression, sparse
 
 CHUNK = 1 << 20
@@ -163,17 +170,23 @@ def fetch(url: str, directory: Path, *, sha256: str | None = None, sums: str | N
     if not directory.is_dir():
         raise HivectlError(f"{directory} does not exist; run 'hivectl init' or create the store's directory")
     part = directory / f"{name}.part"
+    memo = directory / f".{name}.part.validator"
     have = part.stat().st_size if part.exists() else 0
+    validator = _read_validator(memo) if have else None
+    response = _open(url, {"Range": f"bytes={have}-", "If-Range": validator} if validator else None, timeout)
+    if response.status == 206 and _validator(response.headers) != validator:
+        # the server ignored If-Range and sent a range of another version of the file: start over
+        response.body.close()
+        response = _open(url, None, timeout)
     hasher = hashlib.sha256()
-    if have:
+    resumed = have if validator and response.status in (206, 416) else 0
+    if resumed:
         with open(part, "rb") as handle:
             for block in iter(lambda: handle.read(CHUNK), b""):
                 hasher.update(block)
-    response = _open(url, {"Range": f"bytes={have}-"} if have else None, timeout)
-    status = response.status
-    resumed = have
     downloaded = 0
     try:
+        status = response.status
         if status == 416:
             total = _content_range_total(response.headers.get("content-range", ""))
             if total != have:
@@ -184,8 +197,15 @@ def fetch(url: str, directory: Path, *, sha256: str | None = None, sums: str | N
                 if start != have:
                     raise HivectlError(f"{url}: the server resumed at byte {start}, not {have}; remove {part}")
                 mode = "ab"
-            else:  # 200: the whole file (the server ignored Range, or nothing was there)
-                mode, resumed, hasher = "wb", 0, hashlib.sha256()
+            else:  # 200: the whole file (it changed, the server ignored Range, or nothing was there)
+                mode = "wb"
+                # Drop the old bytes before recording the new validator: a crash between the two must
+                # not leave old bytes next to a validator that would let them be resumed.
+                part.unlink(missing_ok=True)
+                memo.unlink(missing_ok=True)
+                fresh = _validator(response.headers)
+                if fresh is not None:
+                    atomic_write_bytes(memo, fresh.encode(), 0o600)
             length = response.headers.get("content-length")
             total = resumed + int(length) if length and length.isdigit() else None
             bar = Progress(name, total, progress)
@@ -207,6 +227,7 @@ def fetch(url: str, directory: Path, *, sha256: str | None = None, sums: str | N
     got = hasher.hexdigest()
     if digest is not None and got != digest:
         part.unlink(missing_ok=True)
+        memo.unlink(missing_ok=True)
         raise HivectlError(f"{name}: SHA-256 mismatch (expected {digest}, got {got}); the download was removed")
     kind = compression.detect_file(part)
     if kind is None or compression.suffix_kind(name) is None:
@@ -214,7 +235,29 @@ def fetch(url: str, directory: Path, *, sha256: str | None = None, sums: str | N
     else:
         decompress_into(part, target, kind)
         part.unlink()
+    memo.unlink(missing_ok=True)
     return Fetched(target, downloaded, resumed, got)
+
+
+def _validator(headers: Mapping[str, str]) -> str | None:
+    """What identifies this version of the file for ``If-Range``: a strong ETag, else Last-Modified.
+
+    A weak ETag (``W/"..."``) may not be used in ``If-Range`` (RFC 9110 section 13.1.5), so it counts as
+    none. Values with control characters are refused: they are sent back as a header.
+    """
+    etag = headers.get("etag", "").strip()
+    if etag and not etag.startswith("W/") and etag.isprintable():
+        return etag
+    modified = headers.get("last-modified", "").strip()
+    return modified if modified and modified.isprintable() else None
+
+
+def _read_validator(memo: Path) -> str | None:
+    try:
+        text = memo.read_bytes()[:1024].decode("ascii", errors="strict").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    return text if text and text.isprintable() else None
 
 
 def _content_range_start(value: str) -> int | None:

@@ -129,7 +129,7 @@ def test_corrupt_compressed_download_leaves_no_image(vmdir: Path, fileserver: Fi
     (fileserver.root / "broken.img.xz").write_bytes(bytes(packed))
     result = hivectl("img", fileserver.url("broken.img.xz"))
     assert result.status == 1 and "cannot decompress" in result.err
-    assert not [p for p in (vmdir / ".img").iterdir() if not p.name.endswith(".part")]
+    assert not [p for p in (vmdir / ".img").iterdir() if not p.name.endswith((".part", ".part.validator"))]
 
 
 def test_full_disk_while_decompressing_leaves_no_image(vmdir: Path, fileserver: FileServer) -> None:
@@ -146,7 +146,8 @@ def test_full_disk_while_decompressing_leaves_no_image(vmdir: Path, fileserver: 
     assert done.returncode == 1, done.stderr
     assert "cannot decompress" in done.stderr and "nothing was written" in done.stderr
     leftovers = sorted(p.name for p in (vmdir / ".img").iterdir())
-    assert leftovers == ["huge.img.gz.part"], "only the verified download stays, to be reused"
+    assert leftovers == [".huge.img.gz.part.validator", "huge.img.gz.part"], \
+        "only the verified download (and its validator, for If-Range) stays, to be reused"
     again = hivectl("img", fileserver.url("huge.img.gz"))
     assert again.status == 0, again.err
     assert fileserver.requests[-1][1] == f"bytes={len(packed)}-", "the kept download was not fetched again"
@@ -177,3 +178,65 @@ def test_bad_urls_and_names(vmdir: Path) -> None:
     assert "http:// or https://" in hivectl("iso", "ftp://example.org/x.iso").err
     assert "plain file name" in hivectl("iso", "http://127.0.0.1:9/.hidden").err
     assert hivectl("iso", "--sha256", "xyz", "http://127.0.0.1:9/a.iso").status == 1
+
+
+@pytest.mark.parametrize("validator", ["etag", "last-modified"])
+def test_a_file_changed_on_the_server_is_downloaded_again_not_spliced(vmdir: Path, fileserver: FileServer,
+                                                                       validator: str) -> None:
+    """If-Range with the validator recorded when the .part started: a changed file answers 200, restart."""
+    fileserver.validators = (validator,)
+    served = fileserver.root / "moving.img"
+    old, new = os.urandom(3 << 20), os.urandom(3 << 20)
+    served.write_bytes(old)
+    os.utime(served, (1_700_000_000, 1_700_000_000))
+    fileserver.cut_after["moving.img"] = 1 << 20
+    assert hivectl("img", fileserver.url("moving.img")).status == 1
+    recorded = (vmdir / ".img" / ".moving.img.part.validator").read_text()
+    served.write_bytes(new)  # same size, other bytes, a later mtime: a new release under the same URL
+    os.utime(served, (1_700_000_100, 1_700_000_100))
+    second = hivectl("img", fileserver.url("moving.img"))
+    assert second.status == 0, second.err
+    assert fileserver.if_ranges == [None, recorded], "If-Range sent with the recorded validator"
+    assert fileserver.requests[-1] == ("moving.img", f"bytes={1 << 20}-")
+    assert (vmdir / ".img" / "moving.img").read_bytes() == new
+    assert sorted(p.name for p in (vmdir / ".img").iterdir()) == ["moving.img"], "no .part or validator left"
+
+
+def test_an_unchanged_file_is_resumed_with_if_range(vmdir: Path, fileserver: FileServer) -> None:
+    (fileserver.root / "same.img").write_bytes(PAYLOAD)
+    fileserver.cut_after["same.img"] = 1 << 20
+    assert hivectl("img", fileserver.url("same.img")).status == 1
+    second = hivectl("img", "--sha256", _sha(PAYLOAD), fileserver.url("same.img"))
+    assert second.status == 0, second.err
+    assert fileserver.if_ranges[-1] is not None and fileserver.if_ranges[-1].startswith('"')
+    assert len(fileserver.if_ranges) == 2, "resumed in one request, not restarted"
+    assert (vmdir / ".img" / "same.img").read_bytes() == PAYLOAD
+
+
+def test_a_server_ignoring_if_range_cannot_splice_a_changed_file(vmdir: Path, fileserver: FileServer) -> None:
+    """A broken server sends 206 of the new version: the 206's ETag differs, so the client starts over."""
+    fileserver.honour_if_range = False
+    served = fileserver.root / "broken.img"
+    old, new = os.urandom(2 << 20), os.urandom(2 << 20)
+    served.write_bytes(old)
+    fileserver.cut_after["broken.img"] = 1 << 20
+    assert hivectl("img", fileserver.url("broken.img")).status == 1
+    served.write_bytes(new)
+    second = hivectl("img", fileserver.url("broken.img"))
+    assert second.status == 0, second.err
+    assert (vmdir / ".img" / "broken.img").read_bytes() == new
+
+
+def test_a_part_without_a_validator_is_not_resumed(vmdir: Path, fileserver: FileServer) -> None:
+    """No ETag and no Last-Modified: nothing tells that the .part is of this file, so start from zero."""
+    fileserver.validators = ()
+    served = fileserver.root / "anon.img"
+    served.write_bytes(os.urandom(2 << 20))
+    fileserver.cut_after["anon.img"] = 1 << 20
+    assert hivectl("img", fileserver.url("anon.img")).status == 1
+    assert not (vmdir / ".img" / ".anon.img.part.validator").exists()
+    new = os.urandom(2 << 20)
+    served.write_bytes(new)
+    assert hivectl("img", fileserver.url("anon.img")).status == 0
+    assert fileserver.requests[-1] == ("anon.img", None), "no Range without a validator"
+    assert (vmdir / ".img" / "anon.img").read_bytes() == new
