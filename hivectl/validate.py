@@ -2,8 +2,8 @@
 
 Each function takes ``(source, key, value)`` and either returns the parsed value or raises
 ``ConfigError`` naming the source (file or command line), the key and the value. Checks follow what the
-FreeBSD tools themselves accept (bhyve-spec.md), so an invalid value is refused when it is written, not
-when bhyve refuses it at boot.
+FreeBSD tools themselves accept (bhyve(8), truncate(1), zfsprops(7)), so an invalid value is refused when
+it is written, not when bhyve refuses it at boot.
 """
 
 from __future__ import annotations

@@ -17,7 +17,9 @@ def configure_init(p: argparse.ArgumentParser) -> None:
     p.description = """\
 Prepare vm_dir (.config, .templates with the shipped sample templates, .iso, .img, .config/null.iso)
 and the host: on FreeBSD load vmm, nmdm, if_bridge and if_tuntap and set net.link.tap.up_on_open=1.
-Safe to run again: what exists is left alone (templates you edited are never overwritten)."""
+Safe to run again: what exists is left alone (templates you edited are never overwritten). The samples
+are copied when .templates is created; later runs bring back only default.conf if it is missing (as
+vm-bhyve's init does), never a sample you deleted."""
     p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
 
 

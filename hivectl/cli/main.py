@@ -14,6 +14,7 @@ from typing import cast
 from hivectl import __version__
 from hivectl.cli.registry import COMMANDS, Command
 from hivectl.errors import HivectlError, UsageError
+from hivectl.safety.values import argv_words
 
 PROG = "hivectl"
 
@@ -95,6 +96,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     driver: str | None = None
     try:
+        argv_words(args)  # NUL, line breaks, non-UTF-8: refused before anything reads them
         while args and args[0].startswith("-"):
             option = args.pop(0)
             if option in ("-h", "--help"):

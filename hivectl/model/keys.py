@@ -1,7 +1,8 @@
 """The table of every guest configuration key hivectl understands, with its check and meaning.
 
 This is the single source of truth for guest keys: validation, ``hivectl help keys`` and the docs all
-come from it. Keys follow vm-bhyve (vm-bhyve.md §2.2); keys hivectl adds are marked ``hivectl=True``.
+come from it. Keys follow vm-bhyve (its sample-templates/config.sample and vm.8); keys hivectl adds are
+marked ``hivectl=True``.
 Numbered keys (``disk0_type``, ``network1_mac``) are written with ``N`` in ``pattern``.
 Unknown keys are not errors: they are kept in the file untouched, because other tools (or a newer
 vm-bhyve) may own them.

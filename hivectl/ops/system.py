@@ -30,11 +30,17 @@ def shipped_templates() -> dict[str, str]:
 
 
 def plan_init(store: Store, host: Host) -> Plan:
-    """Make ``vm_dir`` usable and the host ready: directories, templates, kernel modules (idempotent)."""
+    """Make ``vm_dir`` usable and the host ready: directories, templates, kernel modules (idempotent).
+
+    Sample templates are copied once, when ``.templates`` is created: a sample the administrator deleted
+    stays deleted. Only ``default.conf`` comes back when it is missing, as vm-bhyve's ``util::setup``
+    (lib/vm-util) does on every ``vm init``, so that a plain ``create`` works out of the box.
+    """
     plan = Plan()
     root = store.root
     if not root.is_dir():
         raise NotFound(f"vm_dir {root} does not exist: create the directory (or ZFS dataset) first")
+    new_templates = not store.templates_dir.is_dir()
     for sub in (".config", ".templates", ".iso", ".img"):
         if not (root / sub).is_dir():
             plan.add(MakeDir(root / sub))
@@ -45,8 +51,9 @@ def plan_init(store: Store, host: Host) -> Plan:
         plan.add(WriteFile(store.system_conf_path, "", ["touch", str(store.system_conf_path)]))
     for name, text in sorted(shipped_templates().items()):
         target = store.templates_dir / f"{name}.conf"
-        if not target.exists():
-            plan.add(WriteFile(target, text, ["cp", f"<hivectl>/templates/{name}.conf", str(target)]))
+        if not (new_templates or name == "default") or target.exists():
+            continue
+        plan.add(WriteFile(target, text, ["cp", f"<hivectl>/templates/{name}.conf", str(target)]))
     if host.platform == "freebsd":
         loaded = set()
         for module in FREEBSD_MODULES:

@@ -7,10 +7,10 @@ Each syntax has one rule, applied where the argv (or file) is built, not by each
   lines at ``\\n`` only, while Python's ``str.splitlines`` also splits at ``\\r``, ``\\v``, ``\\f``,
   ``\\x1c``-``\\x1e``, U+0085, U+2028 and U+2029, so such a character would make one file mean different
   keys to hivectl and to vm-bhyve; a NUL cannot be passed in argv at all (execve(2)).
-- **bhyve comma lists** (``-s``, ``-l``; bhyve-spec.md §1.10.1): a value may not contain ``,`` (the
-  separator), nor ``\\`` or ``%`` (bhyve's config-value expansion, §1.8); option names are
+- **bhyve comma lists** (``-s``, ``-l``; bhyve(8), usr.sbin/bhyve/pci_emul.c): a value may not contain ``,`` (the
+  separator), nor ``\\`` or ``%`` (bhyve's config-value expansion, bhyve_config(5)); option names are
   ``[A-Za-z0-9_-]+`` (a ``.`` is fatal, an ``=`` would split the name).
-- **bhyve -k files** (bhyve_config(5), §1.8): one ``key=value`` per line; ``\\`` and ``%`` are escaped.
+- **bhyve -k files** (bhyve_config(5)): one ``key=value`` per line; ``\\`` and ``%`` are escaped.
 - **QEMU option strings** (qemu(1), "-o"-style lists): a ``,`` in a value is doubled.
 - **zfs -o** (zfsprops(7)): each property is its own argv word; the property name comes from an allow-list.
 
@@ -21,9 +21,10 @@ names bhyve or zfs define for that device, never the ones hivectl sets itself (`
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 
-from hivectl.errors import ConfigError, HivectlError
+from hivectl.errors import ConfigError, HivectlError, UsageError
 
 Source = str | Path | None
 
@@ -38,7 +39,7 @@ BHYVE_OPTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
 _BHYVE_BAD = {",": "bhyve splits options at ','", "\\": "bhyve treats '\\' as an escape character",
               "%": "bhyve expands '%(...)' in values"}
 
-# -- option names a user may give in an option list, per device (bhyve-spec.md §1.11) ---------------------
+# -- option names a user may give in an option list, per device (bhyve(8), "Block storage devices") --------
 BLOCKIF_OPTIONS = frozenset({"nocache", "direct", "sync", "ro", "nodelete", "sectorsize", "bootindex"})
 DISK_OPTIONS: dict[str, frozenset[str]] = {
     "virtio-blk": BLOCKIF_OPTIONS | {"ser", "serial"},
@@ -77,11 +78,23 @@ def has_break(value: str) -> bool:
     return _BREAK_RE.search(value) is not None
 
 
-def argv_words(words: list[str]) -> None:
-    """Command-line arguments: one line each, no NUL (the CLI's edge check)."""
-    for index, word in enumerate(words):
-        if has_break(word):
-            plain_text(None, f"argument {index + 1}", word)
+_SURROGATE_RE = re.compile("[\ud800-\udfff]")
+
+
+def argv_words(words: Sequence[str]) -> None:
+    """The CLI's edge check: every argument one line of valid text (usage error, exit 2, otherwise).
+
+    A NUL cannot reach any program hivectl runs (execve(2) ends a word there) and a line break would make
+    a value mean different keys to hivectl and to vm-bhyve's sh reader (see the module doc). Bytes that are
+    not UTF-8 arrive as lone surrogates (PEP 383) and could not be written to any config file.
+    """
+    for index, word in enumerate(words, 1):
+        match = _BREAK_RE.search(word)
+        if match:
+            raise UsageError(f"command line: argument {index} {word!r}: arguments cannot contain "
+                             f"{LINE_BREAKS[match.group()]}")
+        if _SURROGATE_RE.search(word):
+            raise UsageError(f"command line: argument {index} {word!r}: arguments must be valid UTF-8 text")
 
 
 # -- bhyve ------------------------------------------------------------------------------------------------
