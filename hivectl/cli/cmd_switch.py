@@ -91,7 +91,7 @@ def configure_switch(p: argparse.ArgumentParser) -> None:
     fadd.add_argument("host_port", metavar="HOSTPORT")
     fadd.add_argument("target", metavar="GUEST:PORT")
     flist = fsub.add_parser("list", help="list the forwards")
-    flist.add_argument("--json", action="store_true")
+    flist.add_argument("--json", action="store_true", help="print a JSON array")
     flist.add_argument("name", metavar="NAME")
     fremove = fsub.add_parser("remove", help="remove a forward")
     _dry(fremove)

@@ -116,7 +116,7 @@ Templates live in vm_dir/.templates/NAME.conf, in vm-bhyve's format; 'create -t 
   template show NAME         print a template"""
     p.add_argument("action", choices=("list", "show"))
     p.add_argument("name", nargs="?")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="with list: print a JSON array")
 
 
 def run_template(ctx: Context, args: argparse.Namespace) -> int:

@@ -6,10 +6,8 @@ Exit status: 0 success, 1 failure, 2 usage error. Errors are one line on stderr,
 from __future__ import annotations
 
 import argparse
-import importlib
 import sys
 from collections.abc import Callable, Sequence
-from typing import cast
 
 from hivectl import __version__
 from hivectl.cli.registry import COMMANDS, Command
@@ -84,12 +82,12 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser(command: Command) -> tuple[argparse.ArgumentParser, Callable[..., int]]:
-    module = importlib.import_module(command.module)
-    attr = command.name.replace("-", "_")
+    """The argument parser of one command only (building all 36 would cost more than ``list`` itself)."""
+    configure, run = command.handlers()
     parser = _Parser(prog=f"{PROG} {command.name}", formatter_class=argparse.RawDescriptionHelpFormatter,
                      description=command.summary)
-    getattr(module, f"configure_{attr}")(parser)
-    return parser, cast(Callable[..., int], getattr(module, f"run_{attr}"))
+    configure(parser)
+    return parser, run
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -1,20 +1,57 @@
-"""The table of commands: name → module and one-line summary.
+"""The checked table of commands: name, implementing module, one-line summary and overview group.
 
-Commands are imported only when used, so ``hivectl list`` does not pay for ``hivectl backup``. Each module
-defines ``configure_<name>(parser)`` and ``run_<name>(ctx, args) -> int`` (dashes become underscores).
+Commands are imported only when used, so ``hivectl list`` does not pay for ``hivectl backup``: an entry names
+its module, and ``Command.handlers()`` imports it and returns ``configure_<name>(parser)`` and
+``run_<name>(ctx, args) -> int`` (dashes become underscores), refusing an entry whose module lacks either.
+tests/test_registry.py resolves every entry this way and fails on a missing handler, a command without
+help text, or a ``configure_``/``run_`` pair that no entry names; tests/test_api_coverage.py and
+tests/ops/test_dry_run_everywhere.py walk the same table (docs/architecture.md, "Adding a command").
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import importlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import argparse
+
+# The overview lists commands under these headings, in this order.
+GROUPS: tuple[str, ...] = ("host", "guests", "storage", "run", "network")
+
+Configure = Callable[["argparse.ArgumentParser"], None]
+Run = Callable[..., int]
 
 
-@dataclass(frozen=True)
 class Command:
-    name: str
-    module: str
-    summary: str
-    group: str
+    """One entry of the table. A plain slotted class: ``hivectl list`` should not import ``dataclasses``."""
+
+    __slots__ = ("group", "module", "name", "summary")
+
+    def __init__(self, name: str, module: str, summary: str, group: str) -> None:
+        self.name = name
+        self.module = module
+        self.summary = summary
+        self.group = group
+
+    def __repr__(self) -> str:
+        return f"Command({self.name!r}, {self.module!r})"
+
+    @property
+    def attr(self) -> str:
+        """The suffix of the handler names: ``forward-add`` → ``forward_add``."""
+        return self.name.replace("-", "_")
+
+    def handlers(self) -> tuple[Configure, Run]:
+        """Import the module and return its ``configure_<attr>`` and ``run_<attr>``; LookupError if absent."""
+        module = importlib.import_module(self.module)
+        found: list[Any] = [getattr(module, f"{kind}_{self.attr}", None) for kind in ("configure", "run")]
+        missing = [f"{kind}_{self.attr}" for kind, f in zip(("configure", "run"), found, strict=True)
+                   if not callable(f)]
+        if missing:
+            raise LookupError(f"command {self.name!r}: {self.module} defines no {' or '.join(missing)}")
+        return found[0], found[1]
 
 
 COMMANDS: tuple[Command, ...] = (
