@@ -1,7 +1,7 @@
 """vm-bhyve's ``key="value"`` configuration files: a reader with its quirks and a sysrc-like writer.
 
 vm-bhyve reads every config file (guest, template, system.conf, rc.conf values) with a tiny shell parser,
-and an existing host only keeps meaning the same thing if we read exactly as it does (vm-bhyve.md §2.1):
+and an existing host only keeps meaning the same thing if we read exactly as it does (vm-bhyve's ``lib/vm-config``):
 
 - only lines that start with a lowercase ASCII letter count;
 - everything from the first ``#`` is cut, even inside quotes (so ``#`` can never be part of a value);
@@ -132,7 +132,7 @@ def atomic_write(path: Path, data: str, mode: int = 0o644) -> None:
     A config that sets ``vnc_password`` is written readable by its owner only, whatever the mode asked for
     or found: guest configs are made from templates, rewritten by ``configure``, ``add`` and sysrc-style
     edits, and every one of those writes comes through here, so none can leave the password readable by
-    every local user (vm-bhyve leaves it to the umask, vm-bhyve.md §6.3).
+    every local user (vm-bhyve's ``sysrc -f`` writes leave it to the umask).
     """
     atomic_write_bytes(path, data.encode("utf-8", errors="surrogateescape"), mode, holds_secret(data))
 

@@ -1,6 +1,6 @@
 """What a guest is doing right now, read from files without spawning a process per guest.
 
-Files in the guest directory (vm-bhyve.md §3.8, names and first lines kept for compatibility; the names
+Files in the guest directory (vm-bhyve's ``lib/vm-run``; names and first lines kept for compatibility; the names
 are defined in ``hivectl/model/layout.py``):
 - ``run.lock``: first line the host name (vm-bhyve reads only that); hivectl adds ``pid=<supervisor>`` and
   ``boot=<boot id>`` so a stale lock (dead supervisor, rebooted host) can be told from a live one;

@@ -1,4 +1,4 @@
-"""The ``vm_dir`` layout vm-bhyve defined, read and written as it is (vm-bhyve.md §2.4).
+"""The ``vm_dir`` layout vm-bhyve defined, read and written as it is (vm(8), ``lib/vm-datastore``).
 
 ```
 $vm_dir/.config/system.conf   switches, datastores, settings      .config/null.iso

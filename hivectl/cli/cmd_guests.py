@@ -221,7 +221,7 @@ Asks for confirmation unless -f is given. Refuses a guest that is running or loc
 def run_destroy(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.ops.guests import plan_destroy
 
-    if "@" in args.name:  # NAME@SNAP: destroy that ZFS snapshot (vm-bhyve.md §1.7)
+    if "@" in args.name:  # NAME@SNAP: destroy that ZFS snapshot (vm-bhyve's vm(8), ``destroy``)
         from hivectl.storage.snapshots import plan_destroy_snapshot
 
         ctx.execute(plan_destroy_snapshot(ctx.store, args.name), args.dry_run)

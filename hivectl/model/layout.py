@@ -1,6 +1,6 @@
 """Every file of one guest, named in one place: ``GuestLayout``.
 
-A guest is a directory ``$vm_dir/NAME`` (vm-bhyve.md §2.4) holding its config, its disks and, while it
+A guest is a directory ``$vm_dir/NAME`` (vm-bhyve's vm(8)) holding its config, its disks and, while it
 runs, a handful of run-time files that vm-bhyve, ``list``, the supervisor, the drivers, ``clone`` and
 ``backup`` all have to agree on. Before this module each of them spelt those names itself, so a new file
 (a socket, a log) had to be added in six places and ``clone`` could copy a file the supervisor had just
@@ -128,7 +128,7 @@ class GuestLayout:
         return self.directory / SWTPM_SOCKET
 
     def disk_path(self, dev: str, name: str) -> str:
-        """Where a disk's data lives, by ``diskN_dev`` (vm-bhyve.md §3.4, step 3).
+        """Where a disk's data lives, by ``diskN_dev`` (vm-bhyve's ``lib/vm-run``, the disk loop).
 
         ``file`` disks are in the guest directory, zvols are ``/dev/zvol/<dataset>/<name>``, and
         ``custom``/``9p``/``iscsi`` name their location themselves. The drivers check the name first

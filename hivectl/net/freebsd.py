@@ -2,7 +2,7 @@
 
 Pure planning: every method returns ``Run`` actions holding ``ifconfig``/``route`` argv (with the argv that
 undoes them where they create something), and only asks the host read-only questions through
-``FreeBSDView``. The objects and names are vm-bhyve's (vm-bhyve.md §4.1-4.3), so a host can move between
+``FreeBSDView``. The objects and names are vm-bhyve's (``lib/vm-switch-*``), so a host can move between
 the two tools: bridge ``vm-<switch>`` (or ``bridgeN`` + ``descr vm/<switch>`` for names over 12
 characters), groups ``vm-switch`` and ``viid-<md5>@``, VLAN children ``<port>.<vlan>`` in group
 ``vm-vlan``, ``vxlan<vni>`` + multicast route for vxlan switches.

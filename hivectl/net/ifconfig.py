@@ -6,7 +6,7 @@ its ``viid-…@`` group, as vm-bhyve finds it), which ``tapN`` names are free, a
 remembers the names a plan is about to create so that two taps planned together never get the same
 ``tapN``.
 
-The parser reads the output format of FreeBSD 13-15 ``ifconfig`` (bhyve-spec.md §5.1): a first line
+The parser reads the output format of FreeBSD 13-15 ``ifconfig`` (ifconfig(8); sbin/ifconfig/ifbridge.c): a first line
 ``name: flags=<hex><FLAGS> metric 0 mtu N`` followed by tab-indented detail lines.
 """
 

@@ -1,6 +1,6 @@
 """Names derived from switch and guest names: bridges, lookup groups, taps, VALE ports, pf anchors, nft tables.
 
-Every derivation here is part of the compatibility contract (vm-bhyve.md §4.1-4.3, §7): a host managed by
+Every derivation here is part of the compatibility contract (vm-bhyve's ``lib/vm-switch*``): a host managed by
 vm-bhyve yesterday has bridges called ``vm-public`` tagged ``viid-<md5>@``, and hivectl must find them, and
 a guest's VALE port must keep its identity. So these are pure functions with the exact hash slices
 vm-bhyve uses, kept in one place so the FreeBSD and Linux planners cannot drift apart.

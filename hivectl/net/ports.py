@@ -6,7 +6,7 @@ create and attach them and those that remove them again. The supervisor runs ``s
 boot and ``teardown`` (plain argv, recorded in the guest's state file) on every exit path, so a crashed
 run's taps can be removed by whoever cleans up after it.
 
-Behaviour follows vm-bhyve's provisioning (vm-bhyve.md §4.1) with its known holes closed:
+Behaviour follows vm-bhyve's provisioning (``lib/vm-switch-standard``, ``lib/vm-run``) with its known holes closed:
 
 - a NIC on a switch that does not exist is an error naming the file, key and value (vm-bhyve only logs it
   and starts the guest with an unattached tap);

@@ -1,4 +1,4 @@
-"""Virtual switches as ``.config/system.conf`` describes them (vm-bhyve.md §2.3), read and validated.
+"""Virtual switches as ``.config/system.conf`` describes them (vm-bhyve's ``lib/vm-switch``), read and validated.
 
 The file stays an ``RcFile`` (comments, order and unknown keys survive every edit); ``Switch`` is a typed,
 validated snapshot of one switch. Keys are vm-bhyve's: ``switch_list``, ``type_S``, ``ports_S``, ``vlan_S``,

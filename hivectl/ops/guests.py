@@ -70,7 +70,7 @@ class CreateRequest:
 
 
 def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
-    """Validate a ``create`` request and plan it (vm-bhyve.md §1.7, create steps 1-6)."""
+    """Validate a ``create`` request and plan it (vm-bhyve's ``core::create`` in ``lib/vm-core``)."""
     validate.name(None, "name", req.name, "guest name")
     if req.size is not None:
         validate.disk_size(None, "-s", req.size)
@@ -199,7 +199,7 @@ def plan_set_keys(ref: GuestRef, updates: dict[str, str]) -> Plan:
 
 
 def plan_rename(store: Store, ref: GuestRef, new: str) -> Plan:
-    """Rename a stopped guest: its dataset or directory, then its config file (vm-bhyve.md §1.7)."""
+    """Rename a stopped guest: its dataset or directory, then its config file (vm-bhyve's ``lib/vm-core``)."""
     validate.name(None, "new name", new, "guest name")
     require_stopped(ref, "rename")
     store.require_free(new)

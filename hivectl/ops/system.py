@@ -11,7 +11,7 @@ from hivectl.host.base import Host
 from hivectl.plan import MakeDir, Plan, Run, WriteFile
 from hivectl.store import Store
 
-# Settings an administrator may change with ``set`` (vm-bhyve.md §1.3), with their checks.
+# Settings an administrator may change with ``set`` (vm-bhyve's ``vm set``, vm(8)), with their checks.
 SETTINGS: dict[str, tuple[str, ...] | None] = {
     "console": ("nmdm", "tmux"),
     "compress": None,

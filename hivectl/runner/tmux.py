@@ -1,6 +1,6 @@
 """console=tmux: a guest's supervisor runs in the foreground inside a detached tmux session.
 
-vm-bhyve's tmux mode (vm-bhyve.md §1.7, §3.7) gives each guest a session named after it with ``.`` replaced
+vm-bhyve's tmux mode (``lib/vm-run``) gives each guest a session named after it with ``.`` replaced
 by ``~`` (tmux uses ``.`` and ``:`` in target syntax, so they cannot appear in session names); com1 is the
 session's terminal. Two vm-bhyve bugs are avoided here: ``console`` looks the session up by the *mapped*
 name, and always with ``=`` (exact match), because tmux otherwise falls back to a prefix match and

@@ -1,4 +1,4 @@
-"""The one disk rule both drivers, ``add``, ``create`` and ``disk resize`` apply (vm-bhyve.md §3.4 step 3).
+"""The one disk rule both drivers, ``add``, ``create`` and ``disk resize`` apply (vm-bhyve's ``lib/vm-run``).
 
 - ``file`` disks are names inside the guest directory: relative, no ``..``, and no symlink on the way (a
   link planted by a backup or by hand would have the hypervisor, or ``disk resize``, act on a host file);

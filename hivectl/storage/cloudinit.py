@@ -1,6 +1,6 @@
 """cloud-init NoCloud seeds: ``NAME/.cloud-init/{meta-data,user-data,network-config}`` and ``seed.iso``.
 
-The file formats are vm-bhyve's (vm-bhyve.md §4.5) so guests created by either tool look the same, with
+The file formats are vm-bhyve's (``vm create -C``) so guests created by either tool look the same, with
 three fixes users asked for:
 
 - ``network-config`` covers *every* NIC, each matched by its MAC (vm-bhyve: only the first);

@@ -1,4 +1,4 @@
-"""``image create|list|provision|destroy``: guests as ZFS send streams in ``vm_dir/images`` (vm-bhyve §4.4).
+"""``image create|list|provision|destroy``: guests as ZFS send streams in ``vm_dir/images`` (vm-bhyve's ``lib/vm-zfs``).
 
 An image is ``images/UUID.zfs`` (or ``UUID.zfs.xz``/``.gz``/``.zst``, compressed in-process) plus
 ``images/UUID.manifest`` in vm-bhyve's sysrc format (``description``, ``created``, ``name``, ``filename``),

@@ -177,7 +177,7 @@ def render(case: Case, planned: list[tuple[Boot, Planned]], env: Env = GOLDEN_EN
     """The golden text of a case: its config, then every boot's plan, section by section."""
     out = [f"# {case.name}: {case.description}",
            "# Expected bhyve driver output; checked by tests/bhyve/test_golden.py. Review every change by hand",
-           "# against bhyve-spec.md and vm-bhyve.md, then regenerate with HIVECTL_UPDATE_GOLDEN=1.",
+           "# against bhyve(8), vm-bhyve's lib/vm-run, then regenerate with HIVECTL_UPDATE_GOLDEN=1.",
            "", f"== config ({case.guest}.conf{', ZFS datastore tank/vm' if case.zfs else ''})"]
     out += [line for line in env.text(case.config).splitlines() if line.strip()]
     ref_config = GuestConfig(RcFile(Path("/dev/null"), env.text(case.config)), case.guest)

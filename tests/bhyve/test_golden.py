@@ -2,7 +2,7 @@
 
 Each case's plan (prepare actions, loader, bhyve argv, device.map, grub.cfg, console lines, the -k file)
 is compared with ``golden/<case>.txt``. ``HIVECTL_UPDATE_GOLDEN=1`` rewrites the files instead; every
-rewritten file must then be read by hand against bhyve-spec.md and vm-bhyve.md before it is committed.
+rewritten file must then be read by hand against bhyve(8) and vm-bhyve's ``lib/vm-run`` before it is committed.
 """
 
 from __future__ import annotations

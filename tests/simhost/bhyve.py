@@ -1,6 +1,6 @@
-"""``bhyve(8)`` for amd64 (§1 and the grammar of §7).
+"""``bhyve(8)`` for amd64 (bhyve(8); usr.sbin/bhyve/bhyverun.c, amd64/bhyverun_machdep.c).
 
-The stand-in does what bhyve does up to the point where a guest would run, in the same order (§1.9),
+The stand-in does what bhyve does up to the point where a guest would run, in the same order (``main()`` in bhyverun.c),
 so that the first error real bhyve reports is the one reported here, with the same exit status:
 
 1. defaults, then the options left to right (BSD getopt; -c/-p/-l/-o/-n/-f syntax → 64, -s and -k → 4);
@@ -15,7 +15,7 @@ SIGTERM is the ACPI power button (exit 1), a control file ``control/NAME.exit`` 
 exit with that status (0 reboot, 1 power-off, 2 halt, 3 triple fault, 4 error), ``bhyvectl
 --force-reset/--force-poweroff`` use the same file, and ``bhyvectl --destroy`` pulls the VM away (exit 1).
 ``control/NAME.acpi`` set to ``ignore`` makes the guest ignore the power button, ``off`` makes SIGTERM kill
-the process (a guest that never enabled ACPI, §1.15.2).
+the process (a guest that never enabled ACPI; bhyve(8) SIGNAL HANDLING).
 
 Where FreeBSD 14.x and 15 differ, the ``release`` of the state decides (default ``14``): ``-n``, the
 ``bootrom`` vs ``lpc.bootrom`` keys, and what happens without a boot ROM on a VM no loader created.
@@ -124,7 +124,7 @@ def fail(msg: str | None, code: int = EXIT_ERROR, prefix: bool = True) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# the configuration tree (§1.8)
+# the configuration tree (bhyve_config(5), usr.sbin/bhyve/config.c)
 
 
 class Config:
@@ -201,7 +201,7 @@ class Config:
         return value if isinstance(value, str) else None
 
     def value(self, path: str, node: dict[str, Any] | None = None) -> str | None:
-        """A leaf's value with ``%(var)`` expansion and backslash escapes (§1.8)."""
+        """A leaf's value with ``%(var)`` expansion and backslash escapes (usr.sbin/bhyve/config.c)."""
         raw = self.raw(path, node)
         return None if raw is None else self.expand(raw, 0)
 
@@ -262,7 +262,7 @@ class Config:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# option parsing (§1.2 - §1.12)
+# option parsing (bhyve(8); usr.sbin/bhyve/amd64/bhyverun_machdep.c)
 
 
 class Parser:
@@ -285,7 +285,7 @@ class Parser:
         return "bootvars" if self.release != "14" else "lpc.bootvars"
 
     def topology(self, arg: str) -> None:
-        """``-c``: tokens ``cpus=``/``sockets=``/``cores=``/``threads=`` or a bare count (§1.4)."""
+        """``-c``: tokens ``cpus=``/``sockets=``/``cores=``/``threads=`` or a bare count (bhyverun.c)."""
         if arg == "":
             for key in ("cpus", "sockets", "cores", "threads"):
                 self.cfg.set(key, "1")
@@ -301,7 +301,7 @@ class Parser:
                 self.cfg.set("cpus", tok)
 
     def pin(self, arg: str) -> None:
-        """``-p vcpu:hostcpu`` (§1.6)."""
+        """``-p vcpu:hostcpu`` (bhyve(8))."""
         got = scan_pattern(arg, ["%d", ":", "%d"])
         if got is None:
             eprint(f"invalid format: {arg}")
@@ -326,7 +326,7 @@ class Parser:
         self.cfg.set(key, value)
 
     def config_file(self, path: str) -> None:
-        """``-k file``: ``key=value`` lines, ``#`` comments, nothing trimmed (§1.8)."""
+        """``-k file``: ``key=value`` lines, ``#`` comments, nothing trimmed (usr.sbin/bhyve/config.c)."""
         try:
             with open(paths.host_path(path), encoding="utf-8", errors="surrogateescape", newline="") as fh:
                 text = fh.read()
@@ -390,7 +390,7 @@ class Parser:
                 self.cfg.set(f"domains.{ident}.{key}", values[key])
 
     def lpc(self, arg: str) -> None:
-        """``-l lpcdev[,conf]`` (§1.12)."""
+        """``-l lpcdev[,conf]`` (usr.sbin/bhyve/pci_lpc.c)."""
         if is_help(arg):
             print("\n".join(LPC_DEVICES))
             raise ToolExit(0)
@@ -427,7 +427,7 @@ class Parser:
             fail(f"invalid lpc device configuration '{arg}'", EX_USAGE)
 
     def slot(self, arg: str) -> None:
-        """``-s slot,emulation[,conf]`` (§1.10)."""
+        """``-s slot,emulation[,conf]`` (``pci_parse_slot``, usr.sbin/bhyve/pci_emul.c)."""
         if is_help(arg):
             print("\n".join(EMULATIONS))
             raise ToolExit(0)
@@ -466,7 +466,7 @@ def _strerror(exc: OSError) -> str:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# per-device legacy option parsers: "conf" text -> keys under pci.B.S.F (§1.10.1, §1.11)
+# per-device legacy option parsers: "conf" text -> keys under pci.B.S.F (pci_emul.c and each usr.sbin/bhyve/pci_*.c)
 
 
 def generic(cfg: Config, node: dict[str, Any], text: str | None) -> None:
@@ -530,7 +530,7 @@ def legacy_ahci_one(kind: str) -> Any:
 
 
 def legacy_ahci(cfg: Config, node: dict[str, Any], conf: str | None) -> None:
-    """``ahci,hd:PATH[,opts],cd:PATH...``: ports start at ``,hd:`` or ``,cd:`` (§1.11.3)."""
+    """``ahci,hd:PATH[,opts],cd:PATH...``: ports start at ``,hd:`` or ``,cd:`` (usr.sbin/bhyve/pci_ahci.c)."""
     if conf is None:
         return
     pieces: list[str] = []
@@ -618,7 +618,7 @@ def legacy_uart(cfg: Config, node: dict[str, Any], conf: str | None) -> None:
 
 
 def legacy_passthru(cfg: Config, node: dict[str, Any], conf: str | None) -> None:
-    """``passthru,pptN|pci0:B:S:F|pciB:S:F|B/S/F[,opts]`` (§1.11.13)."""
+    """``passthru,pptN|pci0:B:S:F|pciB:S:F|B/S/F[,opts]`` (usr.sbin/bhyve/pci_passthru.c)."""
     if conf is None:
         return
     sel, sep, rest = conf.partition(",")
@@ -680,11 +680,11 @@ def _crash(sig: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# checks after parsing (§1.4 - §1.6)
+# checks after parsing (usr.sbin/bhyve/bhyverun.c)
 
 
 def topology(cfg: Config) -> tuple[int, int, int, int]:
-    """``calc_topology``: returns (cpus, sockets, cores, threads) or exits 4 (§1.4 steps 1-4).
+    """``calc_topology``: returns (cpus, sockets, cores, threads) or exits 4 (usr.sbin/bhyve/bhyverun.c).
 
     Without ``sockets=`` the socket count is the vCPU count, so ``-c 4,cores=2`` does not add up
     (4 sockets x 2 cores is not 4 vCPUs): real bhyve refuses it too.
@@ -733,7 +733,7 @@ def check_cpusets(cfg: Config, cpus: int) -> None:
 
 
 # ---------------------------------------------------------------------------------------------------------
-# device initialisation (§1.9 step 9)
+# device initialisation (``init_pci``, usr.sbin/bhyve/pci_emul.c)
 
 
 class Init:
@@ -945,7 +945,7 @@ class Init:
             self.init_error()
 
     def net_backend(self, node: dict[str, Any]) -> None:
-        """``netbe_init``: the backend type is ``type=`` or the backend name's prefix (§1.11.5)."""
+        """``netbe_init``: the backend type is ``type=`` or the backend name's prefix (net_backends.c)."""
         backend = self.cfg.value("backend", node) or ""
         kind = self.cfg.value("type", node) or backend
         prefixes = NET_PREFIXES_14 if self.release == "14" else NET_PREFIXES_15
@@ -1177,7 +1177,7 @@ def ether_aton(text: str) -> list[int] | None:
 
 
 def load_rom(cfg: Config, rom: str | None, varfile: str | None) -> bool:
-    """``bootrom_loadrom`` (§1.14): sizes of the ROM and the VARS file."""
+    """``bootrom_loadrom`` (usr.sbin/bhyve/bootrom.c): sizes of the ROM and the VARS file."""
     if rom is None:
         return True
     local = paths.host_path(rom)
@@ -1214,7 +1214,7 @@ def load_rom(cfg: Config, rom: str | None, varfile: str | None) -> bool:
 
 
 def parse(args: list[str], release: str) -> Parser:
-    """Options left to right, then the name (§1.9 steps 1-4)."""
+    """Options left to right, then the name (``main()``, bhyverun.c)."""
     parser = Parser(release)
     getopt = Getopt(args, OPTSTRING_14 if release == "14" else OPTSTRING_15)
     try:
@@ -1321,7 +1321,7 @@ def main(args: list[str]) -> int:
 
 
 def startup(init: Init, cpus: int, memsize: int, rom: str | None, parser: Parser) -> None:
-    """§1.9 steps 7-10 under the state lock."""
+    """``main()`` of bhyverun.c from opening the VM to running it, under the state lock."""
     cfg, st, name, release = init.cfg, init.st, init.name, init.release
     # 7. open or create the VM
     if not kld.is_loaded(st, "vmm"):
@@ -1440,7 +1440,7 @@ def check_tpm(cfg: Config) -> None:
 
 
 def set_title(name: str) -> None:
-    """``setproctitle("%s", vmname)`` (§1.15.1): ``pgrep -x bhyve`` and ``pgrep -fx 'bhyve: NAME'`` work.
+    """``setproctitle("%s", vmname)`` (bhyverun.c): ``pgrep -x bhyve`` and ``pgrep -fx 'bhyve: NAME'`` work.
 
     On Linux the command line is the process's own argv area, so it is rewritten in place (the area
     shrinks to the title, as FreeBSD's setproctitle does); the short name goes through prctl(PR_SET_NAME).

@@ -1,4 +1,4 @@
-"""``bhyvectl(8)`` (§2), following FreeBSD 15 where 14.x differs.
+"""``bhyvectl(8)`` (usr.sbin/bhyvectl/bhyvectl.c), following FreeBSD 15 where 14.x differs.
 
 Only GNU-style long options (``--vm=NAME`` or ``--vm NAME``, unambiguous prefixes accepted), parsed like
 FreeBSD's ``getopt_long``. The VM is opened first (``--create`` creates it when missing; an existing VM is

@@ -1,4 +1,4 @@
-"""``bhyveload(8)`` (§3): the FreeBSD loader that prepares a VM for bhyve.
+"""``bhyveload(8)`` (usr.sbin/bhyveload/bhyveload.c): the FreeBSD loader that prepares a VM for bhyve.
 
 BSD getopt ``CSc:d:e:h:l:m:`` and exactly one VM name. As in the real program, ``-c``, ``-d``, ``-l`` and
 ``-m`` are checked while the options are read (``Could not open '<x>'``/``Invalid memsize``, exit 64).

@@ -260,7 +260,7 @@ def scan_pattern(text: str, pattern: list[str]) -> list[int] | None:
 
 
 def expand_number(text: str) -> int | None:
-    """libutil ``expand_number(3)`` as in current FreeBSD (§1.5): ``2G``, ``2GB``, ``512b``; no junk."""
+    """libutil ``expand_number(3)`` as in current FreeBSD (expand_number.c): ``2G``, ``2GB``, ``512b``; no junk."""
     i = 0
     n = len(text)
     while i < n and text[i] in C_SPACE:
@@ -290,7 +290,7 @@ def expand_number(text: str) -> int | None:
 
 
 def parse_memsize(text: str) -> int | None:
-    """libvmmapi ``vm_parse_memsize``: a bare number < 1048576 is MiB, a bigger one bytes (§1.5)."""
+    """libvmmapi ``vm_parse_memsize``: a bare number < 1048576 is MiB, a bigger one bytes (lib/libvmmapi/vmmapi.c)."""
     value, end, _overflow = c_strtonum(text, 0, unsigned=True)
     if text != "" and end == len(text) and end != 0:
         return value * MIB if value < MIB else value

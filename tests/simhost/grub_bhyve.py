@@ -1,4 +1,4 @@
-"""``grub-bhyve`` from sysutils/grub2-bhyve (§4): the GRUB loader for Linux/OpenBSD/NetBSD guests.
+"""``grub-bhyve`` from sysutils/grub2-bhyve: the GRUB loader for Linux/OpenBSD/NetBSD guests.
 
 Unlike bhyve and bhyveload it parses with GNU argp: options may follow the VM name, long options may be
 abbreviated, ``-H`` takes an optional attached argument, and argp's own errors exit 64. A bad ``-M`` and a

@@ -1,4 +1,4 @@
-"""``ifconfig(8)`` for the interfaces a bhyve host uses (§5.1).
+"""``ifconfig(8)`` for the interfaces a bhyve host uses (sbin/ifconfig/ifclone.c, ifbridge.c).
 
 Interfaces are records in the state (name, kind, flags, MTU, description, groups, addresses, bridge
 members, span and private ports, vlan and vxlan parameters). The commands vm-bhyve and hivectl issue are

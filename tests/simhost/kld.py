@@ -1,4 +1,4 @@
-"""``kldstat``, ``kldload`` and ``kldunload`` (§5.3).
+"""``kldstat``, ``kldload`` and ``kldunload`` (kldstat(8), kldload(8), kldunload(8)).
 
 hivectl checks modules (vmm, nmdm, if_bridge, if_tuntap) before it starts guests, and other stand-ins
 depend on them: without vmm.ko there is no ``hw.vmm.*`` sysctl and no VM can be created, without nmdm.ko

@@ -1,4 +1,4 @@
-"""``pciconf -l[v]`` (§5.6): the host's PCI devices from the state.
+"""``pciconf -l[v]`` (pciconf(8)): the host's PCI devices from the state.
 
 hivectl lists devices to offer and check passthrough (``pptN`` entries); the device list is part of the
 state so a test can add or re-bind devices. Lines use FreeBSD's format, ``-v`` adds the name lines.

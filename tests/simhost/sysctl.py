@@ -1,4 +1,4 @@
-"""``sysctl(8)`` (§5.2).
+"""``sysctl(8)`` (sysctl(8)).
 
 hivectl reads ``hw.vmm.maxcpu``, ``hw.vmm.vmx.*``, ``kern.vm_guest`` and sets
 ``net.link.tap.up_on_open``. Values live in the state; a subtree exists only while the module that

@@ -1,4 +1,4 @@
-"""The bhyve stand-in rejects what bhyve rejects (§1.16, row by row) and accepts a real command line."""
+"""The bhyve stand-in rejects what bhyve rejects (usr.sbin/bhyve's messages) and accepts a real command line."""
 
 from __future__ import annotations
 
@@ -171,7 +171,7 @@ def test_full_vm_bhyve_invocation(simhost: SimHost, tmp_path) -> None:
     assert not simhost.running() and simhost.vm_exists("vm1")
     assert not simhost.path("/dev/nmdm-vm1.1A").exists()
     assert "RUNNING" not in simhost.interfaces()["tap0"]["flags"]
-    # a renamed tap matches no backend prefix: it needs an explicit type=tap (§1.11.5)
+    # a renamed tap matches no backend prefix: it needs an explicit type=tap (usr.sbin/bhyve/net_backends.c)
     assert simhost.run(["ifconfig", "tap0", "name", "web1"]).stdout == "web1\n"
     renamed = [*argv[:-1], "vm1"]
     renamed[renamed.index("5:0,virtio-net,tap0,mac=58:9c:fc:00:00:01")] = "5:0,virtio-net,web1"

@@ -1,4 +1,4 @@
-"""ifconfig, sysctl, kld*, pciconf and truncate keep state and refuse what FreeBSD refuses (§5)."""
+"""ifconfig, sysctl, kld*, pciconf and truncate keep state and refuse what FreeBSD refuses (their manual pages)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A running bhyve stand-in: how the guest ends and what stays behind (§1.15, §2.2, §2.3)."""
+"""A running bhyve stand-in: how the guest ends and what stays behind (bhyve(8), bhyvectl(8), vmm(4))."""
 
 from __future__ import annotations
 

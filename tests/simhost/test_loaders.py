@@ -1,4 +1,4 @@
-"""bhyveload and grub-bhyve: grammar, checks, and the VM they leave for bhyve (§3, §4)."""
+"""bhyveload and grub-bhyve: grammar, checks, and the VM they leave for bhyve (bhyveload(8), grub2-bhyve)."""
 
 from __future__ import annotations
 

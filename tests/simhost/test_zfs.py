@@ -1,4 +1,4 @@
-"""zfs keeps real data behind datasets, snapshots, rollbacks, clones and streams (§5.5)."""
+"""zfs keeps real data behind datasets, snapshots, rollbacks, clones and streams (zfs(8))."""
 
 from __future__ import annotations
 

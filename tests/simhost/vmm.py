@@ -6,7 +6,7 @@ memory size once a loader or bhyve set memory up, whether it is wired, who creat
 generation id so that a running bhyve can tell "my VM was destroyed and re-created" from "still mine".
 
 Also here: the nmdm(4) console pairs, which several tools open and which disappear when the last
-holder goes away (§5.4), and the table of running bhyve processes.
+holder goes away (nmdm(4)), and the table of running bhyve processes.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``zfs`` and a minimal ``zpool`` (OpenZFS as shipped with FreeBSD 14/15, §5.5).
+"""``zfs`` and a minimal ``zpool`` (OpenZFS as shipped with FreeBSD 14/15; zfs(8), zpool(8)).
 
 Datasets are records in the state, but their data is real, because hivectl writes guest files into
 dataset mountpoints and expects snapshots, rollbacks, clones and send/receive to carry those files:

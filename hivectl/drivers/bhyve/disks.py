@@ -1,6 +1,6 @@
 """Where each ``diskN`` lives on the host and which bhyve block emulation it gets.
 
-Paths follow vm-bhyve (vm-bhyve.md §3.4 step 3): ``file`` disks are in the guest directory, ``zvol`` and
+Paths follow vm-bhyve's ``lib/vm-run``: ``file`` disks are in the guest directory, ``zvol`` and
 ``sparse-zvol`` are ``/dev/zvol/<datastore dataset>/NAME/<name>``, ``custom`` is a literal path, and a
 virtio-9p share is written ``sharename=/host/dir`` with ``diskN_dev=9p``. Everything that bhyve would only
 reject at start (exit 4 with a generic message) is refused here with the key that causes it; the path itself

@@ -27,7 +27,7 @@ from hivectl.model.layout import VIRT_CONSOLE_PREFIX
 from hivectl.plan import Action
 from hivectl.store import GuestRef, Store
 
-# bhyve(8) exit statuses (bhyve-spec.md §1.15.3). Everything else is ERROR: 64 (EX_USAGE, a bad -c/-m/-p/-l
+# bhyve(8) exit statuses (amd64/vmexit.c). Everything else is ERROR: 64 (EX_USAGE, a bad -c/-m/-p/-l
 # value), 71 (EX_OSERR), 100 (unknown suspend reason) and 134 (abort() after an unhandled VM exit) are bhyve
 # giving up, not the guest's choice. 128+n only appears when a shell reports a signal; hivectl never runs
 # bhyve through a shell, so a signal arrives as a negative status (KILLED).

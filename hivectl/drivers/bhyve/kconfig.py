@@ -1,4 +1,4 @@
-"""The invocation as a bhyve_config(5) file for ``bhyve -k`` (bhyve-spec.md §1.8).
+"""The invocation as a bhyve_config(5) file for ``bhyve -k`` (usr.sbin/bhyve/config.c).
 
 Why a file: bhyve has no other way to take a VNC password than the fbuf option string, and anything in
 argv is readable by every local user through ``ps``. The file is written 0600 into the guest directory

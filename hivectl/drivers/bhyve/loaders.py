@@ -1,4 +1,4 @@
-"""How a guest boots: UEFI firmware, bhyveload, or grub-bhyve (vm-bhyve.md §3.3, bhyve-spec.md §3, §4, §6).
+"""How a guest boots: UEFI firmware, bhyveload, or grub-bhyve (vm-bhyve's ``lib/vm-run``; bhyveload(8), grub2-bhyve).
 
 UEFI needs no loader process: bhyve gets ``-l bootrom,<firmware>[,<vars>]`` and the firmware boots the
 guest. bhyveload and grub-bhyve run to completion before each bhyve start, load the kernel into the VM

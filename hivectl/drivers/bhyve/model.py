@@ -125,7 +125,7 @@ def check_text(source: str | Path | None, key: str, value: str) -> str:
     """Refuse characters bhyve would reinterpret inside an option value.
 
     bhyve splits device options at ``,`` and, when it reads a value, expands ``%(name)`` and drops a
-    backslash before any character (bhyve-spec.md §1.8). A path with these would silently become another
+    backslash before any character (bhyve_config(5)). A path with these would silently become another
     path, so it is refused with the key that carries it (the rule is ``hivectl.safety.values.bhyve_value``).
     """
     return values.bhyve_value(source, key, value)

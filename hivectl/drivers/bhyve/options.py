@@ -20,7 +20,7 @@ MAX_VCPUS = 65535
 
 
 def topology(config: GuestConfig) -> Topology:
-    """``cpu`` and ``cpu_sockets/_cores/_threads`` checked with bhyve's rules (bhyve-spec.md §1.4).
+    """``cpu`` and ``cpu_sockets/_cores/_threads`` checked with bhyve's rules (bhyve(8), bhyverun.c).
 
     bhyve defaults cores and threads to 1 and sockets to the vCPU count, then insists that
     sockets × cores × threads equals the vCPU count; so giving ``cpu_cores`` alone is an error there too.
@@ -64,7 +64,7 @@ class Serial:
 
 
 def serial(config: GuestConfig, name: str, foreground: bool) -> Serial:
-    """nmdm pairs ``/dev/nmdm-NAME.<i>A`` (bhyve's side) / ``B`` (the user's), vm-bhyve's names (§3.7).
+    """nmdm pairs ``/dev/nmdm-NAME.<i>A`` (bhyve's side) / ``B`` (the user's), vm-bhyve's names (nmdm(4)).
 
     In the foreground the first port is bhyve's stdio and the loader talks to the terminal too.
     """

@@ -1,4 +1,4 @@
-"""The invocation as a bhyve command line, in vm-bhyve 1.8's final order (vm-bhyve.md §3.2).
+"""The invocation as a bhyve command line, in vm-bhyve 1.8's final order (``lib/vm-run``).
 
 ``bhyve <devices> -c … -m … -AHPw [-l bootrom,…] [-l tpm,…] [-o lpc.fwcfg=…] [bhyve_options] [-S]
 [-U uuid] [-u] [-p v:h…] [-Y] [install device] -l comN,… NAME``

@@ -3,11 +3,11 @@
 Guests identify hardware by PCI address: FreeBSD names a virtio NIC ``vtnet0`` by probe order, Linux
 calls it ``enp0s5`` after its slot, Windows binds its network settings to the slot. An existing vm-bhyve
 guest must therefore see the same addresses under hivectl, so the default layout below follows vm-bhyve's
-``lib/vm-run`` step by step (vm-bhyve.md §3.4). Its one weakness is that positions are counted, not
+``lib/vm-run`` step by step (``vm::bhyve_device_*``). Its one weakness is that positions are counted, not
 chosen: adding a disk moves every NIC (churchers#171, #478). ``diskN_slot`` / ``networkN_slot`` pin a
 device to an address; the counting then simply steps over every slot that holds a pinned device.
 
-Rules of the PCI bus, as bhyve implements it (bhyve-spec.md §1.10):
+Rules of the PCI bus, as bhyve implements it (bhyve(8), usr.sbin/bhyve/pci_emul.c):
 
 - An address is bus 0..255, slot 0..31, function 0..7. One ``-s`` per address; bhyve refuses a second
   device on an occupied address.
