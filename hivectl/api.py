@@ -36,7 +36,7 @@ class Hivectl:
     # -- plumbing ------------------------------------------------------------------------------------------
     def _run(self, plan: Plan, dry_run: bool) -> list[list[str]]:
         if dry_run:
-            return [action.argv() for action in plan.actions]
+            return plan.argvs()
         plan.apply(self._ctx.host)
         self._ctx.refresh()  # the plan may have changed rc.conf or system.conf: read them again next time
         return []

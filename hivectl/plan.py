@@ -6,6 +6,11 @@ already applied, newest first, when a later one fails: a failed ``create`` leave
 
 Actions that are cheaper or safer in-process (directories, sparse files, modes, config files) are done in
 Python but still shown as their FreeBSD command, so a dry run tells the whole truth.
+
+A plan is made from what the files said when it was made, and applied later. An edit of a config file
+that other commands may edit at the same moment is therefore an ``EditFile``: it holds the file's lock
+(``hivectl.safety.filelock``), re-reads the file, redoes the edit (and its checks) on what it finds, and
+writes, so a concurrent edit is never lost (docs/reliability.md, "Concurrent edits").
 """
 
 from __future__ import annotations
@@ -19,7 +24,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.host.base import CommandFailed, Host
-from hivectl.rcfile import atomic_write
+from hivectl.rcfile import RcFile, atomic_write
+from hivectl.safety.filelock import locked
 
 RETRIES = 4
 RETRY_DELAY = 0.25
@@ -30,6 +36,10 @@ class Action:
 
     def argv(self) -> list[str]:
         raise NotImplementedError
+
+    def argvs(self) -> list[list[str]]:
+        """Every command this step stands for (one for most steps)."""
+        return [self.argv()]
 
     def apply(self, host: Host) -> None:
         raise NotImplementedError
@@ -147,6 +157,103 @@ class WriteFile(Action):
 
 
 @dataclass
+class Edited:
+    """What an edit makes of a file's current text: the new text and the host steps it needs first."""
+
+    text: str | None  # None: leave the file as it is
+    actions: list[Action] = field(default_factory=list)  # applied under the lock, before the write
+
+
+def read_text(path: Path) -> str | None:
+    """A file's text exactly as stored (no newline translation), None when it does not exist."""
+    try:
+        return path.read_bytes().decode("utf-8", errors="surrogateescape")
+    except FileNotFoundError:
+        return None
+
+
+@dataclass
+class EditFile(Action):
+    """A read-modify-write of a config file that cannot lose a concurrent edit.
+
+    ``edit`` is called under the file's lock with the file's text as it is *now* (None if absent) and
+    redoes the change on it, re-checking whatever the change depends on (a switch name still free, the
+    next free ``diskN``...): it raises to refuse. The host steps it returns are applied under the same lock
+    before the file is written, so a new disk and the config line naming it cannot be split by another
+    edit. ``shown`` is the plan-time rendering (the ``sysrc`` commands), computed from the file as it was.
+
+    Undo (a later step of the plan failed) restores the previous text only if the file still holds what
+    this step wrote: an edit made by someone else since then is never overwritten.
+    """
+
+    path: Path
+    edit: Callable[[str | None], Edited]
+    shown: list[list[str]]
+    mode: int = 0o644
+    _written: tuple[str | None, str] | None = field(default=None, repr=False)
+    _done: list[Action] = field(default_factory=list, repr=False)
+
+    def argv(self) -> list[str]:
+        return list(self.shown[-1]) if self.shown else []
+
+    def argvs(self) -> list[list[str]]:
+        return [list(argv) for argv in self.shown]
+
+    def apply(self, host: Host) -> None:
+        with locked(self.path):
+            before = read_text(self.path)
+            result = self.edit(before)
+            done: list[Action] = []
+            try:
+                for action in result.actions:
+                    action.apply(host)
+                    done.append(action)
+                if result.text is not None and result.text != before:
+                    atomic_write(self.path, result.text, self.mode)
+                    self._written = (before, result.text)
+            except BaseException:
+                for action in reversed(done):
+                    try:
+                        action.undo(host)
+                    except Exception:  # noqa: S112 - best effort: the original error is what matters
+                        continue
+                raise
+            self._done = done
+
+    def undo(self, host: Host) -> None:
+        with locked(self.path):
+            if self._written is not None and read_text(self.path) == self._written[1]:
+                before = self._written[0]
+                if before is None:
+                    self.path.unlink(missing_ok=True)
+                else:
+                    atomic_write(self.path, before, self.mode)
+            for action in reversed(self._done):
+                try:
+                    action.undo(host)
+                except Exception:  # noqa: S112 - best effort
+                    continue
+
+
+def rc_edit(path: Path, change: Callable[[RcFile], list[Action] | None]) -> Callable[[str | None], Edited]:
+    """Adapt a change of an ``RcFile`` (sysrc-style: every other line kept) to ``EditFile``'s ``edit``."""
+
+    def edit(text: str | None) -> Edited:
+        rc = RcFile(path, text or "")
+        untouched = rc.text()
+        actions = change(rc) or []
+        return Edited(None if rc.text() == untouched else rc.text(), actions)
+
+    return edit
+
+
+def config_edit(path: Path, change: Callable[[RcFile], list[Action] | None], shown: list[list[str]],
+                mode: int = 0o644) -> EditFile:
+    """An ``EditFile`` of a vm-bhyve config file whose change is made on an ``RcFile``."""
+    return EditFile(path, rc_edit(path, change), shown, mode)
+
+
+@dataclass
 class Call(Action):
     """An in-process step with an explicit display form (renames, removals)."""
 
@@ -178,9 +285,13 @@ class Plan:
     def extend(self, actions: Iterable[Action]) -> None:
         self.actions.extend(actions)
 
+    def argvs(self) -> list[list[str]]:
+        """The commands of the plan, in order (a step may stand for several)."""
+        return [argv for action in self.actions for argv in action.argvs()]
+
     def lines(self) -> list[str]:
-        """The dry-run rendering: one JSON array of strings per action."""
-        return [json.dumps(action.argv()) for action in self.actions]
+        """The dry-run rendering: one JSON array of strings per command."""
+        return [json.dumps(argv) for argv in self.argvs()]
 
     def apply(self, host: Host) -> None:
         """Apply every action in order; on failure undo the applied ones (newest first) and re-raise."""

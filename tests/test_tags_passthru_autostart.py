@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from hivectl.cli.main import main
-from hivectl.errors import Conflict
+from hivectl.errors import ConfigError
 from hivectl.ops.passthru import parse_pciconf
 from hivectl.rcfile import read_values
 from tests.cli_helpers import hivectl, tree
@@ -459,16 +459,21 @@ def test_autostart_refuses_when_a_later_file_wins(guests: Path, tmp_path: Path, 
 
 
 def test_autostart_never_overwrites_a_concurrent_edit(guests: Path) -> None:
+    """A plan made before the file changed is redone on the file as it is: both edits survive."""
     from hivectl.context import Context
     from hivectl.ops import autostart
 
     guests.write_text('vm_list="a"\n')
     ctx = Context()
     plan, _ = autostart.plan_add(ctx.store, ["b"])
-    guests.write_text('vm_list="a"\nvm_delay="9"  # added by the administrator meanwhile\n')
-    with pytest.raises(Conflict, match="changed while hivectl was editing it"):
+    guests.write_text('vm_list="a c"\nvm_delay="9"  # added by the administrator meanwhile\n')
+    plan.apply(ctx.host)
+    assert guests.read_text() == 'vm_list="a c b"\nvm_delay="9"  # added by the administrator meanwhile\n'
+    plan, _ = autostart.plan_remove(["a"])
+    guests.write_text('vm_list="a"\nvm_list="$x"\n')  # made unreadable meanwhile: refused when applied
+    with pytest.raises(ConfigError, match="assigned 2 times"):
         plan.apply(ctx.host)
-    assert guests.read_text() == 'vm_list="a"\nvm_delay="9"  # added by the administrator meanwhile\n'
+    assert guests.read_text() == 'vm_list="a"\nvm_list="$x"\n'
 
 
 def test_autostart_through_the_installed_entry_point(guests: Path) -> None:

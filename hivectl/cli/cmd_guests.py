@@ -169,7 +169,7 @@ def run_configure(ctx: Context, args: argparse.Namespace) -> int:
                 sys.stderr.write("no changes\n")
                 return 0
             try:
-                plan = plan_configure(ref, text)
+                plan = plan_configure(ref, text, original)
             except ValidationErrors as invalid:
                 problems = invalid.errors
             except ConfigError as invalid:  # a single problem is raised on its own, not in a list

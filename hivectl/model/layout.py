@@ -9,7 +9,8 @@ started writing. Now a name is defined here once and everything else asks the la
 Names kept from vm-bhyve (its ``lib/vm-run`` and ``lib/vm-core``), because administrators and vm-bhyve
 itself on shared storage read them: ``NAME.conf``, ``run.lock`` (first line the host), ``console``,
 ``vm-bhyve.log``, ``NAME.save``, ``device.map``, ``restart``, ``seed.iso``, ``uefi-vars.fd``. Names that are
-hivectl's own start with ``hivectl.`` or are sockets.
+hivectl's own start with ``hivectl.`` or are sockets, or are the config's lock file ``.NAME.conf.lock``
+(``hivectl.safety.filelock``; never copied into another guest).
 
 The layout is pure: it builds paths and never touches the file system, so ``--dry-run`` and ``list`` can
 use it freely. The plain file names are also module constants, for the one hot loop (``list`` over a
@@ -19,6 +20,8 @@ thousand guests) that works on strings rather than ``Path`` objects.
 from __future__ import annotations
 
 from pathlib import Path
+
+from hivectl.safety.filelock import lock_name
 
 # -- run-time files (present only while the guest runs, or left behind by a crash) ------------------
 RUN_LOCK = "run.lock"  # vm-bhyve's lock; hivectl adds pid= and boot= lines (hivectl/runner/lock.py)
@@ -86,7 +89,7 @@ def nmdm_base(guest: str, number: int) -> str:
 def is_runtime_file(entry: str, guest: str) -> bool:
     """True for a file that belongs to one run of ``guest`` rather than to the guest itself."""
     return (entry in RUNTIME_FILES or entry.startswith(RUNTIME_PREFIXES) or entry.endswith(".sock")
-            or entry.startswith(suspend_name(guest)))
+            or entry.startswith(suspend_name(guest)) or entry == lock_name(config_name(guest)))
 
 
 class GuestLayout:

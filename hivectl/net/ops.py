@@ -5,11 +5,17 @@ the host changes with the platform's planner (``FreeBSDSwitches`` or ``LinuxSwit
 ``NatPlanner``, and ends the plan with the ``system.conf`` rewrite. Because the file is written last and
 host actions undo themselves when a later one fails, a failed command leaves both the host and the file
 as they were. Listing functions return plain data; the CLI renders it.
+
+Each change of the file is recorded as a function of a ``SwitchConfig`` (``_change``): applied once to the
+file as read, to plan and render, and once more, under the file's lock, to the file as it is when the plan
+is applied (``hivectl.plan.EditFile``). So two ``switch create`` at once both end in ``system.conf``, and a
+name taken meanwhile is refused then (docs/reliability.md, "Concurrent edits").
 """
 
 from __future__ import annotations
 
 import ipaddress
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
@@ -32,8 +38,8 @@ from hivectl.net.switches import (
     check_type,
     check_vlan,
 )
-from hivectl.plan import Action, Plan, WriteFile
-from hivectl.rcfile import parse_text
+from hivectl.plan import Action, Plan, config_edit
+from hivectl.rcfile import RcFile, parse_text
 from hivectl.store import Store
 
 Planner = FreeBSDSwitches | LinuxSwitches
@@ -66,22 +72,36 @@ class SwitchOps:
         self.host = host
         self.config = SwitchConfig.load(store.system_conf_path)
         self.before = dict(self.config.rc.values)
+        self._changes: list[Callable[[SwitchConfig], None]] = []
         self.planner: Planner = planner_for(host)
         self.nat = NatPlanner(host, host.platform, store.config_dir)
 
     # -- helpers ----------------------------------------------------------------------------------------
+    def _change(self, change: Callable[[SwitchConfig], None]) -> None:
+        """Make a change of the file now (to plan) and record it to redo when the plan is applied."""
+        change(self.config)
+        self._changes.append(change)
+
     def save(self) -> list[Action]:
-        """Write ``system.conf`` (shown as the ``sysrc`` commands an administrator would type)."""
+        """Write ``system.conf`` (shown as the ``sysrc`` commands an administrator would type): the recorded
+        changes redone on the file as it is under its lock."""
         after = parse_text(self.config.text())
         path = str(self.config.path)
         sets = [f"{k}={v}" for k, v in after.items() if self.before.get(k) != v]
         gone = [k for k in self.before if k not in after]
-        actions: list[Action] = []
+        shown: list[list[str]] = []
         if sets or not gone:
-            actions.append(WriteFile(self.config.path, self.config.text(), ["sysrc", "-f", path, *sets]))
+            shown.append(["sysrc", "-f", path, *sets])
         if gone:
-            actions.append(WriteFile(self.config.path, self.config.text(), ["sysrc", "-f", path, "-x", *gone]))
-        return actions
+            shown.append(["sysrc", "-f", path, "-x", *gone])
+        changes = list(self._changes)
+
+        def apply(rc: RcFile) -> None:
+            config = SwitchConfig(rc)
+            for change in changes:
+                change(config)
+
+        return [config_edit(self.config.path, apply, shown)]
 
     def plan(self, actions: list[Action]) -> Plan:
         return Plan([*actions, *self.save()])
@@ -140,7 +160,7 @@ class SwitchOps:
             if sw.addr is not None:
                 dhcp_range(sw.addr)  # a subnet too small for DHCP is refused before anything runs
             actions += self._nat_start(sw)
-        self.config.add_new(sw)
+        self._change(lambda config: config.add_new(sw))  # refuses a name taken meanwhile
         return self.plan(actions)
 
     def plan_destroy(self, name: str, force: bool = False) -> Plan:
@@ -153,7 +173,7 @@ class SwitchOps:
         if sw.nat:
             actions += self.nat.stop(sw)
         actions += self.planner.destroy(sw)
-        self.config.remove(sw.name)
+        self._change(lambda config: config.remove(sw.name))
         return self.plan(actions)
 
     # -- changes ----------------------------------------------------------------------------------------
@@ -167,7 +187,13 @@ class SwitchOps:
             raise Conflict(f"{port} is already a port of switch {sw.name}")
         new = replace(sw, ports=(*sw.ports, port))
         actions = self.planner.add_port(new, port)
-        self.config.put(new)
+
+        def add(config: SwitchConfig) -> None:
+            now = config.get(sw.name)
+            if port not in now.ports:
+                config.put(replace(now, ports=(*now.ports, port)))
+
+        self._change(add)
         return self.plan(actions)
 
     def plan_remove(self, name: str, interface: str) -> Plan:
@@ -177,14 +203,19 @@ class SwitchOps:
         if port not in sw.ports:
             raise NotFound(f"{port} is not a port of switch {sw.name} (ports: {' '.join(sw.ports) or 'none'})")
         actions = self.planner.remove_port(sw, port)
-        self.config.put(replace(sw, ports=tuple(p for p in sw.ports if p != port)))
+
+        def remove(config: SwitchConfig) -> None:
+            now = config.get(sw.name)
+            config.put(replace(now, ports=tuple(p for p in now.ports if p != port)))
+
+        self._change(remove)
         return self.plan(actions)
 
     def plan_vlan(self, name: str, vlan: str) -> Plan:
         sw = self.config.get(check_name(None, "name", name))
         new = replace(sw, vlan=check_vlan(None, "vlan", vlan) or None)
         actions = self.planner.change_vlan(sw, new)
-        self.config.put(new)
+        self._change(lambda config: config.put(replace(config.get(sw.name), vlan=new.vlan)))
         return self.plan(actions)
 
     def plan_address(self, name: str, address: str) -> Plan:
@@ -208,13 +239,14 @@ class SwitchOps:
         actions = self.planner.change_address(sw, new)
         if sw.nat and new.addr != sw.addr and self.planner.bridge(sw) is not None:
             actions = [*self.nat.stop(sw), *actions, *self._nat_start(new)]
-        self.config.put(new)
+        self._change(lambda config: config.put(replace(config.get(sw.name), addr=new.addr, addr6=new.addr6)))
         return self.plan(actions)
 
     def plan_private(self, name: str, value: str) -> Plan:
         sw = self.config.get(check_name(None, "name", name))
         self.planner.check_private(sw)
-        self.config.put(replace(sw, private=validate.boolean(None, "private", value)))
+        private = validate.boolean(None, "private", value)
+        self._change(lambda config: config.put(replace(config.get(sw.name), private=private)))
         return self.plan([])
 
     def plan_init(self) -> list[Action]:
@@ -249,7 +281,14 @@ class SwitchOps:
         if any((f.proto, f.host_port) == (fwd.proto, fwd.host_port) for f in sw.forwards):
             raise Conflict(f"{fwd.proto} port {fwd.host_port} is already forwarded on switch {sw.name}")
         new = replace(sw, forwards=(*sw.forwards, fwd))
-        self.config.put(new)
+
+        def add(config: SwitchConfig) -> None:
+            now = config.get(sw.name)
+            if any((f.proto, f.host_port) == (fwd.proto, fwd.host_port) for f in now.forwards):
+                raise Conflict(f"{fwd.proto} port {fwd.host_port} is already forwarded on switch {sw.name}")
+            config.put(replace(now, forwards=(*now.forwards, fwd)))
+
+        self._change(add)
         return self.plan(self._reload(new))
 
     def plan_forward_remove(self, name: str, proto: str, host_port: str) -> Plan:
@@ -260,7 +299,12 @@ class SwitchOps:
         if len(kept) == len(sw.forwards):
             raise NotFound(f"switch {sw.name} has no {proto} forward on port {port}")
         new = replace(sw, forwards=kept)
-        self.config.put(new)
+
+        def remove(config: SwitchConfig) -> None:
+            now = config.get(sw.name)
+            config.put(replace(now, forwards=tuple(f for f in now.forwards if (f.proto, f.host_port) != (proto, port))))
+
+        self._change(remove)
         return self.plan(self._reload(new))
 
     def forwards(self, name: str) -> list[Forward]:

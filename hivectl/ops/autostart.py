@@ -17,23 +17,25 @@ That file belongs to the administrator and is *sourced by sh* at boot, so the ed
   lines or is followed by more commands, any other mention of ``vm_list``, an unterminated quote, or a file
   read later (``/etc/rc.conf.local``) that sets ``vm_list`` too and would win;
 - the file is replaced atomically (same directory, fsync, rename) with its mode kept; a symlink is kept and
-  its target written; if the file changed between reading and writing, nothing is written.
+  its target written;
+- the edit is planned from the file as read, then redone under the file's lock (``.rc.conf.lock`` next to
+  it, ``hivectl.safety.filelock``) on the file as it is then, with every refusal above re-checked: two
+  ``autostart add`` at once both land, and a line an administrator added meanwhile is kept.
 """
 
 from __future__ import annotations
 
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from hivectl import validate
-from hivectl.errors import ConfigError, Conflict, HivectlError
-from hivectl.host.base import Host
+from hivectl.errors import ConfigError, HivectlError
 from hivectl.hostconf import rc_files
-from hivectl.plan import Plan, WriteFile
+from hivectl.plan import Edited, EditFile, Plan
 from hivectl.runtime import guest_state
 from hivectl.store import Store
 
@@ -206,31 +208,27 @@ def load() -> VmList:
     return found
 
 
-@dataclass
-class RewriteIfUnchanged(WriteFile):
-    """Write the settings file only if it still holds what the plan was made from.
-
-    An administrator (or a second hivectl) editing the file at the same moment must not lose an edit.
-    """
-
-    expected: str | None = None
-
-    def apply(self, host: Host) -> None:
-        if _read(self.path) != self.expected:
-            raise Conflict(f"{self.path} changed while hivectl was editing it; nothing was written, try again")
-        super().apply(host)
-
-
-def plan_write(found: VmList, words: Sequence[str]) -> Plan:
-    """Set ``vm_list`` to ``words``; shown as the ``sysrc`` command an administrator would type."""
-    value = " ".join(words)
+def _check_words(path: Path, words: Sequence[str]) -> None:
     for word in words:  # new names are valid guest names; older entries must at least survive double quotes
         if any(c in word for c in '"$`\\'):
-            raise ConfigError(found.path, KEY, word, "this entry would change meaning inside double quotes; "
-                                                     "edit the file by hand")
+            raise ConfigError(path, KEY, word, "this entry would change meaning inside double quotes; "
+                                               "edit the file by hand")
+
+
+def plan_write(found: VmList, change: Callable[[list[str]], list[str]]) -> Plan:
+    """Change ``vm_list`` with ``change`` (old words to new); shown as the ``sysrc`` command an
+    administrator would type, redone under the file's lock on the file as it is when applied."""
+    words = change(list(found.words))
+    _check_words(found.path, words)
     target = Path(os.path.realpath(found.path)) if found.path.is_symlink() else found.path
-    return Plan([RewriteIfUnchanged(target, found.render(words), ["sysrc", "-f", str(found.path), f"{KEY}={value}"],
-                                    expected=found.text)])
+
+    def edit(text: str | None) -> Edited:
+        now = parse(found.path, text)  # every refusal of parse() applies to the file as it is now
+        new = change(list(now.words))
+        _check_words(found.path, new)
+        return Edited(None if new == now.words else now.render(new))
+
+    return Plan([EditFile(target, edit, [["sysrc", "-f", str(found.path), f"{KEY}={' '.join(words)}"]])])
 
 
 def plan_add(store: Store, names: Sequence[str], position: str | None = None) -> tuple[Plan, list[str]]:
@@ -243,17 +241,24 @@ def plan_add(store: Store, names: Sequence[str], position: str | None = None) ->
         store.get(name)  # validates the name; a guest that does not exist is an error
     found = load()
     words = found.words
+    change: Callable[[list[str]], list[str]]
     if position is None:
         kept = [name for name in wanted if name in words]
-        new = words + [name for name in wanted if name not in words]
+
+        def change(now: list[str]) -> list[str]:
+            return now + [name for name in wanted if name not in now]
     else:
         kept = []
-        rest = [word for word in words if word not in wanted]
-        index = validate.integer(None, "--position", position, 1, len(rest) + 1)
-        new = rest[: index - 1] + wanted + rest[index - 1 :]
-    if new == words:
+        index = validate.integer(None, "--position", position, 1,
+                                 len([word for word in words if word not in wanted]) + 1)
+
+        def change(now: list[str]) -> list[str]:
+            rest = [word for word in now if word not in wanted]
+            at = min(index, len(rest) + 1)  # the list may have shrunk meanwhile
+            return rest[: at - 1] + wanted + rest[at - 1 :]
+    if change(list(words)) == words:
         return Plan(), kept
-    return plan_write(found, new), kept
+    return plan_write(found, change), kept
 
 
 def plan_remove(names: Sequence[str]) -> tuple[Plan, list[str]]:
@@ -266,7 +271,7 @@ def plan_remove(names: Sequence[str]) -> tuple[Plan, list[str]]:
     absent = [name for name in unwanted if name not in found.words]
     if len(absent) == len(unwanted):
         return Plan(), absent
-    return plan_write(found, [word for word in found.words if word not in unwanted]), absent
+    return plan_write(found, lambda now: [word for word in now if word not in unwanted]), absent
 
 
 @dataclass(frozen=True)

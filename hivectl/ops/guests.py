@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -16,7 +17,19 @@ from hivectl.errors import Conflict, HivectlError, UsageError
 from hivectl.model.guest import GuestConfig
 from hivectl.model.identity import new_mac, new_uuid, taken_macs
 from hivectl.model.layout import config_name
-from hivectl.plan import Action, Call, MakeDir, Plan, Run, SparseFile, WriteFile
+from hivectl.plan import (
+    Action,
+    Call,
+    Edited,
+    EditFile,
+    MakeDir,
+    Plan,
+    Run,
+    SparseFile,
+    WriteFile,
+    config_edit,
+    read_text,
+)
 from hivectl.rcfile import RcFile
 from hivectl.runtime import guest_state
 from hivectl.safety import disks as disk_rules
@@ -150,52 +163,77 @@ def _plan_image_and_seed(store: Store, ref: GuestRef, req: CreateRequest, templa
 
 
 def plan_add_disk(store: Store, ref: GuestRef, size: str, dev: str = "file") -> Plan:
-    """``add -d disk``: the next free diskN, emulation copied from the last disk (virtio-blk if none)."""
+    """``add -d disk``: the next free diskN, emulation copied from the last disk (virtio-blk if none).
+
+    The index is chosen again under the config's lock when the plan is applied, and the disk is made
+    under that lock too, so concurrent ``add -d disk`` each get their own diskN (docs/reliability.md).
+    """
     validate.choice(None, "-t", dev, ("file", "zvol", "sparse-zvol"))
-    config = ref.config()
-    index = config.next_free("disk", "name")
-    # The emulation of the last hard disk (a cloud-init seed or install CD must not turn new disks into CDs).
-    hard = [d.type for d in config.disks if d.type != "ahci-cd"]
-    emulation = hard[-1] if hard else "virtio-blk"
-    disk_name = f"disk{index}.img" if dev == "file" else f"disk{index}"
-    if (ref.directory / disk_name).exists():
-        raise Conflict(f"{ref.directory / disk_name} already exists; refusing to overwrite a disk")
-    plan = Plan()
-    plan.extend(disk_plan(ref, index, dev, disk_name, size, config.get("zfs_zvol_opts"), "command line"))
-    updates = {f"disk{index}_type": emulation, f"disk{index}_name": disk_name, f"disk{index}_dev": dev}
-    plan.add(_conf_update(ref, updates))
-    return plan
+
+    def change(conf: RcFile) -> tuple[dict[str, str], list[Action]]:
+        config = GuestConfig(conf, ref.name)
+        index = config.next_free("disk", "name")
+        # The emulation of the last hard disk (a cloud-init seed or install CD must not turn new disks into CDs).
+        hard = [d.type for d in config.disks if d.type != "ahci-cd"]
+        emulation = hard[-1] if hard else "virtio-blk"
+        disk_name = f"disk{index}.img" if dev == "file" else f"disk{index}"
+        if (ref.directory / disk_name).exists():
+            raise Conflict(f"{ref.directory / disk_name} already exists; refusing to overwrite a disk")
+        actions: list[Action] = [*disk_plan(ref, index, dev, disk_name, size, config.get("zfs_zvol_opts"),
+                                            "command line")]
+        return {f"disk{index}_type": emulation, f"disk{index}_name": disk_name, f"disk{index}_dev": dev}, actions
+
+    return Plan([_conf_edit(ref, change)])
 
 
 def plan_add_network(store: Store, ref: GuestRef, switch: str) -> Plan:
-    """``add -d network``: the next free networkN on ``switch`` with a fresh stable MAC."""
+    """``add -d network``: the next free networkN on ``switch`` with a fresh stable MAC (both chosen again
+    under the config's lock when applied, so concurrent ``add -d network`` each get their own NIC)."""
     validate.name(None, "-s", switch, "switch name")
-    config = ref.config()
-    index = config.next_free("network", "type")
-    nics = config.nics
-    emulation = nics[-1].type if nics else "virtio-net"
-    updates = {f"network{index}_type": emulation, f"network{index}_switch": switch}
-    if not config.get(f"network{index}_mac"):
-        updates[f"network{index}_mac"] = new_mac(taken_macs(store.iter_guests()))
-    plan = Plan()
-    plan.add(_conf_update(ref, updates))
-    return plan
+    chosen: dict[str, str] = {}  # the MAC shown by the plan is the one written, unless taken meanwhile
+
+    def change(conf: RcFile) -> tuple[dict[str, str], list[Action]]:
+        config = GuestConfig(conf, ref.name)
+        index = config.next_free("network", "type")
+        nics = config.nics
+        emulation = nics[-1].type if nics else "virtio-net"
+        updates = {f"network{index}_type": emulation, f"network{index}_switch": switch}
+        key = f"network{index}_mac"
+        if not config.get(key):
+            taken = taken_macs(store.iter_guests()) | _macs(config)
+            if chosen.get(key, "") in taken or key not in chosen:
+                chosen[key] = new_mac(taken)
+            updates[key] = chosen[key]
+        return updates, []
+
+    return Plan([_conf_edit(ref, change)])
 
 
-def _conf_update(ref: GuestRef, updates: dict[str, str]) -> WriteFile:
-    """A sysrc-style edit of the guest's config, validated before it is planned."""
-    conf = RcFile.load(ref.conf_path)
-    for key, value in updates.items():
-        conf.set(key, value)
-    GuestConfig(conf, ref.name).check()
-    shown = ["sysrc", "-f", str(ref.conf_path), *[f"{k}={v}" for k, v in updates.items()]]
-    return WriteFile(ref.conf_path, conf.text(), shown)
+def _macs(config: GuestConfig) -> set[str]:
+    return {value.lower() for key, value in config.rc.items() if key.startswith("network") and key.endswith("_mac")}
+
+
+def _conf_edit(ref: GuestRef, change: Callable[[RcFile], tuple[dict[str, str], list[Action]]]) -> EditFile:
+    """A sysrc-style edit of the guest's config: planned (and validated) on the file as read now, redone and
+    validated again on the file as it is under its lock when applied (``hivectl.plan.EditFile``)."""
+
+    def apply(conf: RcFile) -> list[Action]:
+        updates, actions = change(conf)
+        for key, value in updates.items():
+            conf.set(key, value)
+        GuestConfig(conf, ref.name).check()
+        return actions
+
+    planned = RcFile(ref.conf_path, read_text(ref.conf_path) or "")
+    updates, actions = change(planned)
+    apply(RcFile(ref.conf_path, planned.text()))  # refuses an invalid edit before anything runs
+    shown = [argv for action in actions for argv in action.argvs()]
+    shown.append(["sysrc", "-f", str(ref.conf_path), *[f"{k}={v}" for k, v in updates.items()]])
+    return config_edit(ref.conf_path, apply, shown)
 
 
 def plan_set_keys(ref: GuestRef, updates: dict[str, str]) -> Plan:
-    plan = Plan()
-    plan.add(_conf_update(ref, updates))
-    return plan
+    return Plan([_conf_edit(ref, lambda conf: (dict(updates), []))])
 
 
 def plan_rename(store: Store, ref: GuestRef, new: str) -> Plan:
@@ -239,16 +277,30 @@ def plan_destroy(ref: GuestRef) -> Plan:
 
 
 
-def plan_configure(ref: GuestRef, text: str) -> Plan:
+def plan_configure(ref: GuestRef, text: str, base: str | None = None) -> Plan:
     """``configure``/``edit``: replace the guest's config with ``text`` once every value in it is valid.
 
     The editor is the CLI's business; this is what happens to its result (and what the Python API and
     ``configure --dry-run`` share). Invalid text raises ``ValidationErrors`` naming file, key and value.
+    ``base`` is the text the edit was made from (what the editor was opened on; default: the file now).
+    The whole file is replaced, so it is written only if, under the config's lock, the file still holds
+    ``base``: an edit made by another command while the editor was open is refused with ``Conflict``
+    rather than silently overwritten (docs/reliability.md).
     """
     GuestConfig(RcFile(ref.conf_path, text), ref.name).check()
+    current = ref.conf_path.read_text()
+    expected = current if base is None else base
     plan = Plan()
-    if text != ref.conf_path.read_text():
+    if text != expected:
         mode = ref.conf_path.stat().st_mode & 0o777
-        plan.add(WriteFile(ref.conf_path, text, ["install", "-m", f"{mode:o}", "/dev/stdin", str(ref.conf_path)],
-                           mode))
+
+        def replace(now: str | None) -> Edited:
+            # Compared as Path.read_text reads (universal newlines), as the editor was given the file.
+            if now is None or now.replace("\r\n", "\n").replace("\r", "\n") != expected:
+                raise Conflict(f"{ref.conf_path} changed while it was being edited; nothing was written "
+                               "(edit it again)")
+            return Edited(text)
+
+        plan.add(EditFile(ref.conf_path, replace,
+                          [["install", "-m", f"{mode:o}", "/dev/stdin", str(ref.conf_path)]], mode))
     return plan

@@ -1,14 +1,21 @@
-"""Host-wide operations: ``init``, system settings (``get``/``set``) and datastores."""
+"""Host-wide operations: ``init``, system settings (``get``/``set``) and datastores.
+
+Every change of ``system.conf`` is an ``EditFile`` (``hivectl.plan``): checked against the file when the
+plan is made, then redone and re-checked on the file as it is under its lock, so a ``set``, a
+``datastore add`` and a ``switch create`` running at once all land (docs/reliability.md).
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from importlib import resources
 from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, NotFound, UsageError
 from hivectl.host.base import Host
-from hivectl.plan import MakeDir, Plan, Run, WriteFile
+from hivectl.plan import Edited, EditFile, MakeDir, Plan, Run, WriteFile, config_edit
+from hivectl.rcfile import RcFile
 from hivectl.store import Store
 
 # Settings an administrator may change with ``set`` (vm-bhyve's ``vm set``, vm(8)), with their checks.
@@ -48,7 +55,8 @@ def plan_init(store: Store, host: Host) -> Plan:
     if not null_iso.exists():
         plan.add(WriteFile(null_iso, "", ["touch", str(null_iso)]))
     if not store.system_conf_path.exists():
-        plan.add(WriteFile(store.system_conf_path, "", ["touch", str(store.system_conf_path)]))
+        # Created only if still absent when applied: a concurrent command may have written it meanwhile.
+        plan.add(EditFile(store.system_conf_path, _create_if_absent(""), [["touch", str(store.system_conf_path)]]))
     for name, text in sorted(shipped_templates().items()):
         target = store.templates_dir / f"{name}.conf"
         if not (new_templates or name == "default") or target.exists():
@@ -69,6 +77,10 @@ def plan_init(store: Store, host: Host) -> Plan:
     return plan
 
 
+def _create_if_absent(text: str) -> Callable[[str | None], Edited]:
+    return lambda current: Edited(text if current is None else None)
+
+
 def get_settings(store: Store, names: list[str]) -> list[tuple[str, str]]:
     system = store.system()
     wanted = list(SETTINGS) if not names or names == ["all"] else names
@@ -81,6 +93,7 @@ def get_settings(store: Store, names: list[str]) -> list[tuple[str, str]]:
 def plan_set_settings(store: Store, assignments: list[str]) -> Plan:
     system = store.system()
     shown = ["sysrc", "-f", str(store.system_conf_path)]
+    wanted: dict[str, str] = {}
     for item in assignments:
         key, sep, value = item.partition("=")
         if not sep:
@@ -90,11 +103,15 @@ def plan_set_settings(store: Store, assignments: list[str]) -> Plan:
         allowed = SETTINGS[key]
         if allowed is not None:
             validate.choice(None, key, value, allowed)
-        system.set(key, value)
+        system.set(key, value)  # validates the value for the file format
+        wanted[key] = value
         shown.append(f"{key}={value}")
-    plan = Plan()
-    plan.add(WriteFile(store.system_conf_path, system.text(), shown))
-    return plan
+
+    def apply(rc: RcFile) -> None:
+        for key, value in wanted.items():
+            rc.set(key, value)
+
+    return Plan([config_edit(store.system_conf_path, apply, [shown])])
 
 
 def plan_datastore_add(store: Store, name: str, spec: str, kind: str = "") -> Plan:
@@ -112,12 +129,16 @@ def plan_datastore_add(store: Store, name: str, spec: str, kind: str = "") -> Pl
         raise Conflict(f"{spec} is the default datastore (vm_dir) already")
     if "," in spec or " " in spec:
         raise ConfigError(None, "path", spec, "datastore paths cannot contain ',' or spaces")
-    system.list_add("datastore_list", name)
-    system.set(f"path_{name}", spec)
-    plan = Plan()
-    plan.add(WriteFile(store.system_conf_path, system.text(),
-                       ["sysrc", "-f", str(store.system_conf_path), f"datastore_list+={name}", f"path_{name}={spec}"]))
-    return plan
+    system.set(f"path_{name}", spec)  # validates the value for the file format
+
+    def apply(rc: RcFile) -> None:
+        if name in rc.get("datastore_list").split():  # added by another command since the plan was made
+            raise Conflict(f"datastore {name} already exists")
+        rc.list_add("datastore_list", name)
+        rc.set(f"path_{name}", spec)
+
+    shown = ["sysrc", "-f", str(store.system_conf_path), f"datastore_list+={name}", f"path_{name}={spec}"]
+    return Plan([config_edit(store.system_conf_path, apply, [shown])])
 
 
 def plan_datastore_remove(store: Store, name: str) -> Plan:
@@ -128,11 +149,14 @@ def plan_datastore_remove(store: Store, name: str) -> Plan:
     if name not in system.get("datastore_list").split():
         raise NotFound(f"datastore {name} does not exist")
     conf = str(store.system_conf_path)
-    plan = Plan()
-    system.list_remove("datastore_list", name)
-    plan.add(WriteFile(store.system_conf_path, system.text(), ["sysrc", "-f", conf, f"datastore_list-={name}"]))
-    system.unset(f"path_{name}")
-    plan.add(WriteFile(store.system_conf_path, system.text(), ["sysrc", "-f", conf, "-x", f"path_{name}"]))
-    return plan
+
+    def apply(rc: RcFile) -> None:
+        if name not in rc.get("datastore_list").split():  # removed by another command since the plan was made
+            raise NotFound(f"datastore {name} does not exist")
+        rc.list_remove("datastore_list", name)
+        rc.unset(f"path_{name}")
+
+    return Plan([config_edit(store.system_conf_path, apply, [["sysrc", "-f", conf, f"datastore_list-={name}"],
+                                                             ["sysrc", "-f", conf, "-x", f"path_{name}"]])])
 
 

@@ -8,16 +8,20 @@ vm-bhyve with its longer names) can still be removed.
 
 Unlike vm-bhyve, ``find`` matches whole tags (vm-bhyve's ``grep -w`` also finds ``web`` in ``web-prod``)
 and reads each config file once instead of running ``sysrc`` per guest.
+
+An edit is planned from the file as read, and applied as an ``EditFile``: under the config's lock the file
+is read again and the same tags are added to (or removed from) what it holds then, so two ``tags add`` at
+once both land (docs/reliability.md, "Concurrent edits").
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from hivectl import validate
 from hivectl.errors import ConfigError, HivectlError
 from hivectl.ops.listing import Row, list_guests
-from hivectl.plan import Plan, WriteFile
+from hivectl.plan import Plan, config_edit
 from hivectl.rcfile import RcFile
 from hivectl.store import GuestRef, Store
 
@@ -42,11 +46,26 @@ def current(ref: GuestRef) -> list[str]:
     return _load(ref).get(KEY).split()
 
 
-def _plan(ref: GuestRef, conf: RcFile, words: list[str]) -> Plan:
-    """A sysrc-style rewrite of ``tags``, shown as the ``sysrc`` command that would make it."""
-    value = " ".join(words)
-    conf.set(KEY, value)
-    return Plan([WriteFile(ref.conf_path, conf.text(), ["sysrc", "-f", str(ref.conf_path), f"{KEY}={value}"])])
+def _adding(wanted: list[str]) -> Callable[[list[str]], list[str]]:
+    return lambda words: words + [tag for tag in wanted if tag not in words]
+
+
+def _removing(unwanted: list[str]) -> Callable[[list[str]], list[str]]:
+    return lambda words: [w for w in words if w not in unwanted]
+
+
+def _plan(ref: GuestRef, conf: RcFile, change: Callable[[list[str]], list[str]]) -> Plan:
+    """A sysrc-style rewrite of ``tags``, shown as the ``sysrc`` command that would make it from ``conf``
+    and redone on the file's current text when applied."""
+
+    def apply(rc: RcFile) -> None:
+        words = rc.get(KEY).split()
+        new = change(words)
+        if new != words:
+            rc.set(KEY, " ".join(new))
+
+    value = " ".join(change(conf.get(KEY).split()))
+    return Plan([config_edit(ref.conf_path, apply, [["sysrc", "-f", str(ref.conf_path), f"{KEY}={value}"]])])
 
 
 def plan_add(ref: GuestRef, tags: Sequence[str]) -> tuple[Plan, list[str]]:
@@ -60,7 +79,7 @@ def plan_add(ref: GuestRef, tags: Sequence[str]) -> tuple[Plan, list[str]]:
     present = [tag for tag in wanted if tag in words]
     if len(present) == len(wanted):
         return Plan(), present
-    return _plan(ref, conf, words + [tag for tag in wanted if tag not in words]), present
+    return _plan(ref, conf, _adding(wanted)), present
 
 
 def plan_remove(ref: GuestRef, tags: Sequence[str]) -> tuple[Plan, list[str]]:
@@ -78,7 +97,7 @@ def plan_remove(ref: GuestRef, tags: Sequence[str]) -> tuple[Plan, list[str]]:
     absent = [tag for tag in unwanted if tag not in words]
     if len(absent) == len(unwanted):
         return Plan(), absent
-    return _plan(ref, conf, [w for w in words if w not in unwanted]), absent
+    return _plan(ref, conf, _removing(unwanted)), absent
 
 
 def find(store: Store, tag: str) -> list[Row]:
