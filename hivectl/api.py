@@ -505,109 +505,118 @@ class Hivectl:
         """Remove a port forward."""
         return self._run(self._switches().plan_forward_remove(name, proto, host_port), dry_run)
 
-    # -- running -------------------------------------------------------------------------------------------
+    # -- running (hivectl/ops/lifecycle.py) ---------------------------------------------------------------
     def start(self, name: str, install: str | Path | None = None, dry_run: bool = False) -> Any:
-        """Start a guest under its supervisor; returns the hypervisor's pid (the boot plan when ``dry_run``).
+        """Start a guest under its supervisor; returns the hypervisor's pid (the start plan when ``dry_run``:
+        identity written if missing, ports, seed, prestart, prepare actions, loader, hypervisor).
 
-        Honours ``console=tmux`` (``set_settings(console="tmux")``) as ``hivectl start`` does.
+        Honours ``console=tmux`` (``set_settings(console="tmux")``) as ``hivectl start`` does; raises the
+        start's error (``HivectlError``) when it fails.
+
+        A dry run checks what the start checks (here: the template's switch was never created):
+
+        >>> hv.start("doc", dry_run=True)
+        Traceback (most recent call last):
+        ...
+        hivectl.errors.ConfigError: ...network0_switch='public': there is no such switch...
         """
-        from hivectl.runner import control
+        from hivectl.errors import HivectlError
+        from hivectl.ops import lifecycle
 
         media = Path(install) if install is not None else None
+        result = lifecycle.start(self._ctx, lifecycle.StartRequest((name,), media, dry_run=dry_run))
         if dry_run:
-            return self._boot_plan(name, media)
-        started = control.start(self._ctx.store.get(name), self._ctx.driver, media,
-                                console=control.console_mode(self._ctx.store))
-        return started.pid
-
-    def _boot_plan(self, name: str, install: Path | None) -> list[list[str]]:
-        from hivectl.drivers.base import BootRequest
-        from hivectl.net.ports import plan_ports
-
-        ref = self._ctx.store.get(name)
-        config = ref.config()
-        config.check()
-        ports = plan_ports(self._ctx.host, self._ctx.store, ref, config, self._ctx.host.platform)
-        plan = self.driver.plan_boot(BootRequest(ref, config, ports, install, True, False))
-        lines = [a.argv() for p in ports for a in p.setup] + [a.argv() for a in plan.prepare]
-        if plan.loader:
-            lines.append(plan.loader)
-        lines.append(plan.hypervisor)
-        return lines
+            return result.plan
+        if result.errors:
+            raise HivectlError(result.errors[0])
+        return result.started[0].pid
 
     def install(self, name: str, media: str | Path, dry_run: bool = False) -> Any:
         """Start a guest with install media (an ISO path or a name in the ISO stores) attached."""
-        from hivectl.storage import media as stores
+        from hivectl.ops import lifecycle
 
-        path = Path(media) if "/" in str(media) else stores.target_store(self._ctx.store, "iso", None).path / media
-        return self.start(name, path, dry_run)
+        return self.start(name, lifecycle.find_media(self._ctx, str(media)), dry_run)
 
-    def stop(self, names: list[str], timeout: float = 90.0) -> list[str]:
-        """ACPI shutdown, wait, then force; returns notes about guests that had to be forced."""
-        from hivectl.runner import control
+    def stop(self, names: list[str], timeout: float = 90.0, dry_run: bool = False) -> list[str] | list[list[str]]:
+        """ACPI shutdown, wait, then force; returns notes about guests that had to be forced (the plan when
+        ``dry_run``). A guest that is not running is a ``Conflict``, raised before any guest is touched.
 
-        refs = [self._ctx.store.get(n) for n in names]
-        return control.stop(self._ctx.host, self.driver, refs, timeout)
+        >>> hv.stop(["doc"])
+        Traceback (most recent call last):
+        ...
+        hivectl.errors.Conflict: doc is not running (Stopped)
+        """
+        from hivectl.errors import Conflict
+        from hivectl.ops import lifecycle
 
-    def restart(self, name: str, timeout: float = 90.0) -> Any:
-        """Shut a guest down and boot it again; returns its new state."""
-        from hivectl.runner import control
+        for name in names:
+            lifecycle.check_running(self._ctx, name)
+        result = lifecycle.stop(self._ctx, lifecycle.StopRequest(tuple(names), timeout, dry_run))
+        if result.not_running:  # stopped meanwhile
+            raise Conflict(result.not_running[0])
+        return result.plan if dry_run else result.notes
 
-        state, _ = control.restart(self.driver, self._ctx.store.get(name), timeout)
-        return state
+    def restart(self, name: str, timeout: float = 90.0, dry_run: bool = False) -> Any:
+        """Shut a guest down and boot it again; returns its new state (the plan when ``dry_run``)."""
+        from hivectl.ops import lifecycle
 
-    def reset(self, name: str) -> Any:
-        """Reset a running guest at once; returns its state after the reboot."""
-        from hivectl.runner import control
+        result = lifecycle.restart(self._ctx, lifecycle.GuestRequest(name, timeout, dry_run))
+        return result.plan if dry_run else result.state
 
-        ref = self._ctx.store.get(name)
-        control.running_state(ref)
-        return control.reset(self.driver, ref)
+    def reset(self, name: str, dry_run: bool = False) -> Any:
+        """Reset a running guest at once; returns its state after the reboot (the plan when ``dry_run``).
 
-    def poweroff(self, name: str) -> None:
-        """Power a running guest off at once (killed if the hypervisor does not stop)."""
-        from hivectl.runner import control
+        >>> hv.reset("doc", dry_run=True)
+        Traceback (most recent call last):
+        ...
+        hivectl.errors.Conflict: doc is not running (Stopped)
+        """
+        from hivectl.ops import lifecycle
 
-        ref = self._ctx.store.get(name)
-        control.running_state(ref)
-        if not control.poweroff(self.driver, ref):
-            control.kill(self._ctx.host, self.driver, ref)
+        result = lifecycle.reset(self._ctx, lifecycle.GuestRequest(name, dry_run=dry_run))
+        return result.plan if dry_run else result.state
+
+    def poweroff(self, name: str, dry_run: bool = False) -> list[list[str]]:
+        """Power a running guest off at once (killed if the hypervisor does not stop); the plan when ``dry_run``."""
+        from hivectl.ops import lifecycle
+
+        return lifecycle.poweroff(self._ctx, lifecycle.GuestRequest(name, dry_run=dry_run)).plan
 
     def console(self, name: str, port: str | None = None) -> dict[str, str]:
-        """Where a running guest's serial console is: ``{"port": "com1", "target": ...}`` (nmdm device,
-        ``unix:`` socket or ``tmux:`` session) for a program to attach to; ``hivectl console`` attaches."""
-        from hivectl.errors import HivectlError
-        from hivectl.runner import control
-        from hivectl.runtime import console_lines
+        """Where a running guest's serial console is: ``{"port": "com1", "kind": ..., "target": ...}``
+        (``nmdm`` device, ``socket`` path, ``tmux`` session, or ``stdio``) for a program to attach to;
+        ``hivectl console`` attaches.
 
-        ref = self._ctx.store.get(name)
-        control.running_state(ref)
-        coms = {k: v for k, v in console_lines(ref.directory).items() if k.startswith("com")}
-        if not coms:
-            raise HivectlError(f"{name} has no serial console")
-        chosen = port or next(iter(coms))
-        if chosen not in coms:
-            raise HivectlError(f"{name} has no {chosen}; it has {', '.join(coms)}")
-        return {"port": chosen, "target": coms[chosen]}
+        >>> hv.console("doc")
+        Traceback (most recent call last):
+        ...
+        hivectl.errors.Conflict: doc is not running (Stopped)
+        """
+        from hivectl.ops import lifecycle
+
+        target = lifecycle.console_target(self._ctx, name, port)
+        return {"port": target.port, "kind": target.kind, "target": target.target}
 
     def startall(self, dry_run: bool = False) -> list[str] | list[list[str]]:
-        """Start the guests of vm_list in order (``vm_delay`` apart); returns the errors, if any."""
-        from hivectl.runner import control
+        """Start the guests of vm_list in order (``vm_delay`` apart); returns the errors, if any (the plan
+        when ``dry_run``: each start plan, with the ``sleep`` between them).
 
-        if dry_run:
-            lines: list[list[str]] = []
-            for name in self._ctx.settings.vm_list:
-                lines.extend(self._boot_plan(name, None))
-            return lines
-        _, errors = control.startall(self._ctx.store, self._ctx.driver, self._ctx.settings.vm_delay,
-                                     control.console_mode(self._ctx.store))
-        return errors
+        >>> hv.startall(dry_run=True)
+        []
+        """
+        from hivectl.ops import lifecycle
 
-    def stopall(self, timeout: float = 90.0) -> list[str]:
-        """Stop every running guest; returns notes about guests that had to be forced."""
-        from hivectl.runner import control
+        result = lifecycle.startall(self._ctx, lifecycle.StartallRequest(dry_run))
+        return result.plan if dry_run else result.errors
 
-        refs = control.running_guests(self._ctx.store)
-        if not refs:
-            return []
-        return control.stop(self._ctx.host, self.driver, refs, timeout, only_running=True)
+    def stopall(self, timeout: float = 90.0, dry_run: bool = False) -> list[str] | list[list[str]]:
+        """Stop every running guest in vm-bhyve's order (not in vm_list first, then vm_list reversed,
+        ``vm_delay`` apart); returns notes about guests that had to be forced (the plan when ``dry_run``).
+
+        >>> hv.stopall(dry_run=True)
+        []
+        """
+        from hivectl.ops import lifecycle
+
+        result = lifecycle.stopall(self._ctx, lifecycle.StopallRequest(timeout, dry_run))
+        return result.plan if dry_run else result.notes

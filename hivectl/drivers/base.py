@@ -133,6 +133,12 @@ class Driver(ABC):
     def cleanup(self, ref: GuestRef) -> list[Action]:
         """Actions run after the last boot on every exit path (e.g. ``bhyvectl --destroy``)."""
 
+    @abstractmethod
+    def control_argv(self, ref: GuestRef, request: str, pid: int | None) -> list[str]:
+        """What ``request_shutdown`` (``request="shutdown"``), ``force_poweroff`` (``"poweroff"``) or
+        ``force_reset`` (``"reset"``) does, as the command an administrator would type: the dry runs of
+        ``stop``, ``restart``, ``reset`` and ``poweroff`` print it (docs/architecture.md)."""
+
     def reboots_in_place(self, config: GuestConfig) -> bool:
         """True when the hypervisor process survives a guest reboot (QEMU without -no-reboot)."""
         return False

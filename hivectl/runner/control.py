@@ -15,6 +15,7 @@ import signal
 import sys
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -164,13 +165,14 @@ def request_stop(driver: Driver, ref: GuestRef) -> None:
 
 
 def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force_after: float = 10.0,
-         only_running: bool = False) -> list[str]:
+         only_running: bool = False, pause_before: Mapping[str, float] | None = None) -> list[str]:
     """ACPI shutdown for all guests at once, wait up to ``timeout``, then force power-off, then kill.
 
     A guest that is not running is a ``Conflict``, raised before any guest is touched (so an error never
     leaves the others half-stopped); with ``only_running`` such guests are skipped instead (``stopall``,
     and callers that already reported them). Returns messages describing escalations (empty when every
-    guest shut down cleanly).
+    guest shut down cleanly). ``pause_before`` (guest name → seconds) staggers the power-button presses
+    in ``refs``' order, as ``stopall`` does with ``vm_delay`` (vm-bhyve's ``vm::stopall``).
     """
     notes: list[str] = []
     asked: list[GuestRef] = []
@@ -179,6 +181,9 @@ def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force
         for ref in refs:
             running_state(ref)
     for ref in refs:
+        pause = (pause_before or {}).get(ref.name, 0.0)
+        if pause > 0 and asked:
+            time.sleep(pause)
         try:
             if running_state(ref).supervisor is None:
                 orphans.append(ref)
@@ -254,7 +259,7 @@ def wait_rebooted(ref: GuestRef, old_pid: int | None, timeout: float) -> GuestSt
         time.sleep(0.1)
 
 
-def _can_reboot(ref: GuestRef, state: GuestState, what: str, in_place: bool = False) -> None:
+def check_can_reboot(ref: GuestRef, state: GuestState, what: str, in_place: bool = False) -> None:
     """Refuse a restart or reset that would only stop the guest: nothing would boot it again (unless the
     hypervisor reboots it ``in_place``)."""
     if state.state == "Bootloader":
@@ -276,7 +281,7 @@ def restart(driver: Driver, ref: GuestRef, timeout: float, force_after: float = 
     flag turns that power-off into a restart too), and the call returns once the new boot runs.
     """
     state = running_state(ref)
-    _can_reboot(ref, state, "shut down through ACPI")
+    check_can_reboot(ref, state, "shut down through ACPI")
     notes: list[str] = []
     paths.write_file(ref.directory, ref.layout.restart_flag, "")
     if state.pid:
@@ -295,7 +300,7 @@ def reset(driver: Driver, ref: GuestRef, timeout: float = REBOOT_TIMEOUT) -> Gue
     """The reset button; returns once the next boot runs (or the guest stopped, with on_restart=stop)."""
     state = running_state(ref)
     in_place = driver.reboots_in_place(ref.config())
-    _can_reboot(ref, state, "be reset", in_place)
+    check_can_reboot(ref, state, "be reset", in_place)
     driver.force_reset(ref, state.pid)
     if in_place:
         return guest_state(ref.directory, ref.name)

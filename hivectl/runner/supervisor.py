@@ -5,8 +5,10 @@ affect its own guest; there is no daemon to install, enable or restart on upgrad
 guest stays in its own directory, readable without talking to anything (``list`` reads files). The cost
 (a small Python process per running guest) is negligible next to the guest itself.
 
-The loop (vm-bhyve's ``_run``, made robust): take the lock, create the guest's ports, then for each boot
-run the driver's prepare actions, the loader (bhyveload/grub-bhyve) if any, then the hypervisor; map its
+The loop (vm-bhyve's ``_run``, made robust): take the lock, then execute the start plan
+(``runner/startplan.py``, what ``start --dry-run`` prints): write a missing identity, create the guest's
+ports, then for each boot rebuild a stale cloud-init seed, run ``prestart``, the driver's prepare actions,
+the loader (bhyveload/grub-bhyve) if any, then the hypervisor (each reboot is planned afresh); map its
 exit status to an outcome and apply the policy (``on_restart``, ``on_fault``, the one-shot ``restart``
 flag, a crash-loop limit with backoff). On every exit path: tear the ports down, run the driver's cleanup
 (``bhyvectl --destroy``), remove secrets, console and state files, release the lock.
@@ -32,7 +34,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from hivectl.drivers.base import BootRequest, Driver, Outcome, is_fatal
+from hivectl.drivers.base import Driver, Outcome, is_fatal
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
 from hivectl.host.process import DEVNULL, Process, TimeoutExpired
@@ -41,7 +43,7 @@ from hivectl.model.layout import CONSOLE, LOADER_LOG, RESTART_FLAG, STOPPING, SU
 from hivectl.net.ports import Port
 from hivectl.plan import Plan
 from hivectl.rcfile import atomic_write
-from hivectl.runner import lock, log, ready
+from hivectl.runner import lock, log, ready, startplan
 from hivectl.safety import paths
 from hivectl.store import GuestRef, Store
 
@@ -49,7 +51,6 @@ CRASH_WINDOW = 60.0  # seconds: faults closer together than this count as one cr
 CRASH_LIMIT = 5  # restarts after faults within the window before giving up
 READY_FD_ENV = ready.FD_ENV
 CONSOLE_ENV = "HIVECTL_CONSOLE"  # "tmux" when ``start`` runs this supervisor in a tmux session
-PRESTART_TIMEOUT = 300.0
 STOP_GRACE = 30.0  # foreground: seconds the guest gets to power off after a signal before it is forced
 FORCE_GRACE = 10.0  # then seconds after the forced power-off before the hypervisor is killed
 POLL = 0.2
@@ -164,32 +165,31 @@ class Supervisor:
     def _run_locked(self) -> int:
         log.rotate(self.dir)
         self.check_saved_state()
-        config = self.ensure_identity(self.ref.config())
-        config.check()
-        problems = self.driver.preflight(self.ref, config)
-        for problem in problems:
+        # The one start plan (runner/startplan.py): what ``start --dry-run`` prints is what runs here.
+        start = startplan.plan_start(self.host, self.store, self.driver, self.ref, self.install, self.foreground)
+        for problem in start.problems:
             if not is_fatal(problem):
                 self.log(str(problem))
-        fatal = [p for p in problems if is_fatal(p)]
+        fatal = [p for p in start.problems if is_fatal(p)]
         if fatal:
             raise HivectlError("; ".join(fatal))
+        if start.identity is not None:
+            start.identity.apply(self.host)
+            self.log("generated identity: " + ", ".join(start.identity.values))
         self.layout.stopping.unlink(missing_ok=True)
         self.log(f"initialising ({self.driver.name} driver)")
-        from hivectl.net.ports import plan_ports
-
-        self.ports = plan_ports(self.host, self.store, self.ref, config, self.host.platform)
+        self.ports = start.ports
         for port in self.ports:
             # Recorded before setup so that a failure half-way still tears down what was made.
             self.teardown += [action.argv() for action in port.teardown]
             write_state(self.dir, "starting", None, teardown=self.teardown)
             Plan(list(port.setup)).apply(self.host)
             self.log(f"port network{port.index}: {port.ifname} on {port.switch or '-'}")
-        policy = Policy.from_config(config)
-        first = True
+        policy = Policy.from_config(start.config)
+        steps = start.first
         while True:
-            status, outcome = self.boot_once(config, first)
+            status, outcome = self.boot_once(steps)
             self.last_outcome = outcome
-            first = False
             stopping = self.stop_requested()
             restart_flag = self.layout.restart_flag.exists()
             self.layout.restart_flag.unlink(missing_ok=True)
@@ -208,7 +208,9 @@ class Supervisor:
                 delay = min(policy.backoff * 2 ** (len(self.faults) - 1), 30)
                 self.log(f"waiting {delay:g} s before restarting")
                 time.sleep(delay)
-            config = self.ref.config()  # a restart picks up configuration changes (vm-bhyve does not)
+            # A restart picks up configuration changes (vm-bhyve does not): the next boot is planned afresh.
+            steps = startplan.plan_boot(self.driver, self.ref, self.ref.config(), self.ports, self.install,
+                                        False, self.foreground)
 
     def check_saved_state(self) -> None:
         """A suspended guest (``NAME.save``, from vm-bhyve) is never booted afresh where vm-bhyve would resume it.
@@ -229,45 +231,6 @@ class Supervisor:
         self.log(f"warning: {save} exists but suspend is not enabled in system.conf: booting afresh, as vm-bhyve "
                  "does")
 
-    def ensure_identity(self, config: GuestConfig) -> GuestConfig:
-        """Give a guest without uuid or NIC MACs (a clone, a hand-written config) stable ones, persisted.
-
-        vm-bhyve does the same at first run; writing them keeps the guest's identity across boots.
-        """
-        from hivectl.model.identity import new_mac, new_uuid, taken_macs
-
-        missing = [f"network{n.index}_mac" for n in config.nics if not n.mac and not n.device]
-        if config.get("uuid") and not missing:
-            return config
-        rc = config.rc
-        if not rc.get("uuid"):
-            rc.set("uuid", new_uuid())
-        taken = taken_macs(self.store.iter_guests()) if missing else set()
-        for key in missing:
-            mac = new_mac(taken)
-            taken.add(mac)
-            rc.set(key, mac)
-        rc.save()
-        self.log("generated identity: " + ", ".join(["uuid", *missing]))
-        return self.ref.config()
-
-    def run_prestart(self, config: GuestConfig) -> None:
-        """vm-bhyve's ``prestart``: run the program before every boot, reboots included.
-
-        As in vm-bhyve it gets the guest's name and directory as arguments, runs in the guest directory (a
-        relative path is taken from there), and its exit status is logged but does not stop the boot.
-        """
-        program = config.get("prestart")
-        if not program:
-            return
-        path = Path(program) if program.startswith("/") else self.dir / program
-        try:
-            status = self.host.run_hook([str(path), self.ref.name, str(self.dir)], cwd=self.dir,
-                                        timeout=PRESTART_TIMEOUT)
-            self.log(f"prestart {path} exited with status {status}")
-        except (OSError, TimeoutExpired) as error:
-            self.log(f"prestart {path} failed: {error}")
-
     def apply_priority(self, config: GuestConfig, pid: int) -> None:
         """vm-bhyve's ``priority``: the nice value of the hypervisor process (what ``renice`` would set)."""
         value = config.get("priority")
@@ -279,16 +242,16 @@ class Supervisor:
         except (OSError, ValueError) as error:
             self.log(f"could not set priority {value!r} of {pid}: {error}")
 
-    def boot_once(self, config: GuestConfig, first: bool) -> tuple[int, Outcome]:
-        request = BootRequest(self.ref, config, self.ports, self.install if first else None, first, self.foreground)
-        from hivectl.storage.cloudinit import ensure_seed
-
-        seed = ensure_seed(self.ref)  # rebuilt whenever the config or cloud-init files changed (churchers#338)
-        if seed is not None:
-            self.log("cloud-init: " + " ".join(seed.argv()))
-            seed.apply(self.host)
-        self.run_prestart(config)
-        plan = self.driver.plan_boot(request)
+    def boot_once(self, steps: startplan.BootSteps) -> tuple[int, Outcome]:
+        """One boot, exactly as planned: seed, prestart, prepare actions, loader, hypervisor."""
+        config, first = steps.config, steps.first
+        if steps.seed is not None:
+            self.log("cloud-init: " + " ".join(steps.seed.argv()))
+            steps.seed.apply(self.host)
+        if steps.prestart is not None:
+            steps.prestart.apply(self.host)
+            self.log(steps.prestart.outcome)
+        plan = steps.boot
         Plan(list(plan.prepare)).apply(self.host)
         self.write_console(plan.console, config)
         if plan.loader:
@@ -296,7 +259,7 @@ class Supervisor:
                 return 0, Outcome.POWEROFF
             self.log("loader: " + " ".join(plan.loader))
             proc = self.spawn(plan.loader, plan.env, LOADER_LOG)
-            write_state(self.dir, "bootloader", proc.pid, teardown=self.teardown)
+            write_state(self.dir, "bootloader", proc.pid, teardown=self.teardown, ports=self.port_record())
             status = self.wait_child(proc, loader=True)
             if status != 0 and self.stop_requested():
                 # ``stop``/``poweroff`` (or a signal) ended the loader: a stop, not a failed boot.
@@ -313,7 +276,8 @@ class Supervisor:
         proc = self.spawn(plan.hypervisor, plan.env, hypervisor_log)
         self.child = proc
         self.apply_priority(config, proc.pid)
-        write_state(self.dir, "running", proc.pid, driver=self.driver.name, teardown=self.teardown)
+        write_state(self.dir, "running", proc.pid, driver=self.driver.name, teardown=self.teardown,
+                    ports=self.port_record())
         if first:
             self.confirm_started(proc)
         watcher = getattr(self.driver, "watch", None)
@@ -333,6 +297,12 @@ class Supervisor:
         for secret in plan.secrets:
             secret.unlink(missing_ok=True)
         return status, outcome
+
+    def port_record(self) -> list[dict[str, object]]:
+        """The run's ports as the state file keeps them, so that a dry run of ``restart`` or ``reset``
+        plans the next boot with the taps this run has (``recorded_ports``)."""
+        return [{"index": p.index, "ifname": p.ifname, "switch": p.switch, "backend": p.backend, "mtu": p.mtu,
+                 "created": p.created, "bridge": p.bridge} for p in self.ports]
 
     # -- stopping on a signal (foreground) ---------------------------------------------------------------
     def _on_signal(self, signum: int, _frame: object) -> None:
@@ -462,6 +432,21 @@ def recorded_teardown(directory: Path) -> list[list[str]]:
     if not isinstance(recorded, list):
         return []
     return [[str(word) for word in argv] for argv in recorded if isinstance(argv, list)]
+
+
+def recorded_ports(directory: Path) -> list[Port]:
+    """The ports the running supervisor recorded (``Supervisor.port_record``), without setup or teardown."""
+    from hivectl.runtime import read_state
+
+    found: list[Port] = []
+    recorded = read_state(directory).get("ports")
+    for item in recorded if isinstance(recorded, list) else []:
+        if isinstance(item, dict):
+            mtu = item.get("mtu")
+            found.append(Port(int(item.get("index", 0)), str(item.get("ifname", "")), str(item.get("switch", "")),
+                              str(item.get("backend", "")), int(mtu) if isinstance(mtu, int) else None,
+                              bool(item.get("created", True)), bridge=str(item.get("bridge", ""))))
+    return found
 
 
 def adopt(host: Host, store: Store, driver: Driver, ref: GuestRef, pid: int) -> int:

@@ -328,16 +328,18 @@ def regenerate(ref: GuestRef, config: GuestConfig) -> dict[str, str]:
     return changes
 
 
-def ensure_seed(ref: GuestRef) -> Action | None:
+def ensure_seed(ref: GuestRef, config: GuestConfig | None = None, force: bool = False) -> Action | None:
     """The action that brings ``seed.iso`` up to date before a boot, or None when it already is.
 
     The seed is rebuilt when it is missing, when any cloud-init file or the guest's config is newer than
-    it, or when a generated file would change (new MAC, new NIC, new uuid).
+    it, or when a generated file would change (new MAC, new NIC, new uuid). ``config`` is the config the
+    boot will use (a start plan passes the one with the identity it is about to write; default: the file
+    as it is), and ``force`` says that the config file is about to change, which makes the seed stale.
     """
     directory = ref.directory / CLOUD_DIR
     if not directory.is_dir():
         return None
-    config = ref.config()
+    config = config if config is not None else ref.config()
     changes = regenerate(ref, config)
     seed = ref.layout.seed
     try:
@@ -346,7 +348,7 @@ def ensure_seed(ref: GuestRef) -> Action | None:
         built = -1
     inputs = [ref.conf_path] + [directory / n for n in SEED_FILES]
     newest = max((p.stat().st_mtime_ns for p in inputs if p.exists()), default=0)
-    if not changes and built >= newest:
+    if not changes and built >= newest and not force:
         return None
 
     def rebuild() -> None:

@@ -153,6 +153,12 @@ class BhyveDriver(Driver):
     def force_reset(self, ref: GuestRef, pid: int | None) -> None:
         self._bhyvectl(ref, "--force-reset")
 
+    def control_argv(self, ref: GuestRef, request: str, pid: int | None) -> list[str]:
+        """SIGTERM to bhyve for the power button; bhyvectl(8) for the forced power-off and reset."""
+        if request == "shutdown":
+            return ["kill", "-TERM", str(pid)]
+        return ["bhyvectl", f"--vm={ref.name}", "--force-poweroff" if request == "poweroff" else "--force-reset"]
+
     def cleanup(self, ref: GuestRef) -> list[Action]:
         """Destroy the VM (bhyve never does) and remove the virtio-console sockets bhyve leaves behind.
 

@@ -168,6 +168,11 @@ class QemuDriver(Driver):
         """QMP ``system_reset``: with ``-action reboot=shutdown`` QEMU exits and classify says REBOOT."""
         self._control(ref, "system_reset")
 
+    def control_argv(self, ref: GuestRef, request: str, pid: int | None) -> list[str]:
+        """The QMP command sent on the guest's control socket (shown as ``qmp SOCKET COMMAND``)."""
+        command = {"shutdown": "system_powerdown", "poweroff": "quit", "reset": "system_reset"}[request]
+        return ["qmp", str(self.sockets(ref).control), command]
+
     def status(self, ref: GuestRef) -> str:
         """QEMU's run state (``running``, ``paused``, ``prelaunch``, ``shutdown``, ...)."""
         reply = self._control(ref, "query-status")
