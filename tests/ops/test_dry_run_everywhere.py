@@ -17,7 +17,6 @@ from typing import Any
 import pytest
 
 from hivectl.rcfile import RcFile
-
 from tests.cli_helpers import hivectl, tree
 from tests.net.conftest import NET_BIN
 from tests.test_api_coverage import command_paths
