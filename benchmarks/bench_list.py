@@ -1,11 +1,14 @@
-"""Benchmark: ``hivectl list`` over a vm_dir of 1,000 stopped guests.
+"""Benchmark: ``hivectl list`` over a vm_dir of 1,000 (and 500) stopped guests, interpreter start-up included.
 
-Target (README, issue 2): well under a second; our own goal is 0.15 s including interpreter start-up.
-vm-bhyve needs about 6 s for 500 guests because it forks ~10 processes per guest. Run:
+Targets (issue 9.7): 1,000 guests in under 0.06 s on an idle machine, and 500 guests at least 100 times
+faster than vm-bhyve's ``vm list`` (5.6 s for 500 measured for issue 9: it forks ~10 processes per guest).
+Two ways of starting hivectl are timed side by side: ``bin/hivectl`` (the launcher, ``python3 -S``: no
+``site``/.pth processing) and ``python3 -m hivectl`` (what the pip console script costs: ``site`` runs every
+installed package's .pth file first). Bytecode is compiled first so that no run pays for compiling. Run:
 
     python3 benchmarks/bench_list.py [--guests 1000] [--runs 7]
 
-Prints a JSON object with the timings; exits 1 if the median misses the target.
+Prints a JSON object with the timings; exits 1 if the launcher's median misses the target.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -43,37 +47,65 @@ def populate(root: Path, count: int) -> None:
             TEMPLATE.format(cpu=1 + n % 4, a=n >> 16 & 0xF, b=n >> 8 & 0xFF, c=n & 0xFF, n=n))
 
 
+REPO = Path(__file__).resolve().parents[1]
+VM_BHYVE_LIST_500_S = 5.6  # vm-bhyve's ``vm list`` over 500 guests (issue 9.7)
+
+
+def median_time(argv: list[str], env: dict[str, str], runs: int) -> tuple[float, float, int, float]:
+    """(median, min) wall-clock seconds of ``argv``, its last output's line count, and its median CPU seconds.
+
+    CPU time (user + system, from the children's rusage) is printed too because it moves far less than
+    wall-clock time when other work shares the machine; the targets are wall-clock on an idle machine.
+    """
+    times = []
+    cpu = []
+    lines = 0
+    for _ in range(runs):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        start = time.perf_counter()
+        done = subprocess.run(argv, env=env, capture_output=True, check=True)
+        times.append(time.perf_counter() - start)
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+        lines = done.stdout.count(b"\n")
+    return round(statistics.median(times), 4), round(min(times), 4), lines, round(statistics.median(cpu), 4)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--guests", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=7)
-    parser.add_argument("--target", type=float, default=0.15)
+    parser.add_argument("--target", type=float, default=0.06)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
-        root = Path(tmp) / "vm"
-        populate(root, args.guests)
-        rc = Path(tmp) / "rc.conf"
-        rc.write_text('vm_list="guest0001 guest0500"\n')
-        env = {**os.environ, "HIVECTL_VM_DIR": str(root), "HIVECTL_RC_CONF": str(rc), "HIVECTL_PLATFORM": "linux"}
-        results = {}
-        for mode in (["list"], ["list", "--json"]):
-            times = []
-            for _ in range(args.runs):
-                start = time.perf_counter()
-                done = subprocess.run([sys.executable, "-m", "hivectl", *mode], env=env, capture_output=True,
-                                      check=True)
-                times.append(time.perf_counter() - start)
-            lines = done.stdout.count(b"\n")
-            results[" ".join(mode)] = {"median_s": round(statistics.median(times), 4),
-                                       "min_s": round(min(times), 4), "output_lines": lines}
-        startup = []
-        for _ in range(args.runs):
-            start = time.perf_counter()
-            subprocess.run([sys.executable, "-c", "pass"], check=True)
-            startup.append(time.perf_counter() - start)
-        results["python_startup_median_s"] = round(statistics.median(startup), 4)  # type: ignore[assignment]
-    median = results["list"]["median_s"]
-    verdict = {"guests": args.guests, "target_s": args.target, "met": median <= args.target, **results}
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "hivectl")], check=True,
+                   stdout=subprocess.DEVNULL)
+    launcher = [sys.executable, "-S", str(REPO / "bin" / "hivectl")]
+    console = [sys.executable, "-m", "hivectl"]
+    results: dict[str, object] = {"load_average": os.getloadavg()[0]}
+    for count in sorted({args.guests, 500}, reverse=True):
+        with tempfile.TemporaryDirectory() as tmp:
+            root = Path(tmp) / "vm"
+            populate(root, count)
+            rc = Path(tmp) / "rc.conf"
+            rc.write_text('vm_list="guest0001 guest0400"\n')
+            env = {**os.environ, "HIVECTL_VM_DIR": str(root), "HIVECTL_RC_CONF": str(rc),
+                   "HIVECTL_PLATFORM": "linux", "PYTHONPATH": str(REPO)}
+            for label, argv in (("bin/hivectl list", [*launcher, "list"]),
+                                ("bin/hivectl list --json", [*launcher, "list", "--json"]),
+                                ("python3 -m hivectl list", [*console, "list"])):
+                median, least, lines, cpu = median_time(argv, env, args.runs)
+                results[f"{count} guests: {label}"] = {"median_s": median, "min_s": least, "cpu_s": cpu,
+                                                        "output_lines": lines}
+    results["python3 -S -c pass (median s)"] = median_time([sys.executable, "-S", "-c", "pass"], dict(os.environ),
+                                                          args.runs)[0]
+    results["python3 -c pass (median s)"] = median_time([sys.executable, "-c", "pass"], dict(os.environ),
+                                                       args.runs)[0]
+    fast = results[f"{args.guests} guests: bin/hivectl list"]
+    fast_500 = results["500 guests: bin/hivectl list"]
+    assert isinstance(fast, dict) and isinstance(fast_500, dict)
+    results["vm-bhyve vm list, 500 guests (s, recorded)"] = VM_BHYVE_LIST_500_S
+    results["times faster than vm-bhyve at 500"] = round(VM_BHYVE_LIST_500_S / fast_500["median_s"], 1)
+    verdict = {"guests": args.guests, "target_s": args.target, "met": fast["median_s"] <= args.target, **results}
     print(json.dumps(verdict, indent=2))
     return 0 if verdict["met"] else 1
 

@@ -10,12 +10,11 @@ from __future__ import annotations
 from functools import cached_property
 from typing import TYPE_CHECKING
 
-from hivectl.host.base import Host
-from hivectl.hostconf import HostSettings, load_settings
-from hivectl.store import Store
-
-if TYPE_CHECKING:
+if TYPE_CHECKING:  # imported where first used: ``hivectl --version`` or ``help`` need none of them
     from hivectl.drivers.base import Driver
+    from hivectl.host.base import Host
+    from hivectl.hostconf import HostSettings
+    from hivectl.store import Store
 
 
 class Context:
@@ -35,10 +34,14 @@ class Context:
 
     @cached_property
     def settings(self) -> HostSettings:
+        from hivectl.hostconf import load_settings
+
         return load_settings(self.vm_dir_option)
 
     @cached_property
     def store(self) -> Store:
+        from hivectl.store import Store
+
         return Store(self.settings, self.host)
 
     @cached_property

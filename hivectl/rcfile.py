@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
@@ -45,24 +46,24 @@ def parse_line(line: str) -> tuple[str, str] | None:
     return line[:eq], line[eq + 1 :]
 
 
+# One assignment line as parse_line reads it: a lowercase first letter, a key up to the first "=", and a value
+# up to the first "#" or the end of the line. "^" matches after "\n" only, as sh's read splits lines.
+_ASSIGNMENT = re.compile(r"^([a-z][^=\n#]*)=([^\n#]*)", re.MULTILINE)
+
+
 def parse_text(text: str) -> dict[str, str]:
-    """Parse a whole file's text into an ordered dict; the first definition of a key wins."""
+    """Parse a whole file's text into an ordered dict; the first definition of a key wins.
+
+    Same result as ``parse_line`` on every line, found by one regular-expression scan instead of a Python
+    loop over lines: ``list`` parses a thousand files (benchmarks/README.md). The value's trailing blanks are
+    stripped before its double quotes are deleted, as ``parse_line`` does (``a="x "`` is ``x `` with its space).
+    """
     values: dict[str, str] = {}
-    # Lines end at "\n" only, as sh's read splits them (str.splitlines would also split at U+2028, \v...).
-    for line in text.split("\n"):
-        # Inline fast path of parse_line: listing a thousand guests parses a thousand files.
-        if not line or line[0] not in _LOWER:
-            continue
-        hash_at = line.find("#")
-        if hash_at >= 0:
-            line = line[:hash_at]
-        line = line.rstrip(" \t\r").replace('"', "")
-        eq = line.find("=")
-        if eq < 0:
-            continue
-        key = line[:eq]
+    for key, value in _ASSIGNMENT.findall(text):
+        if '"' in key:
+            key = key.replace('"', "")
         if key not in values:
-            values[key] = line[eq + 1 :]
+            values[key] = value.rstrip(" \t\r").replace('"', "")
     return values
 
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -24,6 +23,8 @@ from hivectl.model.layout import CONSOLE, RUN_LOCK, SUPERVISOR_STATE, suspend_na
 
 @cache
 def hostname() -> str:
+    import socket  # only when a guest has a lock to compare with: a stopped guest's ``list`` row needs none
+
     return socket.gethostname()
 
 

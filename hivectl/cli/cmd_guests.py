@@ -4,15 +4,12 @@ from __future__ import annotations
 
 import argparse
 import os
-import shlex
 import sys
-import tempfile
 from pathlib import Path
 
 from hivectl.cli import render
 from hivectl.cli.context import Context
 from hivectl.errors import HivectlError, UsageError
-from hivectl.host import process
 
 DRY_RUN_HELP = "print the host commands this would run, one JSON array per line, and change nothing"
 
@@ -138,7 +135,12 @@ configure_edit = configure_configure
 
 
 def run_configure(ctx: Context, args: argparse.Namespace) -> int:
+    # Imported here, not at the top: ``list`` and ``info`` share this module and need none of them.
+    import shlex
+    import tempfile
+
     from hivectl.errors import ConfigError, ValidationErrors
+    from hivectl.host import process
     from hivectl.ops.guests import plan_configure
 
     ref = ctx.store.get(args.name)

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import sys
+from typing import TYPE_CHECKING
 
 from hivectl.context import Context as _Context
-from hivectl.plan import Plan
+
+if TYPE_CHECKING:  # read-only commands such as ``list`` never import the plan machinery
+    from hivectl.plan import Plan
 
 
 class Context(_Context):

@@ -2,32 +2,34 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from collections.abc import Iterable, Sequence
 from typing import Any, TextIO
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[object]], out: TextIO | None = None) -> None:
-    """Columns aligned like ``column -t`` (two spaces between columns), as vm-bhyve prints them."""
+    """Columns aligned like ``column -t`` (two spaces between columns), as vm-bhyve prints them.
+
+    Widths come from one ``max(map(len, column))`` per column and every line from one format string:
+    ``list`` prints a thousand rows (benchmarks/README.md).
+    """
     out = out or sys.stdout
-    text_rows = [[str(c) for c in row] for row in rows]
-    widths = [len(h) for h in headers]
-    for row in text_rows:
-        for i, cell in enumerate(row):
-            widths[i] = max(widths[i], len(cell))
-    lines = []
-    for row in [list(headers), *text_rows]:
-        lines.append("  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row)).rstrip())
-    out.write("\n".join(lines) + "\n")
+    text_rows = [list(headers), *([str(c) for c in row] for row in rows)]
+    widths = [max(map(len, column)) for column in zip(*text_rows, strict=True)]
+    line = "  ".join(f"{{:<{width}}}" for width in widths)
+    out.write("".join(line.format(*row).rstrip() + "\n" for row in text_rows))
 
 
 def as_json(data: Any, out: TextIO | None = None) -> None:
+    import json  # here and in json_rows, not at the top: a table (``list``) should not pay for it
+
     (out or sys.stdout).write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def json_rows(rows: list[dict[str, Any]], out: TextIO | None = None) -> None:
     """A JSON array with one object per line: valid JSON, greppable, and fast for thousands of rows."""
+    import json
+
     body = ",\n".join(json.dumps(row) for row in rows)
     (out or sys.stdout).write(f"[\n{body}\n]\n" if rows else "[]\n")
 
@@ -39,6 +41,8 @@ def _scalar(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, int | float):
         return str(value)
+    import json
+
     return json.dumps(str(value))  # a JSON string is a valid YAML double-quoted scalar
 
 
