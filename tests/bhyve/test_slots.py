@@ -3,25 +3,95 @@
 from __future__ import annotations
 
 import random
+from dataclasses import dataclass
+from pathlib import Path
 
 import pytest
 
-from hivectl.drivers.bhyve.slots import (
-    DiskReq,
-    LayoutRequest,
-    NicReq,
-    PassthruReq,
-    PciAddr,
-    allocate,
-    parse_pin,
-)
+from hivectl.drivers.bhyve.devices import layout_request
+from hivectl.drivers.bhyve.slots import Layout, PciAddr, allocate, parse_pin
 from hivectl.errors import ConfigError
+from hivectl.model.guest import GuestConfig
+from hivectl.rcfile import RcFile
 
 
-def where(req: LayoutRequest) -> dict[str, str]:
+@dataclass(frozen=True)
+class DiskReq:
+    key: str
+    ahci: bool = False
+    pin: PciAddr | None = None
+
+
+@dataclass(frozen=True)
+class NicReq:
+    key: str
+    pin: PciAddr | None = None
+
+
+@dataclass(frozen=True)
+class PassthruReq:
+    key: str
+    host_bus: str
+    fixed: tuple[int, int] | None = None
+
+
+@dataclass
+class Guest:
+    """A guest config written the way an administrator would, laid out through the device registry.
+
+    Going through ``devices.layout_request`` (rather than building slot rules by hand) means these tests
+    check the registry's order and each kind's placement rule together with the allocator.
+    """
+
+    uefi: bool
+    start_slot: int = 4
+    install_slot: int = 3
+    ahci_limit: int = 1
+    hostbridge: bool = True
+    disks: tuple[DiskReq, ...] | list[DiskReq] = ()
+    nics: tuple[NicReq, ...] | list[NicReq] = ()
+    rnd: bool = False
+    passthru: tuple[PassthruReq, ...] | list[PassthruReq] = ()
+    fbuf: bool = False
+    xhci: bool = False
+    hda: bool = False
+    console: bool = False
+    install: bool = False
+    source: str = "/vm/g/g.conf"
+
+    def config(self) -> GuestConfig:
+        values = {"loader": "uefi" if self.uefi else "bhyveload", "start_slot": str(self.start_slot),
+                  "install_slot": str(self.install_slot), "ahci_device_limit": str(self.ahci_limit)}
+        if not self.hostbridge:
+            values["hostbridge"] = "none"
+        for disk in self.disks:
+            values[f"{disk.key}_type"] = "ahci-hd" if disk.ahci else "virtio-blk"
+            values[f"{disk.key}_name"] = f"{disk.key}.img"
+            if disk.pin is not None:
+                values[f"{disk.key}_slot"] = f"{disk.pin.bus}:{disk.pin.slot}:{disk.pin.func}"
+        for nic in self.nics:
+            values[f"{nic.key}_type"] = "virtio-net"
+            if nic.pin is not None:
+                values[f"{nic.key}_slot"] = f"{nic.pin.bus}:{nic.pin.slot}:{nic.pin.func}"
+        for item in self.passthru:
+            fixed = f"={item.fixed[0]}:{item.fixed[1]}" if item.fixed else ""
+            values[item.key] = f"{item.host_bus}/0/0{fixed}"
+        for key, wanted in (("virt_random", self.rnd), ("xhci_mouse", self.xhci), ("sound", self.hda),
+                            ("virt_console0", self.console)):
+            if wanted:
+                values[key] = "yes"
+        text = "".join(f'{key}="{value}"\n' for key, value in values.items())
+        return GuestConfig(RcFile(Path(self.source), text), "g")
+
+
+def placed(guest: Guest) -> Layout:
+    return allocate(layout_request(guest.config(), install=guest.install, fbuf=guest.fbuf))
+
+
+def where(guest: Guest) -> dict[str, str]:
     """member -> address text, for compact assertions."""
     out = {}
-    for placement in allocate(req).placements:
+    for placement in placed(guest).placements:
         for member in placement.members:
             out[member] = str(placement.addr)
     return out
@@ -39,35 +109,35 @@ def nics(n: int) -> list[NicReq]:
 
 
 def test_two_disks_two_nics_without_uefi_share_slots_as_functions() -> None:
-    got = where(LayoutRequest(uefi=False, disks=disks(2), nics=nics(2)))
+    got = where(Guest(uefi=False, disks=disks(2), nics=nics(2)))
     assert got == {"hostbridge": "0:0:0", "lpc": "0:31:0", "disk0": "0:4:0", "disk1": "0:4:1",
                    "network0": "0:5:0", "network1": "0:5:1"}
 
 
 def test_two_disks_two_nics_with_uefi_give_each_disk_a_slot() -> None:
-    got = where(LayoutRequest(uefi=True, disks=disks(2), nics=nics(2)))
+    got = where(Guest(uefi=True, disks=disks(2), nics=nics(2)))
     assert got["disk0"] == "0:4:0" and got["disk1"] == "0:5:0"
     assert got["network0"] == "0:6:0" and got["network1"] == "0:6:1"
 
 
 def test_spellings_are_vm_bhyves() -> None:
-    layout = allocate(LayoutRequest(uefi=False, disks=disks(1), install=True))
+    layout = placed(Guest(uefi=False, disks=disks(1), install=True))
     assert [p.spelling for p in layout.placements] == ["0", "31", "0:4:0", "3:0"]
 
 
 def test_no_disks_nics_start_at_start_slot() -> None:
-    assert where(LayoutRequest(uefi=False, start_slot=7, nics=nics(1)))["network0"] == "0:7:0"
+    assert where(Guest(uefi=False, start_slot=7, nics=nics(1)))["network0"] == "0:7:0"
 
 
 def test_ninth_disk_and_ninth_nic_open_a_new_slot() -> None:
-    got = where(LayoutRequest(uefi=False, disks=disks(9), nics=nics(9)))
+    got = where(Guest(uefi=False, disks=disks(9), nics=nics(9)))
     assert got["disk7"] == "0:4:7" and got["disk8"] == "0:5:0"
     assert got["network0"] == "0:6:0" and got["network7"] == "0:6:7" and got["network8"] == "0:7:0"
 
 
 def test_ahci_disks_share_one_controller_up_to_the_limit() -> None:
-    req = LayoutRequest(uefi=True, ahci_limit=8, disks=[*disks(3, ahci=True), DiskReq("disk3")], nics=nics(1))
-    layout = allocate(req)
+    req = Guest(uefi=True, ahci_limit=8, disks=[*disks(3, ahci=True), DiskReq("disk3")], nics=nics(1))
+    layout = placed(req)
     kinds = [(p.kind, p.members, str(p.addr)) for p in layout.placements[2:]]
     # The virtio disk is placed when it is met; the partial controller after the last disk (vm-bhyve order).
     assert kinds == [("disk", ("disk3",), "0:4:0"), ("ahci", ("disk0", "disk1", "disk2"), "0:5:0"),
@@ -75,37 +145,37 @@ def test_ahci_disks_share_one_controller_up_to_the_limit() -> None:
 
 
 def test_a_full_ahci_controller_is_placed_when_it_fills_up() -> None:
-    req = LayoutRequest(uefi=False, ahci_limit=2, disks=disks(5, ahci=True))
-    layout = allocate(req)
+    req = Guest(uefi=False, ahci_limit=2, disks=disks(5, ahci=True))
+    layout = placed(req)
     controllers = [(p.members, str(p.addr)) for p in layout.placements if p.kind == "ahci"]
     assert controllers == [(("disk0", "disk1"), "0:4:0"), (("disk2", "disk3"), "0:4:1"), (("disk4",), "0:4:2")]
 
 
 def test_limit_one_means_one_controller_per_ahci_disk() -> None:
-    layout = allocate(LayoutRequest(uefi=False, ahci_limit=1, disks=disks(2, ahci=True)))
+    layout = placed(Guest(uefi=False, ahci_limit=1, disks=disks(2, ahci=True)))
     assert [p.kind for p in layout.placements[2:]] == ["disk", "disk"]
 
 
 def test_bus_wraps_at_slot_31_on_bus_0_and_needs_no_mptable() -> None:
-    req = LayoutRequest(uefi=True, disks=disks(28), nics=nics(1))
+    req = Guest(uefi=True, disks=disks(28), nics=nics(1))
     got = where(req)
     assert got["disk26"] == "0:30:0" and got["disk27"] == "1:0:0" and got["network0"] == "1:1:0"
-    assert allocate(req).upper_bus
-    assert not allocate(LayoutRequest(uefi=True, disks=disks(27))).upper_bus
+    assert placed(req).upper_bus
+    assert not placed(Guest(uefi=True, disks=disks(27))).upper_bus
 
 
 def test_many_disks_without_uefi_wrap_too() -> None:
-    got = where(LayoutRequest(uefi=False, disks=disks(8 * 27 + 1)))
+    got = where(Guest(uefi=False, disks=disks(8 * 27 + 1)))
     assert got[f"disk{8 * 27 - 1}"] == "0:30:7" and got[f"disk{8 * 27}"] == "1:0:0"
 
 
 def test_bus_1_and_up_use_all_32_slots() -> None:
-    got = where(LayoutRequest(uefi=True, disks=disks(27 + 33)))
+    got = where(Guest(uefi=True, disks=disks(27 + 33)))
     assert got["disk58"] == "1:31:0" and got["disk59"] == "2:0:0"
 
 
 def test_the_other_devices_follow_in_vm_bhyve_order() -> None:
-    req = LayoutRequest(uefi=True, disks=disks(1), nics=nics(1), rnd=True,
+    req = Guest(uefi=True, disks=disks(1), nics=nics(1), rnd=True,
                         passthru=[PassthruReq("passthru0", "2")], fbuf=True, xhci=True, hda=True, console=True)
     got = where(req)
     assert [got[k] for k in ("disk0", "network0", "rnd", "passthru0", "fbuf", "xhci", "hda", "console")] == \
@@ -113,7 +183,7 @@ def test_the_other_devices_follow_in_vm_bhyve_order() -> None:
 
 
 def test_passthru_groups_by_host_bus_and_honours_fixed_slots() -> None:
-    req = LayoutRequest(uefi=True, passthru=[
+    req = Guest(uefi=True, passthru=[
         PassthruReq("passthru0", "2"), PassthruReq("passthru1", "2"), PassthruReq("passthru2", "3"),
         PassthruReq("passthru3", "5", (6, 0)),
     ], fbuf=True)
@@ -125,15 +195,15 @@ def test_passthru_groups_by_host_bus_and_honours_fixed_slots() -> None:
 
 
 def test_install_slot_is_stepped_over_only_when_something_sits_there() -> None:
-    base = LayoutRequest(uefi=True, start_slot=2, disks=disks(3))
+    base = Guest(uefi=True, start_slot=2, disks=disks(3))
     assert [where(base)[f"disk{i}"] for i in range(3)] == ["0:2:0", "0:3:0", "0:4:0"]
-    installing = LayoutRequest(uefi=True, start_slot=2, disks=disks(3), install=True)
+    installing = Guest(uefi=True, start_slot=2, disks=disks(3), install=True)
     assert [where(installing)[f"disk{i}"] for i in range(3)] == ["0:2:0", "0:4:0", "0:5:0"]
     assert where(installing)["install"] == "0:3:0"
 
 
 def test_hostbridge_none_still_keeps_slot_0_free() -> None:
-    layout = allocate(LayoutRequest(uefi=True, hostbridge=False, disks=disks(1)))
+    layout = placed(Guest(uefi=True, hostbridge=False, disks=disks(1)))
     assert [p.kind for p in layout.placements] == ["lpc", "disk"]
 
 
@@ -229,7 +299,7 @@ def test_default_layout_equals_vm_bhyves_for_random_guests() -> None:
         # function 8): hivectl deliberately does something valid there.
         if any(int(a.split(":")[2]) > 7 for a in expected.values()):
             continue
-        req = LayoutRequest(uefi=uefi, start_slot=start, ahci_limit=limit,
+        req = Guest(uefi=uefi, start_slot=start, ahci_limit=limit,
                             disks=[DiskReq(f"disk{i}", t.startswith("ahci")) for i, t in enumerate(types)],
                             nics=nics(n_nics), rnd=rnd,
                             passthru=[PassthruReq(f"passthru{i}", b) for i, b in enumerate(buses)],
@@ -247,7 +317,7 @@ def test_default_layout_equals_vm_bhyves_for_random_guests() -> None:
 
 def test_a_pinned_nic_stays_put_while_disks_are_added() -> None:
     for count in range(0, 12):
-        req = LayoutRequest(uefi=True, disks=disks(count),
+        req = Guest(uefi=True, disks=disks(count),
                             nics=[NicReq("network0", PciAddr(0, 10, 0)), NicReq("network1")])
         got = where(req)
         assert got["network0"] == "0:10:0"
@@ -256,7 +326,7 @@ def test_a_pinned_nic_stays_put_while_disks_are_added() -> None:
 
 
 def test_unpinned_devices_route_around_pins() -> None:
-    req = LayoutRequest(uefi=True, disks=[DiskReq("disk0"), DiskReq("disk1", pin=PciAddr(0, 5, 0)),
+    req = Guest(uefi=True, disks=[DiskReq("disk0"), DiskReq("disk1", pin=PciAddr(0, 5, 0)),
                                           DiskReq("disk2")], nics=nics(1))
     got = where(req)
     assert got == {"hostbridge": "0:0:0", "lpc": "0:31:0", "disk0": "0:4:0", "disk1": "0:5:0",
@@ -264,21 +334,21 @@ def test_unpinned_devices_route_around_pins() -> None:
 
 
 def test_pinned_functions_of_one_slot() -> None:
-    req = LayoutRequest(uefi=False, disks=disks(1), nics=[NicReq("network0", PciAddr(0, 4, 0)),
+    req = Guest(uefi=False, disks=disks(1), nics=[NicReq("network0", PciAddr(0, 4, 0)),
                                                          NicReq("network1", PciAddr(0, 4, 1))])
     got = where(req)
     assert got["disk0"] == "0:5:0" and got["network0"] == "0:4:0" and got["network1"] == "0:4:1"
 
 
 def test_pin_on_bus_1_needs_mptable_off() -> None:
-    assert allocate(LayoutRequest(uefi=True, disks=[DiskReq("disk0", pin=PciAddr(1, 0, 0))])).upper_bus
+    assert placed(Guest(uefi=True, disks=[DiskReq("disk0", pin=PciAddr(1, 0, 0))])).upper_bus
 
 
 def test_two_pins_on_one_address_are_refused_naming_both_keys() -> None:
-    req = LayoutRequest(uefi=True, disks=[DiskReq("disk0", pin=PciAddr(0, 9, 0))],
+    req = Guest(uefi=True, disks=[DiskReq("disk0", pin=PciAddr(0, 9, 0))],
                         nics=[NicReq("network0", PciAddr(0, 9, 0))], source="/vm/g/g.conf")
     with pytest.raises(ConfigError) as info:
-        allocate(req)
+        placed(req)
     assert info.value.key == "network0_slot" and "disk0_slot" in str(info.value)
     assert "/vm/g/g.conf" in str(info.value)
 
@@ -288,25 +358,25 @@ def test_two_pins_on_one_address_are_refused_naming_both_keys() -> None:
 ])
 def test_pins_on_reserved_slots_are_refused(addr: PciAddr, words: str) -> None:
     with pytest.raises(ConfigError, match=words) as info:
-        allocate(LayoutRequest(uefi=True, nics=[NicReq("network0", addr)]))
+        placed(Guest(uefi=True, nics=[NicReq("network0", addr)]))
     assert info.value.key == "network0_slot"
 
 
 def test_pins_on_slot_31_of_other_buses_are_fine() -> None:
-    assert where(LayoutRequest(uefi=True, nics=[NicReq("network0", PciAddr(2, 31, 0))]))["network0"] == "2:31:0"
+    assert where(Guest(uefi=True, nics=[NicReq("network0", PciAddr(2, 31, 0))]))["network0"] == "2:31:0"
 
 
 def test_a_pin_on_a_fixed_passthru_slot_is_refused() -> None:
-    req = LayoutRequest(uefi=True, nics=[NicReq("network0", PciAddr(0, 7, 0))],
+    req = Guest(uefi=True, nics=[NicReq("network0", PciAddr(0, 7, 0))],
                         passthru=[PassthruReq("passthru0", "2", (7, 0))])
     with pytest.raises(ConfigError, match="passthru0") as info:
-        allocate(req)
+        placed(req)
     assert info.value.key == "network0_slot"
 
 
 def test_a_pin_without_function_0_is_refused() -> None:
     with pytest.raises(ConfigError, match="function 0") as info:
-        allocate(LayoutRequest(uefi=True, disks=[DiskReq("disk0", pin=PciAddr(0, 9, 2))]))
+        placed(Guest(uefi=True, disks=[DiskReq("disk0", pin=PciAddr(0, 9, 2))]))
     assert info.value.key == "disk0_slot"
 
 

@@ -16,8 +16,10 @@ from pathlib import Path
 
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, Problem, unsupported_keys
 from hivectl.drivers.bhyve import devices, graphics, loaders, options, planner
-from hivectl.drivers.bhyve import disks as disk_rules
 from hivectl.drivers.bhyve.actions import RemoveFiles
+from hivectl.drivers.bhyve.devices import disk as disk_rules
+from hivectl.drivers.bhyve.devices import nic as nic_rules
+from hivectl.drivers.bhyve.devices import tpm as tpm_rules
 from hivectl.drivers.bhyve.model import parse_opts
 from hivectl.drivers.bhyve.slots import allocate
 from hivectl.errors import ConfigError
@@ -78,7 +80,7 @@ class BhyveDriver(Driver):
         found = []
         if not config.disks:
             found.append(Problem(f"loader={config.loader} boots from disk0, but the guest has no disk0"))
-        elif config.loader == "grub" and config.disks[0].type == "virtio-9p":
+        elif config.loader == "grub" and disk_rules.is_share(config.disks[0]):
             found.append(Problem("grub-bhyve cannot boot from a virtio-9p share (disk0); use bhyveload or UEFI"))
         tool = "grub-bhyve" if config.loader == "grub" else "bhyveload"
         if self.host.which(tool) is None:
@@ -120,8 +122,8 @@ class BhyveDriver(Driver):
         return problems
 
     def _tpm_problems(self, ref: GuestRef, config: GuestConfig) -> list[str]:
-        tpm = options.tpm(config, ref)
-        if tpm and tpm[0] == "passthru" and not self.host.devpath(tpm[1]).exists():
+        tpm = tpm_rules.of(config, ref)
+        if tpm and tpm_rules.needs_host_device(tpm) and not self.host.devpath(tpm[1]).exists():
             return [Problem(f"tpm=passthru but {tpm[1]} does not exist on this host")]
         return []
 
@@ -195,7 +197,7 @@ def config_problems(ref: GuestRef, config: GuestConfig) -> list[ConfigError]:
     attempt(lambda: devices.console_ports(config, ref.directory))
     attempt(lambda: options.raw_options(config, "bhyve_options"))
     attempt(lambda: options.raw_options(config, "bhyveload_args"))
-    attempt(lambda: options.tpm(config, ref))
+    attempt(lambda: tpm_rules.of(config, ref))
     for disk in config.disks:
         attempt(partial(disk_rules.disk_path, ref, config, disk))
         attempt(partial(disk_rules.disk_opts, config, disk))
@@ -216,7 +218,7 @@ def warnings(config: GuestConfig) -> list[str]:
         found.append(Problem(f"tpm={config.get('tpm')} with loader={config.loader}: only UEFI firmware uses a TPM",
                              "warning"))
     for nic in config.nics:
-        if nic.mtu and nic.type != "virtio-net":
+        if nic.mtu and not nic_rules.tells_mtu(nic):
             found.append(Problem(f"{nic.key}_mtu={nic.mtu} is ignored: only virtio-net tells the guest its MTU "
                                  f"({nic.key}_type={nic.type})", "warning"))
     return found

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from hivectl import validate
-from hivectl.drivers.bhyve.devices import Fbuf
+from hivectl.drivers.bhyve.devices.fbuf import Fbuf
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig

@@ -13,67 +13,17 @@ named the way each device's own option parser names them; flags become their doc
 
 from __future__ import annotations
 
-from hivectl.drivers.bhyve.model import Invocation, Opt, PciDevice
+from hivectl.drivers.bhyve.devices import tpm
+from hivectl.drivers.bhyve.devices.base import Pairs
+from hivectl.drivers.bhyve.devices.registry import kind_of
+from hivectl.drivers.bhyve.model import Invocation, PciDevice
 from hivectl.safety.values import bhyve_config_key, bhyve_config_value
-
-Pairs = list[tuple[str, str]]
-
-
-def _opt_pairs(prefix: str, opts: tuple[Opt, ...]) -> Pairs:
-    return [(f"{prefix}.{o.name}", "true" if o.value is None else o.value) for o in opts]
-
-
-def _generic(prefix: str, text: str) -> Pairs:
-    """Options written ``a=b,c`` inside a head token (a NIC backend's ``type=tap``, netgraph's ``path=``)."""
-    pairs: Pairs = []
-    for item in text.split(","):
-        name, sep, value = item.partition("=")
-        pairs.append((f"{prefix}.{name}", value if sep else "true"))
-    return pairs
 
 
 def device_pairs(device: PciDevice) -> Pairs:
-    """The ``pci.B.S.F.*`` keys of one device."""
+    """The ``pci.B.S.F.*`` keys of one device, as its kind names them (hivectl/drivers/bhyve/devices/)."""
     addr = device.placement.addr
-    node = f"pci.{addr.bus}.{addr.slot}.{addr.func}"
-    emulation = device.emulation
-    head = device.head or ""
-    if emulation == "amd_hostbridge":
-        return [(f"{node}.device", "hostbridge"), (f"{node}.pcireg.vendor", "0x1022"),
-                (f"{node}.pcireg.device", "0x7432")]
-    if emulation in ("ahci-hd", "ahci-cd"):
-        port = f"{node}.port.0"
-        return [(f"{node}.device", "ahci"), (f"{port}.type", emulation[-2:]), (f"{port}.path", head),
-                *_opt_pairs(port, device.opts)]
-    pairs: Pairs = [(f"{node}.device", emulation)]
-    if emulation == "ahci":
-        for index, ahci_port in enumerate(device.ports):
-            port = f"{node}.port.{index}"
-            pairs += [(f"{port}.type", ahci_port.type), (f"{port}.path", ahci_port.path),
-                      *_opt_pairs(port, ahci_port.opts)]
-        return pairs
-    if emulation == "virtio-console":
-        for index, (name, path) in enumerate(device.named):
-            pairs += [(f"{node}.port.{index}.name", name), (f"{node}.port.{index}.path", path)]
-        return pairs
-    if emulation in ("virtio-blk", "nvme"):
-        pairs.append((f"{node}.path", head))
-    elif emulation == "virtio-scsi":
-        pairs.append((f"{node}.dev", head))
-    elif emulation == "virtio-9p":
-        share, _, path = head.partition("=")
-        pairs += [(f"{node}.sharename", share), (f"{node}.path", path)]
-    elif emulation in ("virtio-net", "e1000"):
-        backend, _, rest = head.partition(",")
-        pairs.append((f"{node}.backend", backend))
-        if rest:
-            pairs += _generic(node, rest)
-    elif emulation == "passthru":
-        bus, slot, func = head.split("/")
-        pairs += [(f"{node}.bus", bus), (f"{node}.slot", slot), (f"{node}.func", func)]
-    elif emulation == "xhci":
-        pairs.append((f"{node}.slot.1.device", head))
-    return pairs + _opt_pairs(node, device.opts)
+    return kind_of(device).keys(device, f"pci.{addr.bus}.{addr.slot}.{addr.func}")
 
 
 def pairs(inv: Invocation) -> Pairs:
@@ -93,7 +43,7 @@ def pairs(inv: Invocation) -> Pairs:
     if inv.fwcfg:
         result.append(("lpc.fwcfg", inv.fwcfg))
     if inv.tpm:
-        result += [("tpm.type", inv.tpm[0]), ("tpm.path", inv.tpm[1])]
+        result += tpm.keys(inv.tpm)
     if inv.wired:
         result.append(("memory.wired", "true"))
     if inv.uuid:

@@ -15,8 +15,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from hivectl.drivers.bhyve import disks as disk_rules
 from hivectl.drivers.bhyve import options
+from hivectl.drivers.bhyve.devices import disk as disk_rules
 from hivectl.model.guest import GuestConfig
 from hivectl.plan import WriteFile
 from hivectl.store import GuestRef
@@ -62,10 +62,10 @@ def _common(inp: LoaderInput) -> list[str]:
     return args
 
 
-def _boot_disk(inp: LoaderInput) -> tuple[str, str]:
-    """(emulation, path) of disk0."""
+def _boot_disk(inp: LoaderInput) -> tuple[bool, str]:
+    """(is a 9p share, path) of disk0."""
     disk = inp.config.disks[0]
-    return disk.type, disk_rules.disk_path(inp.ref, inp.config, disk)
+    return disk_rules.is_share(disk), disk_rules.disk_path(inp.ref, inp.config, disk)
 
 
 def bhyveload(inp: LoaderInput) -> list[str]:
@@ -84,8 +84,8 @@ def bhyveload(inp: LoaderInput) -> list[str]:
     if inp.install_media is not None:
         argv += ["-d", str(inp.install_media)]
     else:
-        emulation, path = _boot_disk(inp)
-        if emulation == "virtio-9p":
+        is_share, path = _boot_disk(inp)
+        if is_share:
             share, directory = disk_rules.share_parts(path)
             argv += ["-h", directory, "-e", f"vfs.root.mountfrom=p9fs:{share}"]
         else:
@@ -129,7 +129,7 @@ def grub(inp: LoaderInput) -> GrubPlan:
     if inp.install_media is not None:
         map_lines.append(f"(cd0) {inp.install_media}")
     for disk in config.disks:
-        if disk.type == "virtio-9p":
+        if disk_rules.is_share(disk):
             continue  # grub cannot read a 9p share; keep (hdN) numbered by disk index as vm-bhyve does
         map_lines.append(f"(hd{disk.index}) {disk_rules.disk_path(ref, config, disk)}")
     device_map = "\n".join(map_lines) + "\n"

@@ -1,4 +1,4 @@
-"""The non-device parts of a bhyve run: CPU topology and pinning, serial ports, TPM, raw options.
+"""The non-device parts of a bhyve run: CPU topology and pinning, serial ports, raw options.
 
 Each helper checks its values the way bhyve will, so a bad topology or pinning is reported with the
 config key before anything starts (bhyve itself would exit 4 or 64 with a message about ``-c``/``-p``).
@@ -10,11 +10,10 @@ import shlex
 from dataclasses import dataclass, field
 
 from hivectl import validate
-from hivectl.drivers.bhyve.model import Topology, check_text
+from hivectl.drivers.bhyve.model import Topology
 from hivectl.errors import ConfigError
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import nmdm_base
-from hivectl.store import GuestRef
 
 MAX_VCPUS = 65535
 
@@ -79,16 +78,6 @@ def serial(config: GuestConfig, name: str, foreground: bool) -> Serial:
         result.com.append((port, base + "A"))
         result.console[port] = base + "B"
     return result
-
-
-def tpm(config: GuestConfig, ref: GuestRef) -> tuple[str, str] | None:
-    """``-l tpm,swtpm,<socket>`` (a software TPM someone keeps listening) or ``-l tpm,passthru,/dev/tpm0``."""
-    kind = config.get("tpm")
-    if kind in ("", "none"):
-        return None
-    default = str(ref.layout.swtpm_socket) if kind == "swtpm" else "/dev/tpm0"
-    path = config.get("tpm_path") or default
-    return kind, check_text(config.path, "tpm_path", path)
 
 
 def raw_options(config: GuestConfig, key: str) -> list[str]:

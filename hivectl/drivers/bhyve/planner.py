@@ -13,6 +13,8 @@ from pathlib import Path
 from hivectl.drivers.base import BootPlan, BootRequest
 from hivectl.drivers.bhyve import devices, graphics, kconfig, loaders, options, render
 from hivectl.drivers.bhyve.actions import CopyIfMissing, RemoveFiles
+from hivectl.drivers.bhyve.devices import disk as disk_rules
+from hivectl.drivers.bhyve.devices import tpm as tpm_rules
 from hivectl.drivers.bhyve.model import Invocation, check_text
 from hivectl.errors import ConfigError
 from hivectl.host.base import Host
@@ -54,12 +56,11 @@ def plan(host: Host, null_iso: Path, request: BootRequest, vnc_ports: graphics.V
     ctx = devices.DeviceContext(ref, config, {p.index: p for p in request.ports}, media,
                                 null_iso if devices.nulliso_attached(config, installing) else None, fbuf)
     pci, install, layout = devices.build(ctx)
-    passthru = any(d.placement.kind == "passthru" for d in pci)
-    wired = config.flag("wired_memory") or passthru
+    wired = config.flag("wired_memory") or devices.wires_memory(pci)
     inv = Invocation(
         name=name, topology=topology, memory=config.memory, devices=pci,
         ignore_msr=config.flag("ignore_msr"), fwcfg=config.get("fwcfg") or None,
-        tpm=options.tpm(config, ref), raw=options.raw_options(config, "bhyve_options"), wired=wired,
+        tpm=tpm_rules.of(config, ref), raw=options.raw_options(config, "bhyve_options"), wired=wired,
         uuid=config.get("uuid") or None, utc=config.flag("utctime"),
         pins=options.pins(config, int(topology.cpus)), no_mptable=layout.upper_bus, install=install,
         com=serial.com,
@@ -76,10 +77,10 @@ def plan(host: Host, null_iso: Path, request: BootRequest, vnc_ports: graphics.V
         # bhyveload and grub-bhyve reuse a VM left over from the last run only partly; start clean as vm-bhyve does.
         prepare.insert(0, destroy_vmm(name))
 
-    consoles = next((d.named for d in pci if d.emulation == "virtio-console"), ())
-    if consoles:
+    sockets = devices.sockets(pci)
+    if sockets:
         # bhyve binds these sockets and never removes them; a leftover one makes the next start fail.
-        prepare.append(RemoveFiles([Path(path) for _name, path in consoles]))
+        prepare.append(RemoveFiles(sockets))
 
     planned = Planned(BootPlan(), inv, kconfig.text(inv))
     boot = planned.boot
@@ -87,7 +88,7 @@ def plan(host: Host, null_iso: Path, request: BootRequest, vnc_ports: graphics.V
         if not config.disks:
             raise ConfigError(config.path, "disk0_name", "", f"loader={config.loader} boots from disk0, and "
                                                              "this guest has none (vm-bhyve refuses it too)")
-        if config.loader == "grub" and config.disks[0].type == "virtio-9p":
+        if config.loader == "grub" and disk_rules.is_share(config.disks[0]):
             raise ConfigError(config.path, "disk0_type", "virtio-9p", "grub-bhyve cannot boot from a 9p share")
         loader_input = loaders.LoaderInput(ref, config, serial.loader_console, wired, media)
         if config.loader == "grub":

@@ -11,42 +11,15 @@ non-UEFI, vCPU pinning) go next to the options they belong with.
 
 from __future__ import annotations
 
-from hivectl.drivers.bhyve.model import Invocation, Opt, PciDevice
-from hivectl.safety.values import bhyve_option_name, bhyve_token
-
-NIC_EMULATIONS = ("virtio-net", "e1000")
-
-
-def _opt(opt: Opt) -> str:
-    """One ``name[=value]`` item, checked so that no value can split into a second option (hivectl/safety)."""
-    bhyve_option_name(opt.name)
-    return opt.name if opt.value is None else f"{opt.name}={bhyve_token(opt.value)}"
-
-
-def _head(device: PciDevice, head: str) -> str:
-    """The positional first token; only a NIC backend carries its own ``,type=tap`` option (built here)."""
-    if device.emulation in NIC_EMULATIONS:
-        for part in head.split(","):
-            bhyve_token(part)
-        return head
-    return bhyve_token(head)
+from hivectl.drivers.bhyve.devices import tpm
+from hivectl.drivers.bhyve.devices.registry import kind_of
+from hivectl.drivers.bhyve.model import Invocation, PciDevice
+from hivectl.safety.values import bhyve_token
 
 
 def device_conf(device: PciDevice) -> str:
-    """The text after ``<emulation>,`` in ``-s``; empty when the device has no configuration.
-
-    Every item goes through ``hivectl.safety.values``' bhyve rule here, where the string is built, so a
-    value that slipped past the config checks still cannot add an option.
-    """
-    if device.emulation == "ahci":
-        parts = []
-        for port in device.ports:
-            parts += [f"{port.type}:{bhyve_token(port.path)}", *(_opt(o) for o in port.opts)]
-        return ",".join(parts)
-    if device.emulation == "virtio-console":
-        return ",".join(f"{bhyve_token(name)}={bhyve_token(path)}" for name, path in device.named)
-    items = ([_head(device, device.head)] if device.head is not None else []) + [_opt(o) for o in device.opts]
-    return ",".join(items)
+    """The text after ``<emulation>,`` in ``-s``, as the device's kind spells it (hivectl/drivers/bhyve/devices/)."""
+    return kind_of(device).conf(device)
 
 
 def slot_arg(device: PciDevice) -> str:
@@ -71,7 +44,7 @@ def options(inv: Invocation) -> list[str]:
     if inv.bootrom:
         argv += ["-l", bootrom_arg(inv)]
     if inv.tpm:
-        argv += ["-l", f"tpm,{bhyve_token(inv.tpm[0])},{bhyve_token(inv.tpm[1])}"]
+        argv += tpm.argv(inv.tpm)
     if inv.fwcfg and not inv.bootrom:
         argv += ["-o", f"lpc.fwcfg={inv.fwcfg}"]
     argv += inv.raw

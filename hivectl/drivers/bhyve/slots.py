@@ -2,10 +2,14 @@
 
 Guests identify hardware by PCI address: FreeBSD names a virtio NIC ``vtnet0`` by probe order, Linux
 calls it ``enp0s5`` after its slot, Windows binds its network settings to the slot. An existing vm-bhyve
-guest must therefore see the same addresses under hivectl, so the default layout below follows vm-bhyve's
-``lib/vm-run`` step by step (``vm::bhyve_device_*``). Its one weakness is that positions are counted, not
-chosen: adding a disk moves every NIC (churchers#171, #478). ``diskN_slot`` / ``networkN_slot`` pin a
-device to an address; the counting then simply steps over every slot that holds a pinned device.
+guest must therefore see the same addresses under hivectl, so the default layout follows vm-bhyve's
+``lib/vm-run`` step by step (``vm::bhyve_device_*``). Its one weakness is that positions are counted, not chosen: adding a disk
+moves every NIC (churchers#171, #478). ``diskN_slot`` / ``networkN_slot`` pin a device to an address; the
+counting then simply steps over every slot that holds a pinned device.
+
+This module knows the bus and the ways of placing a device, not the devices: each device kind
+(hivectl/drivers/bhyve/devices/) picks a rule (``Fixed``, ``OwnSlot``, ``Functions``, ``Grouped``) and
+``allocate`` runs the rules in the registry's order, which is vm-bhyve's.
 
 Rules of the PCI bus, as bhyve implements it (bhyve(8), usr.sbin/bhyve/pci_emul.c):
 
@@ -16,26 +20,10 @@ Rules of the PCI bus, as bhyve implements it (bhyve(8), usr.sbin/bhyve/pci_emul.
 - Bus 0 slot 0 is the host bridge and bus 0 slot 31 the LPC bridge (Windows insists on 31); both are kept
   even when ``hostbridge=none``, so a pin there is refused.
 - Devices on bus 1 and up need ``-Y`` (no MPTable), because bhyve only describes bus 0 in the MPTable.
-
-vm-bhyve's counting rules, which the default layout reproduces:
-
-- Disks start at ``start_slot`` (4). Without UEFI, disks are functions 0-7 of one slot, then the next
-  slot; with UEFI every disk gets its own slot (the firmware only boots from function 0).
-- AHCI: one ``ahci-hd``/``ahci-cd`` device is one controller with one port. With ``ahci_device_limit`` N
-  (2-32), up to N ahci disks share one ``ahci,hd:…,cd:…`` controller (a controller has 32 ports), which
-  saves slots for guests with many SATA disks (Windows). A controller is placed when it fills up, or after
-  the last disk for a partial one.
-- virtio-blk/nvme/virtio-scsi/virtio-9p: one device per address (virtio has no ports).
-- NICs: functions 0-7 of one slot after the disks, then the next slot.
-- Then, each on a new slot at function 0: virtio-rnd, passthru, fbuf, xhci, hda, virtio-console.
-- Passthru ``B/S/F=S2:F2`` goes exactly to slot S2 function F2 (on the bus the counter is on, as in
-  vm-bhyve). Other passthru devices share one guest slot while their host *bus* (the first number, which
-  is what vm-bhyve's code compares) stays the same; a new host bus opens a new guest slot.
-- The install medium (and ``nulliso_fix``'s empty CD) sits at ``install_slot`` (3), function 0.
 - Counting wraps to the next bus when the slot reaches 31 on bus 0 (31 is the LPC) or 32 on other buses.
 
 Where hivectl deliberately differs (only in cases where vm-bhyve produced a broken command line):
-a partial AHCI controller keeps its bus number (vm-bhyve drops it past bus 0), function numbers never
+a partial shared controller keeps its bus number (vm-bhyve drops it past bus 0), function numbers never
 exceed 7, the install slot and fixed passthru slots are stepped over instead of colliding, and every
 collision left is reported as an error naming the keys instead of bhyve's ``already occupied``.
 """
@@ -81,64 +69,27 @@ def parse_pin(source: str | Path | None, key: str, value: str) -> PciAddr:
 
 
 @dataclass(frozen=True)
-class DiskReq:
-    """One ``diskN`` as the allocator sees it: its key, whether it may join a shared AHCI controller."""
-
-    key: str
-    ahci: bool = False
-    pin: PciAddr | None = None
-
-
-@dataclass(frozen=True)
-class NicReq:
-    key: str
-    pin: PciAddr | None = None
-
-
-@dataclass(frozen=True)
-class PassthruReq:
-    """``passthruN``: the host bus (grouping rule) and the fixed guest ``(slot, func)`` if ``=S:F`` was given."""
-
-    key: str
-    host_bus: str
-    fixed: tuple[int, int] | None = None
-
-
-@dataclass
-class LayoutRequest:
-    """Everything that decides the layout; built from a guest config by ``devices.layout_request``."""
-
-    uefi: bool
-    start_slot: int = 4
-    install_slot: int = 3
-    ahci_limit: int = 1
-    hostbridge: bool = True
-    disks: list[DiskReq] = field(default_factory=list)
-    nics: list[NicReq] = field(default_factory=list)
-    rnd: bool = False
-    passthru: list[PassthruReq] = field(default_factory=list)
-    fbuf: bool = False
-    xhci: bool = False
-    hda: bool = False
-    console: bool = False
-    install: bool = False
-    source: str | Path | None = None  # the config file, for error messages
-
-
-@dataclass(frozen=True)
 class Placement:
     """One ``-s`` position: what goes there (``kind`` and the config keys behind it) and how it is spelled.
 
     ``spelling`` is the slot text of the ``-s`` argument. vm-bhyve writes ``0`` for the host bridge, ``31``
     for the LPC, ``S:0`` for install media and ``B:S:F`` for the rest; keeping that makes ``ps`` output
-    and logs look the same to administrators who grep them.
+    and logs look the same to administrators who grep them. ``pin_key`` is the ``<key>_slot`` that put the
+    device there (errors name it); ``label`` names a device that stands for several keys.
     """
 
-    kind: str  # hostbridge lpc disk ahci nic rnd passthru fbuf xhci hda console install
+    kind: str  # the placement kind of a device module in hivectl/drivers/bhyve/devices/
     members: tuple[str, ...]
     addr: PciAddr
     spelling: str
     pinned: bool = False
+    pin_key: str = ""
+    label: str = ""
+
+    @property
+    def description(self) -> str:
+        """How an error names this device: its pin key, its label, or its config key."""
+        return self.pin_key or self.label or self.members[0]
 
 
 @dataclass
@@ -158,7 +109,7 @@ class Layout:
         raise KeyError(member)
 
 
-class _Cursor:
+class Cursor:
     """vm-bhyve's ``_bus``/``_slot``/``_func`` counter, stepping over reserved slots when it opens one."""
 
     def __init__(self, start_slot: int, reserved: set[tuple[int, int]], source: str | Path | None) -> None:
@@ -194,32 +145,204 @@ class _Cursor:
         return PciAddr(self.bus, self.slot, func)
 
 
+# -- placement rules: each device kind (hivectl/drivers/bhyve/devices/) picks one ----------------------
+
+
+class Rule:
+    """How one device kind's devices are placed; the allocator runs the rules in the registry's order."""
+
+    def pins(self) -> list[tuple[str, PciAddr]]:
+        """``(<key>_slot, address)`` of every user pin, checked before anything is placed."""
+        return []
+
+    def reserved(self) -> set[tuple[int, int]]:
+        """(bus, slot) pairs counted placements must step over."""
+        return set()
+
+    def place(self, cur: Cursor, out: list[Placement]) -> None:
+        raise NotImplementedError
+
+
+@dataclass(frozen=True)
+class Fixed(Rule):
+    """A device at a set address that the counter never reaches (host bridge, LPC, install medium)."""
+
+    kind: str
+    addr: PciAddr
+    spelling: str
+    reserve: bool = False  # step counted devices over this slot (the install slot)
+
+    def reserved(self) -> set[tuple[int, int]]:
+        return {(self.addr.bus, self.addr.slot)} if self.reserve else set()
+
+    def place(self, cur: Cursor, out: list[Placement]) -> None:
+        out.append(Placement(self.kind, (self.kind,), self.addr, self.spelling))
+
+
+@dataclass(frozen=True)
+class OwnSlot(Rule):
+    """One device on a new slot at function 0 (virtio-rnd, fbuf, xhci, hda, virtio-console)."""
+
+    kind: str
+
+    def place(self, cur: Cursor, out: list[Placement]) -> None:
+        addr = cur.at(0)
+        out.append(Placement(self.kind, (self.kind,), addr, str(addr)))
+        cur.next_slot()
+
+
+@dataclass(frozen=True)
+class Item:
+    """One numbered device (``diskN``, ``networkN``): its key, its pin, whether it may share a controller."""
+
+    key: str
+    pin: PciAddr | None = None
+    shared: bool = False
+
+
+@dataclass(frozen=True)
+class Functions(Rule):
+    """Devices as functions 0-7 of a slot, then the next slot (vm-bhyve's disks and NICs).
+
+    ``slot_each``: every device gets a slot of its own instead (disks under UEFI, whose firmware boots
+    from function 0 only). ``share_limit`` > 1: items marked ``shared`` wait until that many fill one
+    ``share_kind`` controller, which is placed when it fills up or after the last item.
+    """
+
+    kind: str
+    items: tuple[Item, ...]
+    slot_each: bool = False
+    share_kind: str = ""
+    share_limit: int = 1
+    share_label: str = ""  # a shared controller of several keys is named "<label> disk0, disk1"
+
+    def pins(self) -> list[tuple[str, PciAddr]]:
+        return [(_pin_key(item.key), item.pin) for item in self.items if item.pin is not None]
+
+    def reserved(self) -> set[tuple[int, int]]:
+        return {(item.pin.bus, item.pin.slot) for item in self.items if item.pin is not None}
+
+    def _shared(self, members: list[str], addr: PciAddr) -> Placement:
+        label = self.share_label + ", ".join(members) if len(members) > 1 else ""
+        return Placement(self.share_kind, tuple(members), addr, str(addr), label=label)
+
+    def place(self, cur: Cursor, out: list[Placement]) -> None:
+        pending: list[str] = []  # items waiting for their shared controller
+        counted = 0
+        for item in self.items:
+            if item.pin is not None:
+                out.append(Placement(self.kind, (item.key,), item.pin, str(item.pin), pinned=True,
+                                     pin_key=_pin_key(item.key)))
+                continue
+            counted += 1
+            if cur.func >= FUNCTIONS:
+                cur.next_slot()
+            cur.wrap()
+            added = False
+            if self.share_limit > 1 and item.shared:
+                pending.append(item.key)
+                if len(pending) >= self.share_limit:
+                    out.append(self._shared(pending, cur.at(cur.func)))
+                    pending = []
+                    added = True
+            else:
+                addr = cur.at(cur.func)
+                out.append(Placement(self.kind, (item.key,), addr, str(addr)))
+                added = True
+            if added:
+                if self.slot_each:
+                    cur.slot += 1
+                else:
+                    cur.func += 1
+            cur.wrap()
+        if pending:
+            if cur.func >= FUNCTIONS:
+                cur.next_slot()
+            out.append(self._shared(pending, cur.at(cur.func)))
+            if self.slot_each:
+                cur.slot += 1
+        if counted and not self.slot_each:
+            cur.slot += 1
+            cur.func = 0
+        cur.wrap()
+
+
+@dataclass(frozen=True)
+class GroupItem:
+    """A device that shares a guest slot with its neighbours while ``group`` stays the same.
+
+    ``fixed`` is a guest ``(slot, func)`` chosen in the config (passthru's ``=S:F``).
+    """
+
+    key: str
+    group: str
+    fixed: tuple[int, int] | None = None
+
+
+@dataclass(frozen=True)
+class Grouped(Rule):
+    """vm-bhyve's passthru rule: one guest slot per run of equal groups (the host bus), or a fixed slot."""
+
+    kind: str
+    items: tuple[GroupItem, ...]
+
+    def reserved(self) -> set[tuple[int, int]]:
+        return {(0, item.fixed[0]) for item in self.items if item.fixed is not None}
+
+    def place(self, cur: Cursor, out: list[Placement]) -> None:
+        func = 0
+        last: str | None = None
+        for item in self.items:
+            if item.fixed is not None:
+                addr = PciAddr(cur.bus, item.fixed[0], item.fixed[1])
+                out.append(Placement(self.kind, (item.key,), addr, str(addr), pinned=True))
+                continue
+            if last is not None and (last != item.group or func >= FUNCTIONS):
+                cur.slot += 1
+                func = 0
+            cur.wrap()
+            addr = cur.at(func)
+            out.append(Placement(self.kind, (item.key,), addr, str(addr)))
+            last = item.group
+            func += 1
+        if self.items:
+            cur.slot += 1
+        cur.wrap()
+
+
+@dataclass
+class LayoutRequest:
+    """Everything that decides the layout: the counting settings and one rule per device kind, in order.
+
+    Built from a guest config by ``devices.layout_request``, which asks every registered device kind.
+    """
+
+    rules: list[Rule] = field(default_factory=list)
+    start_slot: int = 4
+    install_slot: int = 3
+    source: str | Path | None = None  # the config file, for error messages
+
+
 def _pin_key(member: str) -> str:
     return f"{member}_slot"
 
 
-def _check_pins(req: LayoutRequest) -> dict[str, PciAddr]:
-    """Pins by key, after refusing pins on reserved slots and two pins on one address."""
-    pins: dict[str, PciAddr] = {}
-    items: list[DiskReq | NicReq] = [*req.disks, *req.nics]
-    for item in items:
-        if item.pin is not None:
-            pins[item.key] = item.pin
+def _check_pins(req: LayoutRequest) -> None:
+    """Refuse pins on reserved slots and two pins on one address."""
     seen: dict[PciAddr, str] = {}
-    for member, addr in pins.items():
-        key = _pin_key(member)
-        if addr.bus == 0 and addr.slot in (HOSTBRIDGE_SLOT, LPC_SLOT):
-            what = "the host bridge" if addr.slot == HOSTBRIDGE_SLOT else "the LPC bridge"
-            raise ConfigError(req.source, key, _pin_text(addr), f"bus 0 slot {addr.slot} is reserved for {what}")
-        if addr.bus == 0 and addr.slot == req.install_slot:
-            raise ConfigError(req.source, key, _pin_text(addr),
-                              f"slot {addr.slot} is the install_slot (where install media go); pin another "
-                              "slot or change install_slot")
-        if addr in seen:
-            raise ConfigError(req.source, key, _pin_text(addr),
-                              f"{_pin_key(seen[addr])} pins another device to the same address {addr}")
-        seen[addr] = member
-    return pins
+    for rule in req.rules:
+        for key, addr in rule.pins():
+            if addr.bus == 0 and addr.slot in (HOSTBRIDGE_SLOT, LPC_SLOT):
+                what = "the host bridge" if addr.slot == HOSTBRIDGE_SLOT else "the LPC bridge"
+                raise ConfigError(req.source, key, _pin_text(addr), f"bus 0 slot {addr.slot} is reserved for {what}")
+            if addr.bus == 0 and addr.slot == req.install_slot:
+                raise ConfigError(req.source, key, _pin_text(addr),
+                                  f"slot {addr.slot} is the install_slot (where install media go); pin another "
+                                  "slot or change install_slot")
+            if addr in seen:
+                raise ConfigError(req.source, key, _pin_text(addr),
+                                  f"{seen[addr]} pins another device to the same address {addr}")
+            seen[addr] = key
 
 
 def _pin_text(addr: PciAddr) -> str:
@@ -228,129 +351,16 @@ def _pin_text(addr: PciAddr) -> str:
 
 def allocate(req: LayoutRequest) -> Layout:
     """Place every device; raise ``ConfigError`` naming the keys when two devices would share an address."""
-    pins = _check_pins(req)
-    reserved = {(addr.bus, addr.slot) for addr in pins.values()}
-    reserved |= {(0, HOSTBRIDGE_SLOT), (0, LPC_SLOT)}
-    for item in req.passthru:
-        if item.fixed is not None:
-            reserved.add((0, item.fixed[0]))
-    if req.install:
-        reserved.add((0, req.install_slot))
-
+    _check_pins(req)
+    reserved = {(0, HOSTBRIDGE_SLOT), (0, LPC_SLOT)}
+    for rule in req.rules:
+        reserved |= rule.reserved()
     out: list[Placement] = []
-    if req.hostbridge:
-        out.append(Placement("hostbridge", ("hostbridge",), PciAddr(0, HOSTBRIDGE_SLOT), "0"))
-    out.append(Placement("lpc", ("lpc",), PciAddr(0, LPC_SLOT), "31"))
-
-    cur = _Cursor(req.start_slot, reserved, req.source)
-    _disks(req, cur, out)
-    _nics(req, cur, out)
-    for kind, wanted in (("rnd", req.rnd),):
-        if wanted:
-            addr = cur.at(0)
-            out.append(Placement(kind, (kind,), addr, str(addr)))
-            cur.next_slot()
-    _passthru(req, cur, out)
-    for kind, wanted in (("fbuf", req.fbuf), ("xhci", req.xhci), ("hda", req.hda), ("console", req.console)):
-        if wanted:
-            addr = cur.at(0)
-            out.append(Placement(kind, (kind,), addr, str(addr)))
-            cur.next_slot()
-    if req.install:
-        out.append(Placement("install", ("install",), PciAddr(0, req.install_slot), f"{req.install_slot}:0"))
+    cur = Cursor(req.start_slot, reserved, req.source)
+    for rule in req.rules:
+        rule.place(cur, out)
     _check_collisions(req, out)
     return Layout(out)
-
-
-def _disks(req: LayoutRequest, cur: _Cursor, out: list[Placement]) -> None:
-    pending: list[str] = []  # ahci disks waiting for their shared controller
-    counted = 0
-    for disk in req.disks:
-        if disk.pin is not None:
-            out.append(Placement("disk", (disk.key,), disk.pin, str(disk.pin), pinned=True))
-            continue
-        counted += 1
-        if cur.func >= FUNCTIONS:
-            cur.next_slot()
-        cur.wrap()
-        added = False
-        if req.ahci_limit > 1 and disk.ahci:
-            pending.append(disk.key)
-            if len(pending) >= req.ahci_limit:
-                addr = cur.at(cur.func)
-                out.append(Placement("ahci", tuple(pending), addr, str(addr)))
-                pending = []
-                added = True
-        else:
-            addr = cur.at(cur.func)
-            out.append(Placement("disk", (disk.key,), addr, str(addr)))
-            added = True
-        if added:
-            if req.uefi:
-                cur.slot += 1
-            else:
-                cur.func += 1
-        cur.wrap()
-    if pending:
-        if cur.func >= FUNCTIONS:
-            cur.next_slot()
-        addr = cur.at(cur.func)
-        out.append(Placement("ahci", tuple(pending), addr, str(addr)))
-        if req.uefi:
-            cur.slot += 1
-    if counted and not req.uefi:
-        cur.slot += 1
-        cur.func = 0
-    cur.wrap()
-
-
-def _nics(req: LayoutRequest, cur: _Cursor, out: list[Placement]) -> None:
-    counted = 0
-    for nic in req.nics:
-        if nic.pin is not None:
-            out.append(Placement("nic", (nic.key,), nic.pin, str(nic.pin), pinned=True))
-            continue
-        counted += 1
-        if cur.func >= FUNCTIONS:
-            cur.next_slot()
-        cur.wrap()
-        addr = cur.at(cur.func)
-        out.append(Placement("nic", (nic.key,), addr, str(addr)))
-        cur.func += 1
-    if counted:
-        cur.slot += 1
-        cur.func = 0
-    cur.wrap()
-
-
-def _passthru(req: LayoutRequest, cur: _Cursor, out: list[Placement]) -> None:
-    func = 0
-    last_bus: str | None = None
-    for item in req.passthru:
-        if item.fixed is not None:
-            addr = PciAddr(cur.bus, item.fixed[0], item.fixed[1])
-            out.append(Placement("passthru", (item.key,), addr, str(addr), pinned=True))
-            continue
-        if last_bus is not None and (last_bus != item.host_bus or func >= FUNCTIONS):
-            cur.slot += 1
-            func = 0
-        cur.wrap()
-        addr = cur.at(func)
-        out.append(Placement("passthru", (item.key,), addr, str(addr)))
-        last_bus = item.host_bus
-        func += 1
-    if req.passthru:
-        cur.slot += 1
-    cur.wrap()
-
-
-def _describe(placement: Placement) -> str:
-    member = placement.members[0]
-    if placement.kind in ("disk", "nic") and placement.pinned:
-        return _pin_key(member)
-    if placement.kind == "ahci" and len(placement.members) > 1:
-        return "the shared AHCI controller of " + ", ".join(placement.members)
-    return member
 
 
 def _check_collisions(req: LayoutRequest, out: list[Placement]) -> None:
@@ -359,16 +369,16 @@ def _check_collisions(req: LayoutRequest, out: list[Placement]) -> None:
         other = taken.get(placement.addr)
         if other is not None:
             pinned = [p for p in (other, placement) if p.pinned]
-            key = _describe(pinned[0]) if pinned else _describe(placement)
+            key = pinned[0].description if pinned else placement.description
             raise ConfigError(req.source, key, str(placement.addr),
-                              f"{_describe(other)} and {_describe(placement)} would share PCI address "
+                              f"{other.description} and {placement.description} would share PCI address "
                               f"{placement.addr}")
         taken[placement.addr] = placement
     # A pinned device at function F>0 needs something at function 0 of its slot, or guests never see it.
     for placement in out:
-        if placement.pinned and placement.kind in ("disk", "nic") and placement.addr.func:
+        if placement.pin_key and placement.addr.func:
             head = PciAddr(placement.addr.bus, placement.addr.slot, 0)
             if head not in taken:
-                raise ConfigError(req.source, _pin_key(placement.members[0]), _pin_text(placement.addr),
+                raise ConfigError(req.source, placement.pin_key, _pin_text(placement.addr),
                                   f"nothing is at function 0 of slot {placement.addr.bus}:{placement.addr.slot}; "
                                   "guests ignore functions 1-7 of a slot without function 0")

@@ -1,0 +1,26 @@
+"""``sound=yes``: the hda sound device playing to ``sound_play`` and recording from ``sound_rec`` (bhyve(8))."""
+
+from __future__ import annotations
+
+from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput
+from hivectl.drivers.bhyve.model import Opt, PciDevice, check_text
+from hivectl.drivers.bhyve.slots import OwnSlot, Placement, Rule
+
+
+class Hda(DeviceKind):
+    name = "hda"
+    placements = ("hda",)
+
+    def rule(self, boot: LayoutInput) -> Rule | None:
+        return OwnSlot(self.name) if boot.config.flag("sound") else None
+
+    def build(self, ctx: DeviceContext, placement: Placement, built: list[PciDevice]) -> PciDevice:
+        source = ctx.config.path
+        opts = [Opt("play", check_text(source, "sound_play", ctx.config.get("sound_play")))]
+        rec = ctx.config.get("sound_rec")
+        if rec:
+            opts.append(Opt("rec", check_text(source, "sound_rec", rec)))
+        return PciDevice(placement, "hda", opts=tuple(opts))
+
+
+KIND = Hda()

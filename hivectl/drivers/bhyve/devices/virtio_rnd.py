@@ -1,0 +1,21 @@
+"""``virt_random=yes``: a virtio-rnd device feeding the guest from the host's random source (bhyve(8))."""
+
+from __future__ import annotations
+
+from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput
+from hivectl.drivers.bhyve.model import PciDevice
+from hivectl.drivers.bhyve.slots import OwnSlot, Placement, Rule
+
+
+class VirtioRnd(DeviceKind):
+    name = "rnd"
+    placements = ("rnd",)
+
+    def rule(self, boot: LayoutInput) -> Rule | None:
+        return OwnSlot(self.name) if boot.config.flag("virt_random") else None
+
+    def build(self, ctx: DeviceContext, placement: Placement, built: list[PciDevice]) -> PciDevice:
+        return PciDevice(placement, "virtio-rnd")
+
+
+KIND = VirtioRnd()
