@@ -3,9 +3,9 @@
 Guests identify hardware by PCI address: FreeBSD names a virtio NIC ``vtnet0`` by probe order, Linux
 calls it ``enp0s5`` after its slot, Windows binds its network settings to the slot. An existing vm-bhyve
 guest must therefore see the same addresses under hivectl, so the default layout follows vm-bhyve's
-``lib/vm-run`` step by step (``vm::bhyve_device_*``). Its one weakness is that positions are counted, not chosen: adding a disk
-moves every NIC (churchers#171, #478). ``diskN_slot`` / ``networkN_slot`` pin a device to an address; the
-counting then simply steps over every slot that holds a pinned device.
+``lib/vm-run`` step by step (``vm::bhyve_device_*``). Its one weakness is that positions are counted, not
+chosen: adding a disk moves every NIC (churchers#171, #478). ``diskN_slot`` / ``networkN_slot`` pin a
+device to an address; the counting then simply steps over every slot that holds a pinned device.
 
 This module knows the bus and the ways of placing a device, not the devices: each device kind
 (hivectl/drivers/bhyve/devices/) picks a rule (``Fixed``, ``OwnSlot``, ``Functions``, ``Grouped``) and
