@@ -67,10 +67,20 @@ def parse_text(text: str) -> dict[str, str]:
     return values
 
 
+def read_text(path: Path) -> str:
+    """A config file's text exactly as sh reads it: no newline translation (``newline=""``).
+
+    Python's default text mode turns a lone ``\r`` into a line end, so ``uefi_vars="0<CR>yes"`` would read
+    as ``0`` here while vm-bhyve's reader sees ``0<CR>yes``; kept as it is, the value is refused instead.
+    """
+    with open(path, encoding="utf-8", errors="surrogateescape", newline="") as handle:
+        return handle.read()
+
+
 def read_values(path: Path) -> dict[str, str]:
     """Read and parse a file; a missing file is an empty config (vm-bhyve treats it the same way)."""
     try:
-        text = path.read_text(encoding="utf-8", errors="surrogateescape")
+        text = read_text(path)
     except FileNotFoundError:
         return {}
     return parse_text(text)
@@ -155,7 +165,7 @@ class RcFile:
     def load(cls, path: Path) -> RcFile:
         """Load ``path``; a missing file starts empty and is created by ``save()``."""
         try:
-            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+            text = read_text(path)
         except FileNotFoundError:
             text = ""
         return cls(path, text)
