@@ -84,8 +84,8 @@ class Hivectl:
         """Create a guest from a template (``hivectl create``; the same options, by name).
 
         >>> plan = hv.create("other", template="debian", size="1G", dry_run=True)
-        >>> plan[-1][:3]
-        ['truncate', '-s', '1G']
+        >>> plan[-2][:3], plan[-1][0]  # built in a hidden staging directory, published by one rename
+        (['truncate', '-s', '1G'], 'mv')
         """
         from hivectl.ops.guests import CreateRequest, plan_create
 
@@ -105,12 +105,12 @@ class Hivectl:
     def rename(self, name: str, new: str, dry_run: bool = False) -> list[list[str]]:
         """Rename a stopped guest (its directory or dataset, and its config file).
 
-        >>> hv.rename("doc", "doc2", dry_run=True)[0][0]
-        'mv'
+        >>> [step[0] for step in hv.rename("doc", "doc2", dry_run=True)]
+        ['cp', 'mv', 'rm']
         """
         from hivectl.ops.guests import plan_rename
 
-        return self._run(plan_rename(self._ctx.store, self._ctx.store.get(name), new), dry_run)
+        return self._run(plan_rename(self._ctx.store, name, new), dry_run)
 
     def destroy(self, name: str, dry_run: bool = False) -> list[list[str]]:
         """Remove a stopped guest and its disks; ``NAME@SNAP`` destroys that ZFS snapshot instead.
@@ -125,7 +125,7 @@ class Hivectl:
 
             return self._run(plan_destroy_snapshot(self._ctx.store, name), dry_run)
 
-        return self._run(plan_destroy(self._ctx.store.get(name)), dry_run)
+        return self._run(plan_destroy(self._ctx.store, name), dry_run)
 
     def configure(self, name: str, text: str, dry_run: bool = False) -> list[list[str]]:
         """Replace ``NAME/NAME.conf`` with ``text`` once it validates (``hivectl configure`` without an editor).

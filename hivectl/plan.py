@@ -18,6 +18,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -81,17 +82,26 @@ class MakeDir(Action):
 
     path: Path
     mode: int = 0o755
-    _created: bool = field(default=False, repr=False)
+    _made: tuple[int, int] | None = field(default=None, repr=False)  # (st_dev, st_ino) of what mkdir made
 
     def argv(self) -> list[str]:
         return ["mkdir", "-m", f"{self.mode:o}", str(self.path)]
 
     def apply(self, host: Host) -> None:
         os.mkdir(self.path, self.mode)
-        self._created = True
+        info = os.lstat(self.path)
+        self._made = (info.st_dev, info.st_ino)
 
     def undo(self, host: Host) -> None:
-        if self._created:
+        """Remove the directory only if it is still the one mkdir made: a directory that was there before
+        (mkdir failed), or one renamed into its place since (a published guest), is never removed."""
+        if self._made is None:
+            return
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if (info.st_dev, info.st_ino) == self._made and stat.S_ISDIR(info.st_mode):
             shutil.rmtree(self.path, ignore_errors=True)
 
 

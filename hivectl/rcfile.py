@@ -107,6 +107,37 @@ def holds_secret(text: str) -> bool:
     return any(values.get(key) for key in SECRET_KEYS)
 
 
+_TEMP_RE = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[A-Za-z0-9_]+\.tmp")
+
+
+def collect_stale_temps(path: Path) -> None:
+    """Remove temp files a killed writer of ``path`` left next to it (``.NAME.PID.RAND.tmp``).
+
+    Only those whose writer (the pid in the name) no longer runs: a live writer's temp file is its
+    own business. The next write of the same file is what collects them (docs/reliability.md).
+    """
+    try:
+        entries = os.listdir(path.parent)
+    except OSError:
+        return
+    for entry in entries:
+        match = _TEMP_RE.fullmatch(entry)
+        if match is None or match.group("name") != path.name or _alive(int(match.group("pid"))):
+            continue
+        with contextlib.suppress(FileNotFoundError, IsADirectoryError):
+            os.unlink(path.parent / entry)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, private: bool = False) -> None:
     """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync the directory.
 
@@ -118,7 +149,8 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, private: bool
     if private:
         mode &= ~0o077
     directory = path.parent
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=directory)
+    collect_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

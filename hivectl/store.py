@@ -22,6 +22,7 @@ from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound
 from hivectl.host.base import Host
 from hivectl.hostconf import HostSettings
+from hivectl.model import staging
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import GuestLayout, config_name
 from hivectl.rcfile import RcFile
@@ -45,14 +46,24 @@ class Datastore:
 
 @dataclass(frozen=True)
 class GuestRef:
-    """A guest found on disk: its name, datastore and directory."""
+    """A guest found on disk: its name, datastore and directory.
+
+    ``entry`` is the directory (and last dataset component) when that is not the name: a guest being built
+    under a hidden staging name (``hivectl/model/staging.py``) is a ``GuestRef`` with its own name, so its
+    config is ``NAME.conf`` from the start and only the publishing rename changes its path.
+    """
 
     name: str
     datastore: Datastore
+    entry: str = ""
+
+    def staged(self, entry: str) -> GuestRef:
+        """The same guest under the hidden directory/dataset name ``entry``."""
+        return GuestRef(self.name, self.datastore, entry)
 
     @property
     def directory(self) -> Path:
-        return self.datastore.path / self.name
+        return self.datastore.path / (self.entry or self.name)
 
     @property
     def conf_path(self) -> Path:
@@ -60,7 +71,7 @@ class GuestRef:
 
     @property
     def dataset(self) -> str | None:
-        return f"{self.datastore.dataset}/{self.name}" if self.datastore.dataset else None
+        return f"{self.datastore.dataset}/{self.entry or self.name}" if self.datastore.dataset else None
 
     @property
     def layout(self) -> GuestLayout:
@@ -69,6 +80,16 @@ class GuestRef:
 
     def config(self) -> GuestConfig:
         return GuestConfig.load(self.conf_path, self.name)
+
+
+@dataclass(frozen=True)
+class Leftover:
+    """A hidden staging or tombstone entry of guest ``name`` (its dataset too, on ZFS)."""
+
+    kind: str  # "staging" or "tombstone"
+    name: str
+    path: Path
+    dataset: str | None
 
 
 class Store:
@@ -174,6 +195,28 @@ class Store:
                 real_directory(store.path / name)
                 return GuestRef(name, store)
         return None
+
+    def leftovers(self, name: str | None = None, datastore: Datastore | None = None) -> list[Leftover]:
+        """Staging and tombstone entries (``hivectl/model/staging.py``) left by killed or failed commands.
+
+        Those of guest ``name`` in every datastore, plus every one in ``datastore``. Whether one is still
+        in use (its maker alive) is decided when it is collected (``hivectl.staging.Collect``).
+        """
+        found: list[Leftover] = []
+        for store in self.datastores():
+            if not store.holds_guests:
+                continue
+            try:
+                entries = sorted(e for e in os.listdir(store.path) if e.startswith(".hivectl-"))
+            except FileNotFoundError:
+                continue
+            for entry in entries:
+                parsed = staging.parse(entry)
+                if parsed is None or not (parsed[1] == name or store == datastore):
+                    continue
+                dataset = f"{store.dataset}/{entry}" if store.dataset else None
+                found.append(Leftover(parsed[0], parsed[1], store.path / entry, dataset))
+        return found
 
     def require_free(self, name: str, hint: str = "") -> None:
         """Refuse a guest name that is taken in any datastore (names are unique host-wide)."""

@@ -16,7 +16,9 @@ def test_create_list_info_set_rename_destroy(vmdir: Path) -> None:
     hv = Hivectl()
     assert "debian" in hv.templates()
     planned = hv.create("web", template="debian", size="2G", dry_run=True)
-    assert ["truncate", "-s", "2G", str(vmdir / "web" / "disk0.img")] in planned
+    staging = planned[0][-1]  # built in a hidden staging directory, published by one rename
+    assert ["truncate", "-s", "2G", f"{staging}/disk0.img"] in planned
+    assert planned[-1] == ["mv", staging, str(vmdir / "web")]
     assert not (vmdir / "web").exists(), "a dry run changes nothing"
     hv.create("web", template="debian", size="2G", cpu="2")
     assert [(r["name"], r["cpu"], r["state"]) for r in hv.guests()] == [("web", "2", "Stopped")]

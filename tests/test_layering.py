@@ -30,6 +30,7 @@ LAYERS: dict[str, int] = {
     "net": 5,
     "storage": 5,
     "context": 5,  # composes host, settings, store and driver (imports nothing above the planners)
+    "staging": 4,  # staging, publishing and collecting guests (hivectl/staging.py)
     "store": 4,  # model + store: typed config, vm_dir layout, run-time state read from files
     "model": 4,
     "hostconf": 4,

@@ -201,10 +201,9 @@ def configure_rename(p: argparse.ArgumentParser) -> None:
 def run_rename(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.ops.guests import plan_rename
 
-    ref = ctx.store.get(args.name)
-    ctx.execute(plan_rename(ctx.store, ref, args.new_name), args.dry_run)
-    if not args.dry_run and ref.name in ctx.settings.vm_list:
-        sys.stderr.write(f"hivectl: note: {ref.name} is in vm_list ({ctx.settings.source}); "
+    ctx.execute(plan_rename(ctx.store, args.name, args.new_name), args.dry_run)
+    if not args.dry_run and args.name in ctx.settings.vm_list:
+        sys.stderr.write(f"hivectl: note: {args.name} is in vm_list ({ctx.settings.source}); "
                          f"change it to {args.new_name} there to keep autostart\n")
     return 0
 
@@ -228,12 +227,13 @@ def run_destroy(ctx: Context, args: argparse.Namespace) -> int:
 
         ctx.execute(plan_destroy_snapshot(ctx.store, args.name), args.dry_run)
         return 0
-    ref = ctx.store.get(args.name)
-    plan = plan_destroy(ref)
+    plan = plan_destroy(ctx.store, args.name)
     if args.dry_run:
         ctx.execute(plan, True)
         return 0
-    if not args.force and not _confirm(f"remove {ref.name} and all its disks from {ref.directory}?"):
+    ref = ctx.store.find(args.name)
+    what = f"{args.name} and all its disks from {ref.directory}" if ref else f"what is left of {args.name}"
+    if not args.force and not _confirm(f"remove {what}?"):
         sys.stderr.write("not removed\n")
         return 1
     ctx.execute(plan, False)

@@ -6,23 +6,21 @@ plan is applied, so ``--dry-run`` shows exactly what would happen and a failure 
 
 from __future__ import annotations
 
-import os
-import shutil
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl import validate
-from hivectl.errors import Conflict, HivectlError, UsageError
+from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
 from hivectl.model.guest import GuestConfig
 from hivectl.model.identity import new_mac, new_uuid, taken_macs
 from hivectl.model.layout import config_name
+from hivectl.model.staging import staging_name, tombstone_name
 from hivectl.plan import (
     Action,
     Call,
     Edited,
     EditFile,
-    MakeDir,
     Plan,
     Run,
     SparseFile,
@@ -34,7 +32,8 @@ from hivectl.rcfile import RcFile
 from hivectl.runtime import guest_state
 from hivectl.safety import disks as disk_rules
 from hivectl.safety import values
-from hivectl.store import GuestRef, Store
+from hivectl.staging import Collect, MakeStaging, Publish
+from hivectl.store import Datastore, GuestRef, Store
 
 DEFAULT_DISK_SIZE = "20G"
 
@@ -104,7 +103,8 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
     if not template.get("disk0_name"):
         raise HivectlError(f"{template_path}: disk0_name is not set; a template must define at least one disk")
 
-    ref = GuestRef(req.name, datastore)
+    final = GuestRef(req.name, datastore)
+    ref = final.staged(staging_name(req.name))  # built out of sight, published by one rename at the end
     conf = RcFile(ref.conf_path, template.rc.text())
     conf.set("uuid", new_uuid())
     conf.set("network0_mac", new_mac(taken_macs(store.iter_guests())))
@@ -113,14 +113,15 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
     if req.memory is not None:
         conf.set("memory", req.memory)
 
-    plan = Plan()
+    plan = collect_plan(store, req.name, datastore)
     if ref.dataset is not None:
         argv = ["zfs", "create"]
         for opt in values.zfs_properties(template_path, "zfs_dataset_opts", template.get("zfs_dataset_opts")):
             argv += ["-o", opt]
-        plan.add(Run([*argv, ref.dataset], undo_argv=["zfs", "destroy", "-r", ref.dataset]))
+        staging = MakeStaging(ref.directory, ref.dataset, [*argv, ref.dataset])
     else:
-        plan.add(MakeDir(ref.directory))
+        staging = MakeStaging(ref.directory)
+    plan.add(staging)
     disks: list[Run | SparseFile] = []
     for disk in template.disks:
         size_text = template.get(f"disk{disk.index}_size") or DEFAULT_DISK_SIZE
@@ -133,7 +134,22 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
     plan.add(WriteFile(ref.conf_path, conf.text(), ["cp", str(template_path), str(ref.conf_path)]))
     plan.extend(disks)
     plan.extend(storage)
-    return plan, ref
+    plan.add(publish(staging, ref, final))
+    return plan, final
+
+
+def publish(staging: MakeStaging | None, ref: GuestRef, final: GuestRef) -> Publish:
+    """The one rename that makes the guest built under ``ref`` (a staging name) appear as ``final``."""
+    return Publish(staging, ref.directory, final.directory, ref.dataset, final.dataset)
+
+
+def collect_plan(store: Store, name: str, datastore: Datastore | None = None) -> Plan:
+    """A plan that starts by collecting what killed or failed commands left for ``name`` (and in
+    ``datastore``): staging and tombstone entries nobody holds any more (``hivectl/staging.py``)."""
+    plan = Plan()
+    for leftover in store.leftovers(name, datastore):
+        plan.add(Collect(leftover.path, leftover.dataset))
+    return plan
 
 
 def _plan_image_and_seed(store: Store, ref: GuestRef, req: CreateRequest, template: GuestConfig,
@@ -236,45 +252,67 @@ def plan_set_keys(ref: GuestRef, updates: dict[str, str]) -> Plan:
     return Plan([_conf_edit(ref, lambda conf: (dict(updates), []))])
 
 
-def plan_rename(store: Store, ref: GuestRef, new: str) -> Plan:
-    """Rename a stopped guest: its dataset or directory, then its config file (vm-bhyve's ``lib/vm-core``)."""
+def plan_rename(store: Store, old: str, new: str) -> Plan:
+    """Rename a stopped guest (vm-bhyve's ``lib/vm-core``) so that it is complete under one name at every instant.
+
+    ``NEW.conf`` is written next to ``OLD.conf`` first (the guest is still OLD, complete); one rename of the
+    directory (``zfs rename`` of the dataset) then publishes NEW, complete; removing the stale ``OLD.conf``
+    is the clean-up. A rename killed after the publish is finished by running it again: ``ref`` is None
+    (OLD is gone) and NEW's directory still holds ``OLD.conf``, so only the clean-up is planned.
+    """
+    validate.name(None, "name", old, "guest name")
     validate.name(None, "new name", new, "guest name")
+    ref = store.find(old)
+    if ref is None:
+        done = store.find(new)
+        if done is None or old == new or not (done.directory / config_name(old)).is_file():
+            raise NotFound(f"guest {old} does not exist")
+        leftover = done.directory / config_name(old)
+        plan = collect_plan(store, new)
+        plan.add(Call(["rm", str(leftover)], lambda: leftover.unlink(missing_ok=True)))
+        return plan
     require_stopped(ref, "rename")
     store.require_free(new)
     new_ref = GuestRef(new, ref.datastore)
-    plan = Plan()
-    if ref.dataset is not None and new_ref.dataset is not None:
-        plan.add(Run(["zfs", "rename", ref.dataset, new_ref.dataset],
-                     undo_argv=["zfs", "rename", new_ref.dataset, ref.dataset]))
-    else:
-        old_dir, new_dir = ref.directory, new_ref.directory
-        plan.add(Call(["mv", str(old_dir), str(new_dir)], lambda: _rename_no_clobber(old_dir, new_dir),
-                      lambda: os.rename(new_dir, old_dir)))
-    old_conf = new_ref.directory / config_name(ref.name)  # renamed directory, old config name
-    plan.add(Call(["mv", str(old_conf), str(new_ref.conf_path)],
-                  lambda: os.rename(old_conf, new_ref.conf_path), lambda: os.rename(new_ref.conf_path, old_conf)))
+    plan = collect_plan(store, new)
+    plan.extend(collect_plan(store, ref.name).actions)
+    text = ref.conf_path.read_text(errors="surrogateescape")
+    mode = ref.conf_path.stat().st_mode & 0o7777
+    early = ref.directory / config_name(new)  # NEW.conf inside OLD's directory, before the publish
+    plan.add(WriteFile(early, text, ["cp", "-p", str(ref.conf_path), str(early)], mode))
+    plan.add(publish(None, ref, new_ref))
+    stale = new_ref.directory / config_name(ref.name)
+    plan.add(Call(["rm", str(stale)], lambda: stale.unlink(missing_ok=True)))
     return plan
 
 
-def _rename_no_clobber(old: Path, new: Path) -> None:
-    if new.exists():
-        raise Conflict(f"{new} already exists")
-    os.rename(old, new)
+def plan_destroy(store: Store, name: str) -> Plan:
+    """Remove a stopped guest entirely: its dataset (with zvols and snapshots) and its directory.
 
-
-def plan_destroy(ref: GuestRef) -> Plan:
-    """Remove a stopped guest entirely: its dataset (with zvols and snapshots) and its directory."""
+    The guest first disappears with one rename to a tombstone (``hivectl/model/staging.py``), then the
+    tombstone is removed. If that removal fails, the command fails naming what remains, and running
+    ``destroy NAME`` again (the guest is gone, its tombstone is not) finishes the job.
+    """
+    validate.name(None, "name", name, "guest name")
+    ref = store.find(name)
+    if ref is None:
+        plan = collect_plan(store, name)
+        if not plan.actions:
+            raise NotFound(f"guest {name} does not exist")
+        return plan
     require_stopped(ref, "destroy")
-    plan = Plan()
-    if ref.dataset is not None:
-        # A dataset whose zvols or files were closed a moment ago can still read as busy while the kernel
-        # lets go of them (GEOM on FreeBSD, FUSE on Linux): a few short retries, never a forced unmount.
-        plan.add(Run(["zfs", "destroy", "-rf", ref.dataset], retry_when="dataset is busy"))
-    directory = ref.directory
-    plan.add(Call(["rm", "-R", str(directory)], lambda: shutil.rmtree(directory, ignore_errors=True)))
+    plan = collect_plan(store, ref.name)
+    grave = ref.staged(tombstone_name(ref.name))
+    dataset = ref.dataset if ref.dataset is not None and _dataset_exists(store, ref) else None
+    plan.add(Publish(None, ref.directory, grave.directory, dataset, grave.dataset if dataset else None))
+    plan.add(Collect(grave.directory, grave.dataset if dataset else None))
     return plan
 
 
+def _dataset_exists(store: Store, ref: GuestRef) -> bool:
+    """Whether the guest has its own dataset (a guest copied in by hand on a ZFS datastore may not)."""
+    assert ref.dataset is not None
+    return store.host.run(["zfs", "list", "-H", "-o", "name", ref.dataset], check=False).status == 0
 
 
 def plan_configure(ref: GuestRef, text: str, base: str | None = None) -> Plan:

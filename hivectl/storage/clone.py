@@ -22,8 +22,10 @@ from hivectl import validate
 from hivectl.errors import HivectlError
 from hivectl.model.identity import new_mac, new_uuid, taken_macs
 from hivectl.model.layout import config_name, is_runtime_file
-from hivectl.plan import Call, MakeDir, Plan, Run
+from hivectl.model.staging import staging_name
+from hivectl.plan import Call, Plan, Run
 from hivectl.rcfile import RcFile
+from hivectl.staging import Collect, MakeStaging, Publish
 from hivectl.storage import sparse, zfs
 from hivectl.storage.guards import require_stopped
 from hivectl.store import GuestRef, Store
@@ -34,8 +36,11 @@ def plan_clone(store: Store, spec: str, new: str) -> Plan:
     validate.name(None, "NEW", new, "guest name")
     ref = store.get(name)
     store.require_free(new)
-    target = GuestRef(new, ref.datastore)
+    final = GuestRef(new, ref.datastore)
+    target = final.staged(staging_name(new))  # built out of sight, published by one rename at the end
     plan = Plan()
+    for leftover in store.leftovers(new, ref.datastore):
+        plan.add(Collect(leftover.path, leftover.dataset))
     if ref.dataset is not None and target.dataset is not None:
         members = zfs.datasets(store.host, ref.dataset)
         if snap is None:
@@ -49,18 +54,23 @@ def plan_clone(store: Store, spec: str, new: str) -> Plan:
             missing = [m for m in members if f"{m}@{snap}" not in have]
             if missing:
                 raise HivectlError(f"cannot clone {name}@{snap}: {', '.join(missing)} has no snapshot {snap}")
-        for member in members:
+        staging = MakeStaging(target.directory, target.dataset,
+                              ["zfs", "clone", f"{ref.dataset}@{snap}", target.dataset])
+        plan.add(staging)
+        for member in members[1:]:
             clone = target.dataset + member[len(ref.dataset):]
             plan.add(Run(["zfs", "clone", f"{member}@{snap}", clone], undo_argv=["zfs", "destroy", "-r", clone]))
     else:
         if snap is not None:
             zfs.require_zfs(ref, "cloning from a snapshot")
         require_stopped(ref, "clone")
-        plan.add(MakeDir(target.directory))
+        staging = MakeStaging(target.directory)
+        plan.add(staging)
         source_dir, target_dir = ref.directory, target.directory
         plan.add(Call(["cp", "-a", "--sparse=always", f"{source_dir}/.", str(target_dir)],
                       lambda: copy_tree(source_dir, target_dir, ref.name)))
     plan.add(generalise_action(store, ref.name, target))
+    plan.add(Publish(staging, target.directory, final.directory, target.dataset, final.dataset))
     return plan
 
 

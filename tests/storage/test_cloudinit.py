@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import json
 import os
 import time
 from pathlib import Path
@@ -162,6 +163,7 @@ def test_dry_run_shows_the_seed_and_makes_nothing(vmdir: Path) -> None:
     before = tree(vmdir)
     result = hivectl("create", "--dry-run", "-C", "web")
     assert result.status == 0
-    assert f'["makefs", "-t", "cd9660", "-o", "R,L=cidata", "{vmdir}/web/seed.iso", "{vmdir}/web/.cloud-init"]' \
+    staging = json.loads(result.out.splitlines()[0])[-1]  # built in a hidden staging directory, then renamed
+    assert f'["makefs", "-t", "cd9660", "-o", "R,L=cidata", "{staging}/seed.iso", "{staging}/.cloud-init"]' \
         in result.out
     assert tree(vmdir) == before

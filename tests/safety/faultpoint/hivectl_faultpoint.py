@@ -1,0 +1,73 @@
+"""Test-only step counter: kills a hivectl process (CLI or supervisor) just before its Nth step.
+
+Loaded into every Python process of a test run through ``PYTHONWARNINGS=ignore::hivectl_faultpoint.Unused``
+with this directory on ``PYTHONPATH``: the warnings filter names a category by module path, so the
+interpreter imports this module at start-up, even under ``python -S`` (the supervisor), where
+``sitecustomize`` is not read. It then installs a ``sys.addaudithook`` hook (PEP 578) that counts the
+audit events that change the file system or start a process. Only processes whose role it recognises
+count: ``python -m hivectl`` ("cli") and ``python -m hivectl.runner.supervisor`` ("supervisor"); the
+simulated host's stand-ins (also Python) are left alone.
+
+Environment: ``HIVECTL_FAULT_DIR`` (each counting process appends one line per step to
+``<dir>/<role>.<pid>``), ``HIVECTL_FAULT_AT=ROLE:N`` (SIGKILL itself before step N of that role).
+This file is test infrastructure and never part of hivectl.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+from typing import Any
+
+WRITE_FLAGS = os.O_WRONLY | os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND
+STEP_EVENTS = frozenset({
+    "os.rename", "os.remove", "os.rmdir", "os.mkdir", "shutil.rmtree", "os.truncate", "os.chmod",
+    "os.chown", "os.symlink", "os.link", "subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork",
+})
+
+
+class Unused(Warning):
+    """The category the PYTHONWARNINGS filter names (never issued)."""
+
+
+def _role(argv: list[str]) -> str | None:
+    for index, arg in enumerate(argv[:-1]):
+        if arg == "-m":
+            return {"hivectl": "cli", "hivectl.runner.supervisor": "supervisor"}.get(argv[index + 1])
+    return None
+
+
+def _is_step(event: str, args: tuple[Any, ...]) -> bool:
+    if event == "open":
+        mode, flags = args[1], args[2]
+        if isinstance(mode, str) and any(c in mode for c in "wax+"):
+            return True
+        return isinstance(flags, int) and bool(flags & WRITE_FLAGS)
+    return event in STEP_EVENTS
+
+
+def _install() -> None:
+    directory = os.environ.get("HIVECTL_FAULT_DIR")
+    role = _role(list(getattr(sys, "orig_argv", [])))
+    if not directory or role is None:
+        return
+    at_role, _, at_text = os.environ.get("HIVECTL_FAULT_AT", "").partition(":")
+    kill_at = int(at_text) if at_role == role and at_text else 0
+    log = os.open(os.path.join(directory, f"{role}.{os.getpid()}"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    count = 0
+
+    def hook(event: str, args: tuple[Any, ...]) -> None:
+        nonlocal count
+        if not _is_step(event, args):
+            return
+        count += 1
+        what = str(args[0])[:200] if args else ""
+        os.write(log, f"{count}\t{event}\t{what}\n".encode(errors="replace"))
+        if count == kill_at:
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    sys.addaudithook(hook)
+
+
+_install()
