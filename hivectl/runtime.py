@@ -2,10 +2,17 @@
 
 Files in the guest directory (vm-bhyve's ``lib/vm-run``; names and first lines kept for compatibility; the names
 are defined in ``hivectl/model/layout.py``):
-- ``run.lock``: first line the host name (vm-bhyve reads only that); hivectl adds ``pid=<supervisor>`` and
-  ``boot=<boot id>`` so a stale lock (dead supervisor, rebooted host) can be told from a live one;
-- ``hivectl.state``: JSON written atomically by the supervisor: ``{"state": "running"|"bootloader"|
-  "stopping", "pid": <hypervisor pid>, ...}``;
+- ``run.lock``: first line the host name (vm-bhyve reads only that); hivectl adds ``pid=<supervisor>``,
+  ``start=<its start time>`` and ``boot=<boot id>`` so a stale lock (dead supervisor, reused pid, rebooted
+  host) can be told from a live one;
+- ``hivectl.state``: JSON written atomically by the supervisor: ``{"state": "spawning"|"running"|
+  "bootloader"|"stopping", "pid": <hypervisor pid>, "start": <its start time>, ...}``; ``spawning`` is the
+  intent written before the hypervisor is started (with the time and the program), so a hypervisor whose
+  supervisor died before recording its pid is still found, by name and start time.
+
+A recorded pid is only believed together with its start time and a command line naming the guest
+(``hivectl/host/identity.py``): a pid reused by another process reads as gone, so ``list`` never shows
+that process as the guest and ``start``/``stop`` never adopt or signal it.
 - ``console``: ``comN=/dev/nmdm-NAME.NB`` lines and ``vnc=ip:port``;
 - ``NAME.save``: suspended state.
 """
@@ -18,6 +25,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from hivectl.host import identity
 from hivectl.model.layout import CONSOLE, RUN_LOCK, SUPERVISOR_STATE, suspend_name
 
 
@@ -70,6 +78,7 @@ class Lock:
     host: str
     pid: int = 0
     boot: str = ""
+    start: str = ""  # the supervisor's start time (``hivectl.host.identity``); empty in older locks
 
     @property
     def local(self) -> bool:
@@ -90,7 +99,29 @@ def read_lock(directory: Path) -> Lock | None:
     pid = int(fields["pid"]) if fields.get("pid", "").isdigit() else 0
     # An empty lock is what a power loss leaves behind (vm-bhyve PR#555): treat it as ours and stale.
     host = lines[0].strip() if lines and lines[0].strip() else hostname()
-    return Lock(host, pid, fields.get("boot", "") if lines else "stale")
+    return Lock(host, pid, fields.get("boot", "") if lines else "stale", fields.get("start", ""))
+
+
+def supervisor_alive(lock: Lock) -> bool:
+    """The lock's supervisor still runs: the same pid with the same start time (a lock without one, from
+    an older hivectl, is not trusted: its guest reads as stale unless its hypervisor is identified)."""
+    return bool(lock.pid) and identity.matches(lock.pid, lock.start)
+
+
+def hypervisor_pid(state: dict[str, object], name: str) -> int | None:
+    """The live hypervisor (or loader) of a run, by its recorded identity; else one found by name that
+    started after the run's recorded intent and carries its token (its supervisor died between spawning it
+    and recording it)."""
+    raw_pid = state.get("pid")
+    if isinstance(raw_pid, int) and identity.matches(raw_pid, state.get("start"), name):
+        return raw_pid
+    intent, program, token = state.get("intent"), state.get("program"), state.get("token")
+    if state.get("state") == "spawning" and isinstance(intent, int | float) and isinstance(program, str) \
+            and isinstance(token, str) and token:
+        found = identity.find(name, program, after=float(intent), token=token)
+        if len(found) == 1:
+            return found[0].pid
+    return None
 
 
 def read_json(path: Path) -> dict[str, object]:
@@ -147,17 +178,21 @@ def guest_state(directory: Path, name: str) -> GuestState:
         # Written by vm-bhyve (host name only): we cannot tell from files alone; show it as vm-bhyve does.
         return GuestState("Locked", host=lock.host)
     state = read_state(directory)
+    watching = supervisor_alive(lock)
     raw_pid = state.get("pid")
-    hyp_pid = raw_pid if isinstance(raw_pid, int) else None
-    supervisor_alive = pid_alive(lock.pid)
-    hypervisor_alive = hyp_pid is not None and pid_alive(hyp_pid)
-    if not supervisor_alive and not hypervisor_alive:
+    if watching and state.get("state") != "spawning":
+        # Our live supervisor wrote this pid; it is still checked, as the hypervisor may have exited.
+        hyp_pid = raw_pid if isinstance(raw_pid, int) and identity.matches(raw_pid, state.get("start"), name) \
+            else None
+    else:
+        hyp_pid = None if watching else hypervisor_pid(state, name)
+    if not watching and hyp_pid is None:
         return GuestState("Locked", host=lock.host, stale=True)
     label = {"running": "Running", "bootloader": "Bootloader", "stopping": "Stopping",
-             "starting": "Starting"}.get(
-        str(state.get("state", "")), "Running")
-    return GuestState(label, hyp_pid if hypervisor_alive else None, lock.host,
-                      supervisor=lock.pid if supervisor_alive else None)
+             "starting": "Starting", "spawning": "Starting"}.get(str(state.get("state", "")), "Running")
+    if not watching and state.get("state") == "spawning":
+        label = "Running"
+    return GuestState(label, hyp_pid, lock.host, supervisor=lock.pid if watching else None)
 
 
 def console_lines(directory: Path) -> dict[str, str]:

@@ -13,6 +13,7 @@ from enum import Enum
 from pathlib import Path
 
 from hivectl.host.base import Host
+from hivectl.host.identity import ProcessIdentity
 from hivectl.model.guest import GuestConfig
 from hivectl.net.ports import Port
 from hivectl.plan import Action
@@ -142,3 +143,22 @@ class Driver(ABC):
     def reboots_in_place(self, config: GuestConfig) -> bool:
         """True when the hypervisor process survives a guest reboot (QEMU without -no-reboot)."""
         return False
+
+    # -- lifecycle probes: telling our VMs from others (hivectl/runner/stale.py) ---------------------------
+    def leftover_vm(self, ref: GuestRef) -> str | None:
+        """The kernel object of a VM of this name that exists now (bhyve: ``/dev/vmm/NAME``), or None.
+
+        Asked once any stale run of ours was cleared: what remains was not made by hivectl.
+        """
+        return None
+
+    def foreign_processes(self, ref: GuestRef) -> list[ProcessIdentity]:
+        """Live hypervisor processes naming this guest, ours or not (the caller removes the one we recorded).
+
+        Empty where the kernel object is the whole truth (bhyve: :meth:`leftover_vm`'s ``/dev/vmm/NAME``).
+        """
+        return []
+
+    def clear_hint(self, ref: GuestRef) -> str:
+        """The command an administrator runs to clear what :meth:`leftover_vm` found."""
+        return "the hypervisor's own tools"

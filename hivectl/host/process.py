@@ -76,3 +76,14 @@ def replace(argv: Sequence[str]) -> NoReturn:
         os.execvp(args[0], args)
     except OSError as error:
         raise HivectlError(f"cannot run {args[0]}: {error.strerror}") from None
+
+
+def capture(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeout: float = 10.0) -> str:
+    """A short query's standard output, whatever its exit status (``ps -p PID`` exits 1 for no such
+    process, which simply reads as no output); OSError if it cannot be started."""
+    try:
+        done = subprocess.run([str(arg) for arg in argv], stdin=DEVNULL, capture_output=True, text=True,
+                              timeout=timeout, check=False, env=None if env is None else dict(env))
+    except subprocess.TimeoutExpired:
+        return ""
+    return done.stdout

@@ -23,7 +23,7 @@ from hivectl.drivers.base import Driver
 from hivectl.errors import Conflict, HivectlError
 from hivectl.host import process
 from hivectl.host.base import Host
-from hivectl.runner import ready, supervisor, tmux
+from hivectl.runner import ready, stale, supervisor, tmux
 from hivectl.runtime import GuestState, guest_state, pid_alive, read_state
 from hivectl.safety import paths
 from hivectl.store import GuestRef, Store
@@ -90,6 +90,9 @@ def start(ref: GuestRef, driver: str, install: Path | None = None, timeout: floa
     if message.startswith("ok"):
         parts = message.split()
         return Started(ref.name, int(parts[1]) if len(parts) > 1 else 0, adopt is not None)
+    if message.startswith("running "):
+        # Another ``start`` adopted it first: it runs, under that start's supervisor.
+        raise Conflict(f"{ref.name} is already Running ({message.split()[1]})")
     if message.startswith("error: "):
         raise HivectlError(f"{ref.name}: {message[7:]}")
     if message == "":
@@ -177,6 +180,9 @@ def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force
     notes: list[str] = []
     asked: list[GuestRef] = []
     orphans: list[GuestRef] = []
+    cleared = [ref for ref in refs if _clear_stale_run(host, driver, ref)]
+    notes += [f"{ref.name}: cleared the stale run of a supervisor that died (its taps and VM)" for ref in cleared]
+    refs = [ref for ref in refs if ref not in cleared]
     if not only_running:
         for ref in refs:
             running_state(ref)
@@ -204,15 +210,21 @@ def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force
     return notes
 
 
+def _clear_stale_run(host: Host, driver: Driver, ref: GuestRef) -> bool:
+    """``stop`` of a guest whose run went stale (supervisor and hypervisor gone): tear down what that run
+    recorded, so it ends Stopped with nothing orphaned instead of an error that leaves its taps behind."""
+    state = guest_state(ref.directory, ref.name)
+    return state.state == "Locked" and state.stale and stale.clear_if_stale(host, driver, ref)
+
+
 def reap_orphan(host: Host, driver: Driver, ref: GuestRef) -> None:
     """Clean up after a guest that stopped while no supervisor watched it (its supervisor was killed).
 
     Its supervisor would have removed the taps, ``/dev/vmm/NAME``, the state files and the lock; without
-    this they stay behind and the guest shows as ``Locked (host, stale)``. Only a lock still there (and no
-    longer running) is cleaned, so a guest some other cleanup already handled is left alone.
+    this they stay behind and the guest shows as ``Locked (host, stale)``. Only a stale lock is cleaned,
+    under the lock guard (``stale.clear_if_stale``), so a run that started meanwhile is left alone.
     """
-    if ref.layout.run_lock.exists() and not guest_state(ref.directory, ref.name).running:
-        supervisor.cleanup(host, driver, ref, supervisor.recorded_teardown(ref.directory))
+    stale.clear_if_stale(host, driver, ref)
 
 
 def force_off(driver: Driver, ref: GuestRef) -> None:
@@ -234,7 +246,7 @@ def kill(host: Host, driver: Driver, ref: GuestRef) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
-    supervisor.cleanup(host, driver, ref, supervisor.recorded_teardown(ref.directory))
+    stale.clear_if_stale(host, driver, ref)
 
 
 def _booted(ref: GuestRef, old_pid: int | None) -> GuestState:

@@ -28,6 +28,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import secrets
 import signal
 import sys
 import time
@@ -35,15 +36,17 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl.drivers.base import Driver, Outcome, is_fatal
-from hivectl.errors import HivectlError
+from hivectl.errors import Conflict, HivectlError
+from hivectl.host import identity
 from hivectl.host.base import Host
 from hivectl.host.process import DEVNULL, Process, TimeoutExpired
 from hivectl.model.guest import GuestConfig
-from hivectl.model.layout import CONSOLE, LOADER_LOG, RESTART_FLAG, STOPPING, SUPERVISOR_STATE
+from hivectl.model.layout import LOADER_LOG, SUPERVISOR_STATE
 from hivectl.net.ports import Port
 from hivectl.plan import Plan
 from hivectl.rcfile import atomic_write
-from hivectl.runner import lock, log, ready, startplan
+from hivectl.runner import lock, log, ready, stale, startplan
+from hivectl.runtime import Lock
 from hivectl.safety import paths
 from hivectl.store import GuestRef, Store
 
@@ -122,6 +125,7 @@ class Supervisor:
         self.forced_at: float | None = None
         self.last_outcome: Outcome | None = None
         self.failure: str | None = None  # why the run failed, for a foreground caller to print
+        self.token = ""  # this spawn's HIVECTL_RUN_TOKEN (see ``record_intent``)
 
     # -- reporting back to ``start`` ---------------------------------------------------------------------
     def report(self, message: str) -> None:
@@ -140,9 +144,18 @@ class Supervisor:
             for sig in STOP_SIGNALS:
                 signal.signal(sig, self._on_signal)
         try:
-            lock.acquire(self.dir, self.ref.name)
+            lock.acquire(self.dir, self.ref.name, on_stale=self._clear_stale)
         except HivectlError as error:
             self.failure = str(error)
+            self.report(f"error: {error}")
+            return 1
+        try:
+            # After our own stale run is cleared, a VM of this name is not ours: refuse, touch nothing.
+            stale.guard_foreign(self.driver, self.ref)
+        except HivectlError as error:
+            lock.release(self.dir)
+            self.failure = str(error)
+            self.log(f"refused: {error}")
             self.report(f"error: {error}")
             return 1
         failure = "the guest stopped during start-up; see " + str(self.layout.vm_log)
@@ -161,6 +174,26 @@ class Supervisor:
             self.finish()
             self.report(f"error: {failure}")
         return exit_status(self.last_outcome, self.stop_requested())
+
+    def _clear_stale(self, _old: Lock) -> None:
+        """A stale run of ours holds the lock: tear down what it recorded before we take the lock."""
+        self.log("clearing the stale run of a supervisor that died")
+        stale.teardown(self.host, self.driver, self.ref, stale.recorded_teardown(self.dir))
+
+    def record_intent(self, argv: list[str]) -> None:
+        """Before a loader or hypervisor is spawned: the time and program, so if this supervisor dies
+        before :meth:`record_spawned`, the process is still found by its name and start time."""
+        program = Path(argv[0]).name
+        program = "qemu" if program.startswith("qemu") else program
+        self.token = secrets.token_hex(8)
+        write_state(self.dir, "spawning", None, intent=time.time(), program=program, token=self.token,
+                    teardown=self.teardown, ports=self.port_record())
+
+    def record_spawned(self, state: str, proc: Process, **extra: object) -> None:
+        """The spawned process with its start time (a pid alone is never trusted again)."""
+        me = identity.identify(proc.pid)
+        write_state(self.dir, state, proc.pid, start=me.start if me is not None else "", token=self.token,
+                    teardown=self.teardown, ports=self.port_record(), **extra)
 
     def _run_locked(self) -> int:
         log.rotate(self.dir)
@@ -258,8 +291,9 @@ class Supervisor:
             if self.stop_requested():
                 return 0, Outcome.POWEROFF
             self.log("loader: " + " ".join(plan.loader))
+            self.record_intent(plan.loader)
             proc = self.spawn(plan.loader, plan.env, LOADER_LOG)
-            write_state(self.dir, "bootloader", proc.pid, teardown=self.teardown, ports=self.port_record())
+            self.record_spawned("bootloader", proc)
             status = self.wait_child(proc, loader=True)
             if status != 0 and self.stop_requested():
                 # ``stop``/``poweroff`` (or a signal) ended the loader: a stop, not a failed boot.
@@ -273,11 +307,11 @@ class Supervisor:
             return 0, Outcome.POWEROFF
         self.log("hypervisor: " + " ".join(plan.hypervisor))
         hypervisor_log = self.layout.hypervisor_log(self.driver.name).name
+        self.record_intent(plan.hypervisor)
         proc = self.spawn(plan.hypervisor, plan.env, hypervisor_log)
         self.child = proc
+        self.record_spawned("running", proc, driver=self.driver.name)
         self.apply_priority(config, proc.pid)
-        write_state(self.dir, "running", proc.pid, driver=self.driver.name, teardown=self.teardown,
-                    ports=self.port_record())
         if first:
             self.confirm_started(proc)
         watcher = getattr(self.driver, "watch", None)
@@ -367,7 +401,8 @@ class Supervisor:
         stdio = None if self.foreground else DEVNULL
         err_fd = paths.open_file(self.dir, self.dir / log_name, write=True, truncate=True, create=True, mode=0o640)
         try:
-            return self.host.spawn(argv, stdin=stdio, stdout=stdio, stderr=err_fd, env={**os.environ, **env})
+            return self.host.spawn(argv, stdin=stdio, stdout=stdio, stderr=err_fd,
+                                   env={**os.environ, **env, identity.TOKEN_ENV: self.token})
         finally:
             os.close(err_fd)
 
@@ -410,28 +445,16 @@ def cleanup(host: Host, driver: Driver, ref: GuestRef, teardown: list[list[str]]
     """Remove everything a run created; each step is attempted even if an earlier one fails.
 
     ``teardown`` comes from the state file, so whoever cleans up (the supervisor, an adopting supervisor,
-    or ``stop`` after a supervisor died) removes exactly the ports that run created.
+    or ``stop`` after a supervisor died) removes exactly the ports that run created. The lock goes last,
+    and only if it is still this run's (``lock.release``).
     """
-    for argv in teardown:
-        with contextlib.suppress(Exception):
-            host.run(argv, check=False)
-    for action in driver.cleanup(ref):
-        with contextlib.suppress(Exception):
-            action.apply(host)
-    # ``restart`` too: a flag a run did not consume (its supervisor died) must not restart the next run.
-    for name in (CONSOLE, SUPERVISOR_STATE, STOPPING, RESTART_FLAG):
-        (ref.directory / name).unlink(missing_ok=True)
+    stale.teardown(host, driver, ref, teardown)
     lock.release(ref.directory)
 
 
 def recorded_teardown(directory: Path) -> list[list[str]]:
     """The port teardown commands the running supervisor recorded in the state file."""
-    from hivectl.runtime import read_state
-
-    recorded = read_state(directory).get("teardown")
-    if not isinstance(recorded, list):
-        return []
-    return [[str(word) for word in argv] for argv in recorded if isinstance(argv, list)]
+    return stale.recorded_teardown(directory)
 
 
 def recorded_ports(directory: Path) -> list[Port]:
@@ -450,22 +473,62 @@ def recorded_ports(directory: Path) -> list[Port]:
 
 
 def adopt(host: Host, store: Store, driver: Driver, ref: GuestRef, pid: int) -> int:
-    """Watch a hypervisor whose supervisor died, then clean up after it like its own supervisor would."""
-    from hivectl.runtime import pid_alive
+    """Watch a hypervisor whose supervisor died, then clean up after it like its own supervisor would.
+
+    The lock is taken over exactly once (``lock.take_over`` re-reads it under its guard): of several
+    ``start``s racing to adopt, one wins and the others answer ``running`` (``start`` reports the guest
+    running). ``pid`` is adopted only while it is still the guest's hypervisor by its recorded identity
+    (or, if its supervisor died before recording it, by name and a start after the recorded intent).
+    """
+    from hivectl.runtime import hypervisor_pid, read_state
+
+    ready_fd = ready.open_writer()
+    me = identity.identify(pid)
+
+    def still_ours() -> None:
+        if me is None or hypervisor_pid(read_state(ref.directory), ref.name) != pid:
+            raise HivectlError(f"process {pid} is no longer {ref.name}'s hypervisor")
 
     teardown = recorded_teardown(ref.directory)
-    lock.take_over(ref.directory, os.getpid())
+    ports = read_state(ref.directory).get("ports")
+    try:
+        lock.take_over(ref.directory, ref.name, os.getpid(), still_ours)
+    except Conflict as error:
+        if ready_fd >= 0:
+            ready.send(ready_fd, f"running {pid} {error}")
+        return 1
+    except HivectlError as error:
+        if ready_fd >= 0:
+            ready.send(ready_fd, f"error: {error}")
+        return 1
+    assert me is not None
     log.write(ref.directory, f"supervisor adopted running hypervisor {pid}")
-    write_state(ref.directory, "running", pid, driver=driver.name, adopted=True, teardown=teardown)
-    ready_fd = ready.open_writer()
+    write_state(ref.directory, "running", pid, start=me.start, driver=driver.name, adopted=True, teardown=teardown,
+                ports=ports if isinstance(ports, list) else [])
     if ready_fd >= 0:
         ready.send(ready_fd, f"ok {pid}")
-    while pid_alive(pid):
+    while identity.matches(pid, me.start):
         time.sleep(0.5)
-    log.write(ref.directory, f"adopted hypervisor {pid} exited")
+    # Not our child: its exit status is not ours to read (wait(2)); say so rather than guess.
+    outcome = exit_of_adopted(driver, ref)
+    atomic_write(ref.layout.last_run, json.dumps({"status": None, "outcome": outcome, "adopted": True,
+                                                   "time": time.time()}) + "\n", 0o644)
+    log.write(ref.directory, f"adopted hypervisor {pid} exited ({outcome})")
     cleanup(host, driver, ref, teardown)
     log.write(ref.directory, "stopped")
     return 0
+
+
+def exit_of_adopted(driver: Driver, ref: GuestRef) -> str:
+    """How an adopted hypervisor ended, where the platform tells (the driver's ``adopted_outcome``:
+    QEMU's QMP events), else ``unknown``: a process that is not our child has no exit status for us."""
+    probe = getattr(driver, "adopted_outcome", None)
+    if callable(probe):
+        with contextlib.suppress(Exception):
+            found = probe(ref)
+            if isinstance(found, Outcome):
+                return found.value
+    return "unknown"
 
 
 def main(argv: list[str]) -> int:

@@ -179,6 +179,13 @@ class BhyveDriver(Driver):
             actions.append(RemoveFiles(leftovers))
         return actions
 
+    def leftover_vm(self, ref: GuestRef) -> str | None:
+        """``/dev/vmm/NAME``: vmm(4) keeps a VM until ``bhyvectl --destroy`` (bhyvectl(8)), whoever made it."""
+        return f"/dev/vmm/{ref.name}" if planner.vmm_exists(self.host, ref.name) else None
+
+    def clear_hint(self, ref: GuestRef) -> str:
+        return f"bhyvectl --destroy --vm={ref.name}"
+
 
 def config_problems(ref: GuestRef, config: GuestConfig) -> list[ConfigError]:
     """Every cross-key problem the planner would raise, found without the host or the guest's ports."""

@@ -28,7 +28,9 @@ from hivectl.drivers.qemu import consoles, disks, qmp
 from hivectl.drivers.qemu.events import EventWatch, outcome_for
 from hivectl.drivers.qemu.firmware import OVMF_CODE, OVMF_VARS, firmware_for
 from hivectl.errors import ConfigError
+from hivectl.host import identity
 from hivectl.host.base import Host
+from hivectl.host.identity import ProcessIdentity
 from hivectl.host.process import Process
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import VIRT_CONSOLE_PREFIX
@@ -177,6 +179,14 @@ class QemuDriver(Driver):
         """QEMU's run state (``running``, ``paused``, ``prelaunch``, ``shutdown``, ...)."""
         reply = self._control(ref, "query-status")
         return str(reply.get("status", "")) if isinstance(reply, dict) else ""
+
+    def foreign_processes(self, ref: GuestRef) -> list[ProcessIdentity]:
+        """QEMU processes started with ``-name NAME`` (or ``guest=NAME``): Linux has no /dev/vmm, so a
+        QEMU of this name that hivectl did not record is what a foreign VM is (qemu(1) ``-name``)."""
+        return identity.find(ref.name, "qemu")
+
+    def clear_hint(self, ref: GuestRef) -> str:
+        return "its QEMU monitor (quit), or kill its process"
 
     # -- after the last boot ---------------------------------------------------------------------------
     def cleanup(self, ref: GuestRef) -> list[Action]:

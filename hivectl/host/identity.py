@@ -1,0 +1,210 @@
+"""Who a pid is: its start time and its command line, so a recorded pid is never trusted alone.
+
+A pid is reused once its process is gone: a state file that says "bhyve is pid 4242" may, after a crash
+and a while, point at a shell or a database. hivectl therefore records with every pid the process's start
+time and checks, before it shows a guest as running, adopts a hypervisor or signals anything, that the
+process now behind that pid started at the same moment and still names the guest:
+
+- FreeBSD's bhyve sets its title to ``bhyve: NAME`` (setproctitle(3) in usr.sbin/bhyve/bhyverun.c), and
+  ``ps -o lstart=,command= -p PID`` (ps(1)) shows that title and the start time;
+- on Linux the start time is field 22 of ``/proc/PID/stat`` (clock ticks since boot, proc(5)) and the
+  command line is ``/proc/PID/cmdline``; QEMU names its guest with ``-name NAME`` or ``-name guest=NAME``
+  (qemu(1)), and the simulated FreeBSD host (which runs on Linux) rewrites its bhyve's command line to the
+  title the way setproctitle does.
+
+Reading ``/proc`` spawns nothing, so ``list`` stays cheap on Linux; on FreeBSD one ``ps`` runs per
+recorded live pid. A process we cannot inspect reads as "unknown" (None), which callers treat as "not
+ours": hivectl would rather show a guest Stopped than signal a stranger.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class ProcessIdentity:
+    """A live process as the kernel describes it: ``start`` is an exact token (equal for one process,
+    different for a later process with the same pid), ``started`` the same moment in epoch seconds (for
+    "started after" comparisons), ``argv`` the command line (or the title's words)."""
+
+    pid: int
+    start: str
+    started: float
+    argv: tuple[str, ...]
+
+    def record(self) -> dict[str, object]:
+        """The fields written next to a pid in a state or lock file."""
+        return {"pid": self.pid, "start": self.start, "command": " ".join(self.argv)[:200]}
+
+    def names(self, guest: str) -> bool:
+        """Whether the command line names ``guest`` (see :func:`names_guest`)."""
+        return names_guest(self.argv, guest)
+
+
+def names_guest(argv: tuple[str, ...] | list[str], guest: str) -> bool:
+    """True when a command line belongs to guest ``guest``: bhyve's title ``bhyve: NAME``, bhyve's last
+    argument (the VM name), QEMU's ``-name NAME`` / ``-name guest=NAME,...``, a loader's ``-m``-style
+    trailing name, or hivectl's supervisor (whose last argument is the guest name)."""
+    words = [word for arg in argv for word in arg.split()] if len(argv) == 1 else list(argv)
+    if not words:
+        return False
+    if " ".join(argv[:1]) == f"bhyve: {guest}" or words[-1] == guest:
+        return True
+    for index, word in enumerate(words[:-1]):
+        if word == "-name":
+            value = words[index + 1]
+            first = value.split(",", 1)[0]
+            if first in (guest, f"guest={guest}") or f",guest={guest}," in f",{value},":
+                return True
+    return False
+
+
+def _boot_time() -> float:
+    """Linux: the epoch second the host booted (``btime`` in /proc/stat)."""
+    try:
+        for line in Path("/proc/stat").read_text().splitlines():
+            if line.startswith("btime "):
+                return float(line.split()[1])
+    except (OSError, ValueError):
+        pass
+    return time.time() - time.monotonic()
+
+
+def _linux(pid: int) -> ProcessIdentity | None:
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_bytes()
+        raw = Path(f"/proc/{pid}/cmdline").read_bytes()
+    except OSError:
+        return None
+    fields = stat[stat.rfind(b")") + 2:].split()
+    try:
+        if fields[0] in (b"Z", b"X"):
+            return None  # a zombie has finished: nothing of it is left to trust or signal
+        ticks = int(fields[19])
+    except (IndexError, ValueError):
+        return None
+    argv = tuple(part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0") if part)
+    started = _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
+    return ProcessIdentity(pid, str(ticks), round(started, 2), argv)
+
+
+def _freebsd(pid: int, env: Mapping[str, str] | None = None) -> ProcessIdentity | None:
+    from hivectl.host import process
+
+    try:
+        out = process.capture(["ps", "-ww", "-o", "lstart=,command=", "-p", str(pid)], env=env)
+    except OSError:
+        return None
+    line = out.strip()
+    # lstart is a fixed 24-character date (``Thu Dec  3 06:16:03 2026``), then the command or title.
+    if len(line) < 25:
+        return None
+    stamp, command = line[:24], line[24:].strip()
+    try:
+        started = time.mktime(time.strptime(stamp, "%a %b %d %H:%M:%S %Y"))
+    except ValueError:
+        return None
+    return ProcessIdentity(pid, stamp, started, tuple(command.split()))
+
+
+def linux_proc() -> bool:
+    """Whether this kernel has Linux's /proc (FreeBSD's procfs, when mounted, has no ``stat`` files)."""
+    return sys.platform.startswith("linux") or Path("/proc/self/stat").is_file()
+
+
+def identify(pid: int | None) -> ProcessIdentity | None:
+    """The live process ``pid`` now is, or None (gone, a zombie, or not inspectable)."""
+    if not pid or pid <= 0:
+        return None
+    return _linux(pid) if linux_proc() else _freebsd(pid)
+
+
+def matches(pid: int | None, start: object, guest: str | None = None) -> bool:
+    """True when ``pid`` is still the process recorded with start token ``start`` (and names ``guest``).
+
+    A record without a start token (written by an older hivectl) is never trusted.
+    """
+    if not isinstance(start, str) or not start:
+        return False
+    current = identify(pid)
+    if current is None or current.start != start:
+        return False
+    return guest is None or current.names(guest)
+
+
+def processes() -> Iterator[ProcessIdentity]:
+    """Every process this host shows (Linux: /proc; FreeBSD: one ``ps -ax``)."""
+    if linux_proc():
+        for entry in os.scandir("/proc"):
+            if entry.name.isdigit():
+                found = _linux(int(entry.name))
+                if found is not None:
+                    yield found
+        return
+    from hivectl.host import process
+
+    try:
+        out = process.capture(["ps", "-ax", "-ww", "-o", "pid=,lstart=,command="])
+    except OSError:
+        return
+    for line in out.splitlines():
+        pid_text, _, rest = line.strip().partition(" ")
+        rest = rest.strip()
+        if not pid_text.isdigit() or len(rest) < 25:
+            continue
+        try:
+            started = time.mktime(time.strptime(rest[:24], "%a %b %d %H:%M:%S %Y"))
+        except ValueError:
+            continue
+        yield ProcessIdentity(int(pid_text), rest[:24], started, tuple(rest[24:].split()))
+
+
+TOKEN_ENV = "HIVECTL_RUN_TOKEN"  # noqa: S105 (a variable name, not a secret)
+"""Put in a hypervisor's environment by its supervisor and recorded in the run's intent, so the process
+is found again by a token no other process carries (``find``'s ``token``)."""
+
+
+def carries(pid: int, token: str) -> bool:
+    """Whether process ``pid`` has ``HIVECTL_RUN_TOKEN=token`` in its environment (Linux:
+    /proc/PID/environ; FreeBSD: ``ps -e``, which appends the environment to the command)."""
+    marker = f"{TOKEN_ENV}={token}"
+    if linux_proc():
+        try:
+            return marker.encode() in Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+        except OSError:
+            return False
+    from hivectl.host import process
+
+    try:
+        return marker in process.capture(["ps", "-e", "-ww", "-o", "command=", "-p", str(pid)]).split()
+    except OSError:
+        return False
+
+
+def find(guest: str, program: str, after: float | None = None, token: str | None = None) -> list[ProcessIdentity]:
+    """Live processes of ``guest`` whose program (first word, or title prefix) is ``program``, started at
+    or after ``after`` (epoch seconds, with the platform's one-second granularity allowed for), and
+    carrying ``token`` in their environment if one is given."""
+    found = []
+    for proc in processes():
+        if proc.pid == os.getpid() or not proc.argv:
+            continue
+        head = proc.argv[0]
+        base = head.rsplit("/", 1)[-1]
+        if not (base == program or base.startswith(program) or head.startswith(f"{program}:")
+                or (len(proc.argv) > 1 and proc.argv[1].rsplit("/", 1)[-1] == program)):
+            continue
+        if not proc.names(guest):
+            continue
+        if after is not None and proc.started < after - 1.0:
+            continue
+        if token is not None and not carries(proc.pid, token):
+            continue
+        found.append(proc)
+    return found
