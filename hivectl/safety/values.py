@@ -112,7 +112,8 @@ def bhyve_value(source: Source, key: str, value: str) -> str:
 def bhyve_token(token: str) -> str:
     """The renderer's last check on one comma-list item: anything that could add an option is a bug."""
     if "," in token or "\\" in token or "%" in token or has_break(token):
-        raise OptionInjection(f"refusing to build a bhyve option from {token!r}: it would split or expand")
+        raise OptionInjection(f"refusing to build a bhyve option from a {len(token)}-character value: it would "
+                              "split or expand")  # the value is not quoted: it may be a secret (vnc_password)
     return token
 
 
@@ -125,7 +126,8 @@ def bhyve_option_name(name: str) -> str:
 def bhyve_config_value(value: str) -> str:
     """A value for a ``-k`` file line: one line, ``\\`` and ``%`` escaped so bhyve reads back ``value``."""
     if has_break(value):
-        raise OptionInjection(f"refusing to write a bhyve config value with a line break: {value!r}")
+        raise OptionInjection(f"refusing to write a {len(value)}-character bhyve config value with a line break "
+                              "(not shown: it may be a secret)")
     return value.replace("\\", "\\\\").replace("%", "\\%")
 
 
@@ -206,7 +208,8 @@ def zfs_properties(source: Source, key: str, value: str) -> list[str]:
 def qemu_value(value: str) -> str:
     """A value inside a QEMU option string: ``,`` doubled (QEMU's own escape); no line break or NUL."""
     if has_break(value):
-        raise OptionInjection(f"refusing to build a QEMU option from {value!r}: it contains a line break or NUL")
+        raise OptionInjection(f"refusing to build a QEMU option from a {len(value)}-character value: it contains "
+                              "a line break or NUL (not shown: it may be a secret)")
     return value.replace(",", ",,")
 
 

@@ -12,13 +12,13 @@ SECRET = "s3cr3t-Pw"
 
 
 @pytest.mark.parametrize("driver", ["qemu", "bhyve"])
-@pytest.mark.parametrize("password", [SECRET, f"{SECRET},x", f",{SECRET}"])
+@pytest.mark.parametrize("password", [SECRET, f"{SECRET},x", f",{SECRET}", f"{SECRET}\u2028x"])
 def test_a_vnc_password_is_never_shown(vmdir: Path, driver: str, password: str) -> None:
     """An invalid password (',' would add a bhyve fbuf option) used to be quoted in every error line."""
     assert hivectl("create", "-s", "1M", "v").status == 0
     conf = vmdir / "v" / "v.conf"
     conf.write_text(conf.read_text() + f'graphics="yes"\nvnc_password="{password}"\n')
-    valid = "," not in password
+    valid = "," not in password and "\u2028" not in password
     seen = []
     commands = [["info", "v"], ["info", "--json", "v"], ["list"], ["start", "--dry-run", "v"]]
     if not valid:  # refused before any hypervisor runs (a valid one would boot a real VM: tests/e2e)

@@ -66,6 +66,17 @@ def test_a_carriage_return_in_a_config_value_is_refused_not_read_as_a_line_end(v
     assert status == 1 and "uefi_vars='0\\ryes': values cannot contain a carriage return" in err, err
 
 
+@pytest.mark.parametrize("guard", ["bhyve_token", "bhyve_config_value", "qemu_value"])
+def test_the_renderers_last_guards_do_not_quote_the_value(guard: str) -> None:
+    """They see VNC passwords (fbuf ``password=``, the ``-k`` file, QEMU's secret): before, a password that
+    reached one with a line break was quoted in the error line, on stderr, in ``info`` and in the log."""
+    from hivectl.safety import values
+
+    with pytest.raises(values.OptionInjection) as caught:
+        getattr(values, guard)("s3cr3t-Pw\u2028,x")
+    assert "s3cr3t" not in str(caught.value)
+
+
 def test_init_does_not_restore_samples_the_admin_deleted(vmdir: Path) -> None:
     """vm-bhyve's ``vm init`` (lib/vm-util, util::setup) copies only default.conf, and only when it is
     missing; hivectl copies its samples once, when .templates is created. Before the fix every ``init``
@@ -327,6 +338,8 @@ def plan_shapes(fast: Any, values: dict[str, str] | None, reparse: bool = True, 
         except Exception as error:  # a traceback: the finding itself
             raise AssertionError(f"{driver} start --dry-run with {values}: {error!r}") from error
         one_line_or_ok(status, err, f"{driver} {values}")
+        if SENTINEL in values.get("vnc_password", "") if values else False:
+            assert SENTINEL not in out + err, f"{driver}: the VNC password was shown: {out + err}"
         assert (watched(fast.outside), watched(fast.vm_dir)) == before, f"{driver}: a dry run changed files"
         if status != 0 or not reparse:
             shapes[driver] = None
