@@ -10,6 +10,7 @@ from hivectl.cli import render
 from hivectl.cli.cmd_guests import DRY_RUN_HELP
 from hivectl.cli.context import Context
 from hivectl.errors import HivectlError, UsageError
+from hivectl.net.switchtypes import registry
 
 DESCRIPTION = """\
 Virtual switches connect guests to each other and to the host's networks. They are kept in
@@ -114,18 +115,7 @@ def _list_rows(rows: list[dict[str, Any]]) -> list[list[str]]:
     """vm-bhyve's columns; n/a where a switch type has no such setting, a second row for an IPv6 address."""
     table = []
     for r in rows:
-        if r["type"] in ("vale", "netgraph"):
-            table.append([r["name"], r["type"], r["iface"], "n/a", "n/a", "n/a", "n/a", "n/a"])
-            continue
-        if r["type"] == "manual":
-            table.append([r["name"], "manual", r["iface"], "n/a", _text(r["private"]), "n/a", "n/a", "n/a"])
-            continue
-        first = r["address"] or r["address6"]
-        table.append([r["name"], r["type"], r["iface"], _text(first), _text(r["private"]),
-                      "n/a" if r["type"] == "vxlan" and r["mtu"] is None else _text(r["mtu"]), _text(r["vlan"]),
-                      _text(r["ports"])])
-        if r["address"] and r["address6"]:
-            table.append(["", "", "", r["address6"], "", "", "", ""])
+        table += registry.get(r["type"]).list_rows(r, _text)  # the columns each type has (net/switchtypes/)
     return table
 
 

@@ -14,7 +14,7 @@ second time.
 
 from __future__ import annotations
 
-from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
+from hivectl.errors import Conflict, HivectlError, NotFound
 from hivectl.host.base import Host
 from hivectl.net import names
 from hivectl.net.ifactions import CreateBridge, IfName, ifconfig, on
@@ -37,13 +37,17 @@ class FreeBSDSwitches:
 
     # -- lookups ----------------------------------------------------------------------------------------
     def bridge(self, sw: Switch) -> str | None:
-        """The bridge interface carrying ``sw`` on this host, or None (vale/netgraph never have one)."""
-        if sw.type == "manual":
-            return sw.bridge if sw.bridge and self.view.exists(sw.bridge) else None
-        if sw.type in ("standard", "vxlan"):
-            found = self.view.group(names.viid(sw.name))
-            return found[0] if found else None
-        return None
+        """The bridge interface carrying ``sw`` on this host, or None (the switch type decides which)."""
+        return sw.kind.bridge(sw, self)
+
+    def own_bridge(self, sw: Switch) -> str | None:
+        """The bridge hivectl made for ``sw``: the one in the switch's lookup group."""
+        found = self.view.group(names.viid(sw.name))
+        return found[0] if found else None
+
+    def existing_bridge(self, sw: Switch) -> str | None:
+        """The administrator's bridge ``bridge_S``, if it exists."""
+        return sw.bridge if sw.bridge and self.view.exists(sw.bridge) else None
 
     def bridge_after_init(self, sw: Switch) -> str | None:
         """The bridge ``sw`` has once the actions ``init`` planned have run."""
@@ -72,11 +76,7 @@ class FreeBSDSwitches:
         return result
 
     def _wanted_members(self, sw: Switch) -> list[str]:
-        if sw.type == "vxlan":
-            return [names.vxlan_interface(sw.vlan)] if sw.vlan is not None else []
-        if sw.type != "standard":
-            return []
-        return [names.vlan_child(p, sw.vlan) if sw.vlan else p for p in sw.ports]
+        return sw.kind.wanted_members(sw)
 
     def host_address_warnings(self, sw: Switch) -> list[str]:
         """Physical members that still hold the host's address, which belongs on the bridge.
@@ -101,32 +101,32 @@ class FreeBSDSwitches:
 
     # -- create / init ----------------------------------------------------------------------------------
     def check_create(self, sw: Switch) -> None:
-        """Refusals that depend on the host (a manual switch's bridge must exist and be a bridge)."""
-        if sw.type == "manual":
-            info = self.view.info(sw.bridge)
-            if info is None:
-                raise NotFound(f"bridge {sw.bridge} does not exist (create it in /etc/rc.conf: "
-                               f"cloned_interfaces=\"{sw.bridge}\")")
-            if not info.is_bridge:
-                raise Conflict(f"{sw.bridge} is not a bridge interface")
-        if sw.type == "vxlan" and sw.ports:
+        """Refusals that depend on the host, as the switch type asks for them."""
+        sw.kind.check_create(sw, self)
+
+    def check_manual_bridge(self, sw: Switch) -> None:
+        """A manual switch's bridge must exist and be a bridge."""
+        info = self.view.info(sw.bridge)
+        if info is None:
+            raise NotFound(f"bridge {sw.bridge} does not exist (create it in /etc/rc.conf: "
+                           f"cloned_interfaces=\"{sw.bridge}\")")
+        if not info.is_bridge:
+            raise Conflict(f"{sw.bridge} is not a bridge interface")
+
+    def check_vxlan_parent(self, sw: Switch) -> None:
+        if sw.ports:
             port = sw.ports[0]
             if not self.view.exists(port):
                 raise NotFound(f"interface {port} does not exist")
-        if sw.type == "standard":
-            for port in sw.ports:
-                if not self.view.exists(port):
-                    raise NotFound(f"interface {port} does not exist (see ifconfig -l)")
+
+    def check_ports(self, sw: Switch) -> None:
+        for port in sw.ports:
+            if not self.view.exists(port):
+                raise NotFound(f"interface {port} does not exist (see ifconfig -l)")
 
     def init(self, sw: Switch) -> list[Action]:
         """Bring ``sw`` to its configured state: create what is missing, fix what drifted (idempotent)."""
-        if sw.type == "standard":
-            return self._init_standard(sw)
-        if sw.type == "manual":
-            return self._init_manual(sw)
-        if sw.type == "vxlan":
-            return self._init_vxlan(sw)
-        return []  # vale and netgraph: nothing lives on the host until a guest starts
+        return sw.kind.init(sw, self)
 
     def _new_bridge(self, sw: Switch) -> tuple[IfName, list[Action]]:
         """Create the bridge for a standard/vxlan switch: tagged with its lookup group first, named, up.
@@ -162,7 +162,7 @@ class FreeBSDSwitches:
             actions.append(on(bridge, "inet6", str(sw.addr6), "auto_linklocal"))
         return actions
 
-    def _init_standard(self, sw: Switch) -> list[Action]:
+    def init_standard(self, sw: Switch) -> list[Action]:
         found = self.bridge(sw)
         actions: list[Action] = []
         info = None
@@ -215,7 +215,7 @@ class FreeBSDSwitches:
             return [ifconfig(bridge, "deletem", port, undo=["ifconfig", bridge, "addm", port])]
         return []
 
-    def _init_manual(self, sw: Switch) -> list[Action]:
+    def init_manual(self, sw: Switch) -> list[Action]:
         info = self.view.info(sw.bridge)
         if info is None:
             raise NotFound(f"switch {sw.name}: bridge {sw.bridge} does not exist (manual switches use a bridge "
@@ -229,7 +229,7 @@ class FreeBSDSwitches:
             actions.append(ifconfig(sw.bridge, "group", names.viid(sw.name)))
         return actions
 
-    def _init_vxlan(self, sw: Switch) -> list[Action]:
+    def init_vxlan(self, sw: Switch) -> list[Action]:
         if sw.vlan is None or not sw.ports:
             raise HivectlError(f"switch {sw.name}: a vxlan switch needs vlan_{sw.name} (the VNI) and "
                                f"ports_{sw.name} (the parent interface)")
@@ -267,29 +267,36 @@ class FreeBSDSwitches:
         return [m for m in self.members(sw) if m.kind == "guest"]
 
     def destroy(self, sw: Switch) -> list[Action]:
-        """Tear down what the switch owns on the host (a manual switch's bridge is only untagged)."""
+        """Tear down what the switch owns on the host, as its type says."""
+        return sw.kind.destroy(sw, self)
+
+    def destroy_manual(self, sw: Switch) -> list[Action]:
+        """A manual switch's bridge is the administrator's: only untagged."""
+        info = self.view.info(sw.bridge)
+        if info is None:
+            return []
+        drop = [g for g in (names.SWITCH_GROUP, names.viid(sw.name)) if g in info.groups]
+        args: list[str] = []
+        for group in drop:
+            args += ["-group", group]
+        return [ifconfig(sw.bridge, *args)] if args else []
+
+    def destroy_vxlan(self, sw: Switch) -> list[Action]:
         bridge = self.bridge(sw)
-        if sw.type == "manual":
-            info = self.view.info(sw.bridge)
-            if info is None:
-                return []
-            drop = [g for g in (names.SWITCH_GROUP, names.viid(sw.name)) if g in info.groups]
-            args: list[str] = []
-            for group in drop:
-                args += ["-group", group]
-            return [ifconfig(sw.bridge, *args)] if args else []
-        if sw.type == "vxlan":
-            actions: list[Action] = []
-            if bridge is not None:
-                actions.append(Run(["route", "delete", "-net", f"{names.vxlan_multicast(sw.name)}/32"]))
-                actions.append(ifconfig(bridge, "destroy"))
-            if sw.vlan is not None and self.view.exists(names.vxlan_interface(sw.vlan)):
-                actions.append(ifconfig(names.vxlan_interface(sw.vlan), "destroy"))
-            return actions
-        if sw.type != "standard" or bridge is None:
+        actions: list[Action] = []
+        if bridge is not None:
+            actions.append(Run(["route", "delete", "-net", f"{names.vxlan_multicast(sw.name)}/32"]))
+            actions.append(ifconfig(bridge, "destroy"))
+        if sw.vlan is not None and self.view.exists(names.vxlan_interface(sw.vlan)):
+            actions.append(ifconfig(names.vxlan_interface(sw.vlan), "destroy"))
+        return actions
+
+    def destroy_standard(self, sw: Switch) -> list[Action]:
+        bridge = self.bridge(sw)
+        if bridge is None:
             return []
         info = self.view.info(bridge)
-        actions = []
+        actions: list[Action] = []
         for port in sw.ports:
             actions += self._unconfigure_port(bridge, info, port, sw.vlan)
         actions.append(ifconfig(bridge, "destroy"))
@@ -297,11 +304,7 @@ class FreeBSDSwitches:
 
     # -- changes ----------------------------------------------------------------------------------------
     def require_standard(self, sw: Switch, what: str) -> None:
-        if sw.type == "manual":
-            raise UsageError(f"switch {sw.name} is manual: configure its {what} in /etc/rc.conf")
-        if sw.type != "standard":
-            raise UsageError(f"switch {sw.name} is a {sw.type} switch; {what} can only be changed on standard "
-                             "switches")
+        sw.kind.check_editable(sw, what, self.platform)
 
     def add_port(self, sw: Switch, port: str) -> list[Action]:
         self.require_standard(sw, "member interfaces")
@@ -352,8 +355,7 @@ class FreeBSDSwitches:
         return actions
 
     def check_private(self, sw: Switch) -> None:
-        if sw.type in ("vale", "netgraph"):
-            raise UsageError(f"switch {sw.name} is a {sw.type} switch; private mode needs a bridge")
+        sw.kind.check_private(sw)
 
     # -- host facts -------------------------------------------------------------------------------------
     def host_networks(self) -> list[str]:

@@ -17,7 +17,7 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
+from hivectl.errors import Conflict, HivectlError, NotFound
 from hivectl.host.base import Host
 from hivectl.net import names
 from hivectl.net.switches import Member, Switch
@@ -104,13 +104,15 @@ class LinuxSwitches:
 
     # -- lookups ----------------------------------------------------------------------------------------
     def bridge(self, sw: Switch) -> str | None:
-        if sw.type == "manual":
-            name = sw.bridge
-        elif sw.type in ("standard", "vxlan"):
-            name = names.linux_bridge_name(sw.name)
-        else:
-            return None
+        """The bridge carrying ``sw`` on this host, or None (the switch type decides which)."""
+        return sw.kind.bridge(sw, self)
+
+    def own_bridge(self, sw: Switch) -> str | None:
+        name = names.linux_bridge_name(sw.name)
         return name if self.view.exists(name) else None
+
+    def existing_bridge(self, sw: Switch) -> str | None:
+        return sw.bridge if self.view.exists(sw.bridge) else None
 
     def bridge_after_init(self, sw: Switch) -> str | None:
         """The bridge ``sw`` has once the actions ``init`` planned have run."""
@@ -121,11 +123,7 @@ class LinuxSwitches:
         return link.mtu if link else DEFAULT_MTU
 
     def _wanted_members(self, sw: Switch) -> list[str]:
-        if sw.type == "vxlan":
-            return [names.vxlan_interface(sw.vlan)] if sw.vlan is not None else []
-        if sw.type != "standard":
-            return []
-        return [names.vlan_child(p, sw.vlan) if sw.vlan else p for p in sw.ports]
+        return sw.kind.wanted_members(sw)
 
     def members(self, sw: Switch) -> list[Member]:
         bridge = self.bridge(sw)
@@ -167,29 +165,32 @@ class LinuxSwitches:
 
     # -- create / init ----------------------------------------------------------------------------------
     def check_create(self, sw: Switch) -> None:
-        if sw.type in ("vale", "netgraph"):
-            raise UsageError(f"{sw.type} switches are a FreeBSD kernel feature; on Linux use a standard switch")
-        if sw.type == "manual":
-            link = self.view.link(sw.bridge)
-            if link is None:
-                raise NotFound(f"bridge {sw.bridge} does not exist")
-            if link.kind != "bridge":
-                raise Conflict(f"{sw.bridge} is not a bridge interface")
+        """Refusals that depend on the host, as the switch type asks for them."""
+        sw.kind.check_create(sw, self)
+
+    def check_manual_bridge(self, sw: Switch) -> None:
+        link = self.view.link(sw.bridge)
+        if link is None:
+            raise NotFound(f"bridge {sw.bridge} does not exist")
+        if link.kind != "bridge":
+            raise Conflict(f"{sw.bridge} is not a bridge interface")
+
+    def check_ports(self, sw: Switch) -> None:
         for port in sw.ports:
             if not self.view.exists(port):
                 raise NotFound(f"interface {port} does not exist (see ip link)")
 
+    def check_vxlan_parent(self, sw: Switch) -> None:
+        self.check_ports(sw)
+
     def init(self, sw: Switch) -> list[Action]:
-        if sw.type == "standard":
-            return self._init_standard(sw)
-        if sw.type == "manual":
-            link = self.view.link(sw.bridge)
-            if link is None:
-                raise NotFound(f"switch {sw.name}: bridge {sw.bridge} does not exist")
-            return [] if link.up else [ip("link", "set", "dev", sw.bridge, "up")]
-        if sw.type == "vxlan":
-            return self._init_vxlan(sw)
-        return []
+        return sw.kind.init(sw, self)
+
+    def init_manual(self, sw: Switch) -> list[Action]:
+        link = self.view.link(sw.bridge)
+        if link is None:
+            raise NotFound(f"switch {sw.name}: bridge {sw.bridge} does not exist")
+        return [] if link.up else [ip("link", "set", "dev", sw.bridge, "up")]
 
     def _new_bridge(self, sw: Switch) -> tuple[str, list[Action]]:
         bridge = names.linux_bridge_name(sw.name)
@@ -213,7 +214,7 @@ class LinuxSwitches:
             actions.append(ip("link", "set", "dev", bridge, "up"))
         return actions
 
-    def _init_standard(self, sw: Switch) -> list[Action]:
+    def init_standard(self, sw: Switch) -> list[Action]:
         bridge = self.bridge(sw)
         actions: list[Action] = []
         link = None
@@ -263,7 +264,7 @@ class LinuxSwitches:
                                                                       bridge])]
         return []
 
-    def _init_vxlan(self, sw: Switch) -> list[Action]:
+    def init_vxlan(self, sw: Switch) -> list[Action]:
         if sw.vlan is None or not sw.ports:
             raise HivectlError(f"switch {sw.name}: a vxlan switch needs vlan_{sw.name} (the VNI) and "
                                f"ports_{sw.name} (the parent interface)")
@@ -288,25 +289,31 @@ class LinuxSwitches:
 
     # -- destroy and changes ----------------------------------------------------------------------------
     def destroy(self, sw: Switch) -> list[Action]:
-        if sw.type == "manual":
-            return []
+        return sw.kind.destroy(sw, self)
+
+    def destroy_manual(self, sw: Switch) -> list[Action]:
+        return []  # the administrator's bridge
+
+    def destroy_standard(self, sw: Switch) -> list[Action]:
         bridge = self.bridge(sw)
         actions: list[Action] = []
-        if sw.type == "standard":
-            for port in sw.ports:
-                actions += self._unconfigure_port(bridge, port, sw.vlan)
-        if sw.type == "vxlan" and sw.vlan is not None and self.view.exists(names.vxlan_interface(sw.vlan)):
+        for port in sw.ports:
+            actions += self._unconfigure_port(bridge, port, sw.vlan)
+        if bridge is not None:
+            actions.append(ip("link", "del", "dev", bridge))
+        return actions
+
+    def destroy_vxlan(self, sw: Switch) -> list[Action]:
+        bridge = self.bridge(sw)
+        actions: list[Action] = []
+        if sw.vlan is not None and self.view.exists(names.vxlan_interface(sw.vlan)):
             actions.append(ip("link", "del", "dev", names.vxlan_interface(sw.vlan)))
         if bridge is not None:
             actions.append(ip("link", "del", "dev", bridge))
         return actions
 
     def require_standard(self, sw: Switch, what: str) -> None:
-        if sw.type == "manual":
-            raise UsageError(f"switch {sw.name} is manual: configure its {what} where the bridge is defined")
-        if sw.type != "standard":
-            raise UsageError(f"switch {sw.name} is a {sw.type} switch; {what} can only be changed on standard "
-                             "switches")
+        sw.kind.check_editable(sw, what, self.platform)
 
     def add_port(self, sw: Switch, port: str) -> list[Action]:
         self.require_standard(sw, "member interfaces")
@@ -349,5 +356,4 @@ class LinuxSwitches:
         return actions
 
     def check_private(self, sw: Switch) -> None:
-        if sw.type in ("vale", "netgraph"):
-            raise UsageError(f"switch {sw.name} is a {sw.type} switch; private mode needs a bridge")
+        sw.kind.check_private(sw)

@@ -38,6 +38,7 @@ from hivectl.net.switches import (
     check_type,
     check_vlan,
 )
+from hivectl.net.switchtypes import registry
 from hivectl.plan import Action, Plan, config_edit
 from hivectl.rcfile import RcFile, parse_text
 from hivectl.store import Store
@@ -128,15 +129,11 @@ class SwitchOps:
         bridge = check_ifname(None, "-b", req.bridge) if req.bridge is not None else ""
         given = {"-i": req.interface, "-n": req.vlan, "-m": req.mtu, "-a": req.address, "-b": req.bridge,
                  "-p": "yes" if req.private else None, "--nat": "yes" if req.nat else None}
-        allowed = {"standard": {"-i", "-n", "-m", "-a", "-p", "--nat"}, "manual": {"-b", "-p"},
-                   "vxlan": {"-i", "-n", "-m", "-a", "-p"}, "vale": set(), "netgraph": set()}[kind]
+        switch_type = registry.get(kind)
         for option, value in given.items():
-            if value is not None and option not in allowed:
+            if value is not None and option not in switch_type.create_options:
                 raise UsageError(f"option {option} does not apply to {kind} switches")
-        if kind == "manual" and not bridge:
-            raise UsageError("a manual switch needs the existing bridge: -b BRIDGE")
-        if kind == "vxlan" and (not ports or not vlan):
-            raise UsageError("a vxlan switch needs the parent interface (-i) and a VNI from 1 to 4094 (-n)")
+        switch_type.check_request(ports, vlan, bridge)
         if req.nat and self.host.platform == "freebsd" and names.freebsd_bridge_name(name) is None:
             raise ConfigError(None, "name", name, "a NAT switch name has at most 12 characters on FreeBSD, so "
                                                   "that its bridge has the fixed name vm-NAME pf and dnsmasq use")
@@ -151,7 +148,7 @@ class SwitchOps:
                     address if isinstance(address, ipaddress.IPv6Interface) else None, mtu, req.private, bridge,
                     req.nat)
         self.planner.check_create(sw)
-        if kind == "manual":
+        if switch_type.claims_existing_bridge:
             for other in self.config.all():
                 if other.has_bridge and self.planner.bridge(other) == bridge:
                     raise Conflict(f"{bridge} is already the bridge of switch {other.name}")
@@ -312,13 +309,7 @@ class SwitchOps:
 
     # -- listing ----------------------------------------------------------------------------------------
     def iface(self, sw: Switch) -> str:
-        if sw.type == "vale":
-            return names.vale_switch(sw.name)
-        if sw.type == "netgraph":
-            return f"{sw.name}:"
-        if sw.type == "manual":
-            return sw.bridge
-        return self.planner.bridge(sw) or "-"
+        return sw.kind.iface(sw, self.planner)
 
     def rows(self) -> list[dict[str, Any]]:
         """One object per switch, the data behind vm-bhyve's ``switch list`` columns."""
@@ -327,7 +318,7 @@ class SwitchOps:
             result.append({
                 "name": sw.name, "type": sw.type, "iface": self.iface(sw),
                 "address": str(sw.addr) if sw.addr else None, "address6": str(sw.addr6) if sw.addr6 else None,
-                "private": sw.private if sw.type not in ("vale", "netgraph") else None,
+                "private": sw.kind.private_setting(sw),
                 "mtu": sw.mtu, "vlan": sw.vlan, "ports": list(sw.ports), "bridge": sw.bridge or None,
                 "nat": sw.nat, "forwards": [f.text() for f in sw.forwards],
             })

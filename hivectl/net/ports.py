@@ -17,36 +17,17 @@ Behaviour follows vm-bhyve's provisioning (``lib/vm-switch-standard``, ``lib/vm-
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
-
 from hivectl.errors import ConfigError, Conflict, HivectlError
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig, Nic
 from hivectl.net import names
 from hivectl.net.freebsd import FreeBSDSwitches
 from hivectl.net.linux import LinuxSwitches
+from hivectl.net.port import Port as Port  # re-exported: the drivers and the runner import it from here
+from hivectl.net.port import nic_mtu
 from hivectl.net.switches import Switch, SwitchConfig, check_ifname
 from hivectl.plan import Action, Run
 from hivectl.store import GuestRef, Store
-
-DEFAULT_MTU = 1500
-_NG_HOOK = re.compile(r"link([0-9]+)$")
-
-
-@dataclass
-class Port:
-    """The host side of one guest NIC."""
-
-    index: int  # networkN
-    ifname: str  # tap name (or the existing device for networkN_device)
-    switch: str = ""
-    backend: str = ""  # what the hypervisor gets: bhyve "tap3" / "web1,type=tap" / "vale…:…" / netgraph…
-    mtu: int | None = None
-    created: bool = True  # False for networkN_device: never destroyed by us
-    setup: list[Action] = field(default_factory=list)
-    teardown: list[Action] = field(default_factory=list)
-    bridge: str = ""  # the bridge the port joins ("" for none, VALE and netgraph)
 
 
 def _switch_for(nic: Nic, switches: SwitchConfig, conf: GuestConfig) -> Switch | None:
@@ -57,17 +38,6 @@ def _switch_for(nic: Nic, switches: SwitchConfig, conf: GuestConfig) -> Switch |
         raise ConfigError(conf.path, f"network{nic.index}_switch", nic.switch,
                           f"there is no such switch (known: {known}; see 'hivectl switch list')")
     return switches.get(nic.switch)
-
-
-def _mtu(nic: Nic, conf: GuestConfig, bridge_mtu: int | None) -> int | None:
-    """``networkN_mtu`` if set, else the bridge's MTU when it is not the default (vm-bhyve copies it)."""
-    if nic.mtu:
-        from hivectl import validate
-
-        return validate.mtu(conf.path, f"network{nic.index}_mtu", nic.mtu)
-    if bridge_mtu is not None and bridge_mtu != DEFAULT_MTU:
-        return bridge_mtu
-    return None
 
 
 def plan_ports(host: Host, store: Store, ref: GuestRef, config: GuestConfig, platform: str) -> list[Port]:
@@ -83,42 +53,12 @@ def plan_ports(host: Host, store: Store, ref: GuestRef, config: GuestConfig, pla
 
 
 # -- FreeBSD ------------------------------------------------------------------------------------------------
-def _netgraph_link(host: Host, switch: str, taken: set[int]) -> int:
-    """The first ``linkN`` (N ≥ 2, as vm-bhyve counts) that the switch's ng_bridge node does not use yet."""
-    result = host.run(["ngctl", "show", f"{switch}:"], check=False)
-    if result.status != 0:
-        raise HivectlError(f"netgraph switch {switch}: there is no netgraph node '{switch}:' (create an "
-                           "ng_bridge node with that name first)")
-    used = set(taken)
-    for line in result.stdout.splitlines():
-        words = line.split()
-        match = _NG_HOOK.match(words[0]) if words else None
-        if match:
-            used.add(int(match.group(1)))
-    number = 2
-    while number in used:
-        number += 1
-    taken.add(number)
-    return number
-
-
 def _freebsd_port(host: Host, planner: FreeBSDSwitches, nic: Nic, sw: Switch | None, guest: str,
                   conf: GuestConfig, links: dict[str, set[int]]) -> Port:
     key = f"network{nic.index}"
-    if sw is not None and sw.type == "vale":
-        if nic.span:
-            raise ConfigError(conf.path, f"{key}_span", "yes", "VALE switches have no span ports")
-        if not nic.mac:
-            raise ConfigError(conf.path, f"{key}_mac", "", f"a NIC on VALE switch {sw.name} needs a fixed MAC "
-                                                          "address (its VALE port name is derived from it)")
-        backend = names.vale_backend(sw.name, nic.mac)
-        return Port(nic.index, backend, sw.name, backend, _mtu(nic, conf, None), created=False)
-    if sw is not None and sw.type == "netgraph":
-        if nic.span:
-            raise ConfigError(conf.path, f"{key}_span", "yes", "netgraph switches have no span ports")
-        taken = links.setdefault(sw.name, set())
-        backend = names.netgraph_backend(sw.name, _netgraph_link(host, sw.name, taken))
-        return Port(nic.index, backend, sw.name, backend, _mtu(nic, conf, None), created=False)
+    own = sw.kind.freebsd_port(host, nic, sw, conf, links) if sw is not None else None
+    if own is not None:
+        return own  # a port of the switch type's own kind (VALE, netgraph)
 
     view = planner.view
     bridge = planner.bridge(sw) if sw is not None else None
@@ -150,7 +90,7 @@ def _freebsd_port(host: Host, planner: FreeBSDSwitches, nic: Nic, sw: Switch | N
         created = True
         teardown.append(Run(["ifconfig", ifname, "destroy"]))
     setup.append(Run(["ifconfig", ifname, "description", description, "group", names.PORT_GROUP]))
-    mtu = _mtu(nic, conf, bridge_info.mtu if bridge_info else None)
+    mtu = nic_mtu(nic, conf, bridge_info.mtu if bridge_info else None)
     if mtu is not None:
         setup.append(Run(["ifconfig", ifname, "mtu", str(mtu)]))
     if bridge is not None and sw is not None:
@@ -184,7 +124,7 @@ def _stale(description: str | None, ifname: str, guest: str, index: int, conf: G
 # -- Linux --------------------------------------------------------------------------------------------------
 def _linux_port(planner: LinuxSwitches, nic: Nic, sw: Switch | None, guest: str, conf: GuestConfig) -> Port:
     key = f"network{nic.index}"
-    if sw is not None and sw.type in ("vale", "netgraph"):
+    if sw is not None and not sw.kind.linux:
         raise ConfigError(conf.path, f"{key}_switch", sw.name,
                           f"{sw.type} switches exist only on FreeBSD; use a standard switch on Linux")
     if nic.span:
@@ -219,7 +159,7 @@ def _linux_port(planner: LinuxSwitches, nic: Nic, sw: Switch | None, guest: str,
         created = True
         teardown.append(Run(["ip", "link", "del", "dev", ifname]))
     setup.append(Run(["ip", "link", "set", "dev", ifname, "alias", description]))
-    mtu = _mtu(nic, conf, bridge_link.mtu if bridge_link else None)
+    mtu = nic_mtu(nic, conf, bridge_link.mtu if bridge_link else None)
     if mtu is not None:
         setup.append(Run(["ip", "link", "set", "dev", ifname, "mtu", str(mtu)]))
     if bridge is not None and sw is not None:

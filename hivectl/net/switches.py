@@ -19,9 +19,11 @@ from pathlib import Path
 from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, NotFound
 from hivectl.net import names
+from hivectl.net.switchtypes import registry
+from hivectl.net.switchtypes.base import SwitchType
 from hivectl.rcfile import RcFile
 
-TYPES = ("standard", "manual", "vale", "netgraph", "vxlan")
+TYPES = registry.NAMES  # one module per type: hivectl/net/switchtypes/
 PER_SWITCH_KEYS = ("type", "ports", "vlan", "addr", "addr6", "mtu", "private", "bridge", "nat", "forward")
 PROTOCOLS = ("tcp", "udp")
 
@@ -58,9 +60,14 @@ class Switch:
     forwards: tuple[Forward, ...] = field(default_factory=tuple)
 
     @property
+    def kind(self) -> SwitchType:
+        """The switch's type (hivectl/net/switchtypes/), which knows what it means on each platform."""
+        return registry.get(self.type)
+
+    @property
     def has_bridge(self) -> bool:
-        """vale and netgraph switches have no bridge interface on the host."""
-        return self.type in ("standard", "manual", "vxlan")
+        """Whether a bridge interface carries the switch on the host (not for vale and netgraph)."""
+        return self.kind.has_bridge
 
 
 # -- value checks (shared by the file reader and the command line) -------------------------------------

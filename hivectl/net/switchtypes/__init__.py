@@ -1,0 +1,1 @@
+"""Switch types, one module each; see ``base`` for what a type answers and ``registry`` for the list."""
