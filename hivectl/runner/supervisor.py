@@ -45,7 +45,7 @@ from hivectl.model.layout import LOADER_LOG, SUPERVISOR_STATE
 from hivectl.net.ports import Port
 from hivectl.plan import Plan
 from hivectl.rcfile import atomic_write
-from hivectl.runner import lock, log, ready, stale, startplan
+from hivectl.runner import backoff, lock, log, ready, stale, startplan
 from hivectl.runtime import Lock
 from hivectl.safety import paths
 from hivectl.store import GuestRef, Store
@@ -220,8 +220,11 @@ class Supervisor:
             self.log(f"port network{port.index}: {port.ifname} on {port.switch or '-'}")
         policy = Policy.from_config(start.config)
         steps = start.first
+        loop = backoff.RebootLoop()
         while True:
+            booted = time.monotonic()
             status, outcome = self.boot_once(steps)
+            lasted = time.monotonic() - booted
             self.last_outcome = outcome
             stopping = self.stop_requested()
             restart_flag = self.layout.restart_flag.exists()
@@ -241,9 +244,24 @@ class Supervisor:
                 delay = min(policy.backoff * 2 ** (len(self.faults) - 1), 30)
                 self.log(f"waiting {delay:g} s before restarting")
                 time.sleep(delay)
+            wait = loop.after_boot(lasted)
+            if wait:
+                self.log(f"reboot loop: {loop.rapid} boots in a row lasted less than {backoff.RAPID_BOOT:g} s; "
+                         f"waiting {wait:g} s before booting again")
+                if self.pause(wait):
+                    return status
             # A restart picks up configuration changes (vm-bhyve does not): the next boot is planned afresh.
             steps = startplan.plan_boot(self.driver, self.ref, self.ref.config(), self.ports, self.install,
                                         False, self.foreground)
+
+    def pause(self, seconds: float) -> bool:
+        """Wait ``seconds`` unless a stop is requested meanwhile; True when it was (do not boot again)."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            if self.stop_requested():
+                return True
+            time.sleep(min(POLL, max(deadline - time.monotonic(), 0)))
+        return self.stop_requested()
 
     def check_saved_state(self) -> None:
         """A suspended guest (``NAME.save``, from vm-bhyve) is never booted afresh where vm-bhyve would resume it.

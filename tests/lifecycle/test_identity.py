@@ -14,6 +14,7 @@ import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -190,4 +191,26 @@ def test_an_adopted_guest_that_stops_says_its_exit_is_unknown(host: Any) -> None
     wait_for(lambda: state_of("g1")["state"] == "Stopped", what="adopter cleaned up")
     last = json.loads((guest / "hivectl.last").read_text())
     assert last["outcome"] == "unknown" and last["status"] is None and last["adopted"] is True
+    assert taps(host) == [] and not host.vm_exists("g1")
+
+
+def test_an_instant_reboot_loop_backs_off(host: Any) -> None:
+    """A guest that reboots the moment it boots: before, it was booted again at once, without end."""
+    from hivectl.runner import backoff
+
+    guest = make_guest(host)
+    assert hivectl("start", "g1").status == 0
+    boots: list[tuple[int, float]] = []
+    for _ in range(backoff.RAPID_LIMIT + 2):
+        pid = wait_for(lambda: (p := bhyve_pid(host, "g1")) and p not in [b[0] for b in boots] and p,
+                       timeout=30, what="next boot")
+        boots.append((pid, time.monotonic()))
+        host.exit_guest("g1", 0)  # bhyve(8) exit status 0: the guest reset itself
+    log = (guest / "vm-bhyve.log").read_text()
+    waits = [line for line in log.splitlines() if "reboot loop" in line]
+    assert len(waits) >= 2, log
+    assert "waiting 1 s" in waits[0] and "waiting 2 s" in waits[1], waits
+    gap = boots[backoff.RAPID_LIMIT + 1][1] - boots[backoff.RAPID_LIMIT][1]
+    assert gap >= 2.0, f"the second wait lasted {gap:.2f} s"
+    assert hivectl("stop", "--timeout", "10", "g1").status == 0
     assert taps(host) == [] and not host.vm_exists("g1")
