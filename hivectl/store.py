@@ -17,16 +17,19 @@ import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound
 from hivectl.host.base import Host
 from hivectl.hostconf import HostSettings
 from hivectl.model import staging
-from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import GuestLayout, config_name
 from hivectl.rcfile import RcFile
 from hivectl.safety.paths import real_directory
+
+if TYPE_CHECKING:
+    from hivectl.model.guest import GuestConfig
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,8 @@ class GuestRef:
         return GuestLayout(self.directory, self.name, self.dataset)
 
     def config(self) -> GuestConfig:
+        from hivectl.model.guest import GuestConfig  # not at the top: ``list`` reads no key table
+
         return GuestConfig.load(self.conf_path, self.name)
 
 

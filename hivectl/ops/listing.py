@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import Any
 
 from hivectl.errors import HivectlError
-from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import RUN_LOCK, config_name, suspend_name
 from hivectl.rcfile import parse_text
 from hivectl.runtime import GuestState, console_lines, guest_state, read_json
@@ -115,6 +114,8 @@ def _file_sizes(path: Path) -> tuple[int | None, int | None]:
 def guest_info(store: Store, ref: GuestRef) -> dict[str, Any]:
     """Everything worth knowing about one guest, as plain data (rendered as YAML or JSON by the CLI)."""
     layout = ref.layout
+    from hivectl.model.guest import GuestConfig  # here, not at the top: ``list`` needs no key table
+
     config = GuestConfig.load(layout.config, ref.name)
     state = guest_state(ref.directory, ref.name)
     mem_text = config.memory
