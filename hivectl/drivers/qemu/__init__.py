@@ -6,7 +6,9 @@ Linux hosts. Module map:
 
 - ``driver``: ``QemuDriver``, the ``Driver`` interface (preflight, plan, classify, control);
 - ``argv``: pure rendering of one boot (``BootPlan``) from the config;
-- ``machine``, ``firmware``, ``disks``, ``nics``, ``extras``, ``consoles``: one part of the command line each;
+- ``machine``, ``firmware``, ``consoles``: one part of the command line each;
+- ``devices/``: one module per device kind (install medium, disk, nic, rng, passthru, graphics, usb, sound,
+  virt_console), listed in ``devices/registry.py`` in vm-bhyve's order, which ``argv`` walks;
 - ``slots``: PCI addresses on q35's root bus; ``options``: QEMU option-string quoting;
 - ``accel``: KVM only where it is real hardware virtualisation, else TCG;
 - ``qmp``: a small synchronous QMP client; ``events``: the run-long QMP watcher that tells a reboot from

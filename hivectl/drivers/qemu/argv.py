@@ -12,7 +12,9 @@ from pathlib import Path
 from hivectl import validate
 from hivectl.drivers.base import BootPlan, BootRequest
 from hivectl.drivers.qemu import accel as accel_mod
-from hivectl.drivers.qemu import consoles, disks, extras, machine, nics
+from hivectl.drivers.qemu import consoles, machine
+from hivectl.drivers.qemu.devices import registry
+from hivectl.drivers.qemu.devices.base import DeviceContext
 from hivectl.drivers.qemu.firmware import CopyOnce, Firmware, firmware_for
 from hivectl.drivers.qemu.options import join
 from hivectl.drivers.qemu.slots import PciDevice, place
@@ -65,17 +67,8 @@ def _slot_setting(config: GuestConfig, key: str) -> int:
 def pci_devices(request: BootRequest, sockets: consoles.Sockets, problems: list[ConfigError]) -> list[PciDevice]:
     """Every PCI device of this boot, placed on the root bus."""
     config = request.config
-    devices: list[PciDevice] = []
-    if request.install_media is not None and request.first_boot:
-        devices.append(disks.install_device(request.install_media, config.get("install_slot")))
-    devices += disks.disk_devices(request.ref, config, problems)
-    devices += nics.nic_devices(config, request.ports, problems)
-    devices += extras.rng_device(config)
-    devices += extras.passthru_devices(config, problems)
-    devices += extras.graphics_device(config)
-    devices += extras.usb_devices(config)
-    devices += extras.sound_devices(config)
-    devices += extras.virt_console_devices(config, sockets, problems)
+    ctx = DeviceContext(request, sockets, problems)
+    devices: list[PciDevice] = [d for kind in registry.KINDS for d in kind.devices(ctx)]
     try:
         first = _slot_setting(config, "start_slot")
         _slot_setting(config, "install_slot")
@@ -83,7 +76,8 @@ def pci_devices(request: BootRequest, sockets: consoles.Sockets, problems: list[
         problems.append(error)
         return devices
     problems += place(devices, first, config.path)
-    disks.name_nvme_serials(devices)
+    for kind in registry.KINDS:
+        kind.placed(devices)
     return devices
 
 

@@ -24,7 +24,8 @@ from pathlib import Path
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, unsupported_keys
 from hivectl.drivers.qemu import accel as accel_mod
 from hivectl.drivers.qemu import argv as argv_mod
-from hivectl.drivers.qemu import consoles, disks, qmp
+from hivectl.drivers.qemu import consoles, qmp
+from hivectl.drivers.qemu.devices import disk as disks
 from hivectl.drivers.qemu.events import EventWatch, outcome_for
 from hivectl.drivers.qemu.firmware import OVMF_CODE, OVMF_VARS, firmware_for
 from hivectl.errors import ConfigError
@@ -92,7 +93,7 @@ class QemuDriver(Driver):
         problems: list[str] = []
         for disk in config.disks:
             try:
-                if disk.type == "virtio-9p":
+                if disks.is_share(disk):
                     _, directory = disks.share_of(disk, config.path)
                     if not directory.is_dir():
                         problems.append(f"{config.path}: {disk.key}_name={disk.name}: {directory} is not a directory")

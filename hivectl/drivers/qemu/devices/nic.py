@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 
 from hivectl import validate
+from hivectl.drivers.qemu.devices.base import DeviceContext, QemuDeviceKind
 from hivectl.drivers.qemu.options import Props, join
 from hivectl.drivers.qemu.slots import PciDevice
 from hivectl.errors import ConfigError
@@ -64,3 +65,13 @@ def _nic(config: GuestConfig, nic: Nic, port: Port) -> PciDevice:
         props.append(("host_mtu", str(mtu)))
     props.append(("romfile", ""))
     return PciDevice(nic.key, model, props, nic.slot, f"{nic.key}_slot", before=["-netdev", backend])
+
+
+class Nics(QemuDeviceKind):
+    name = "nic"
+
+    def devices(self, ctx: DeviceContext) -> list[PciDevice]:
+        return nic_devices(ctx.request.config, ctx.request.ports, ctx.problems)
+
+
+KIND = Nics()

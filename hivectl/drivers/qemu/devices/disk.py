@@ -24,6 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl import validate
+from hivectl.drivers.qemu.devices.base import DeviceContext, QemuDeviceKind
 from hivectl.drivers.qemu.options import Props, join, props_text
 from hivectl.drivers.qemu.slots import PciDevice
 from hivectl.errors import ConfigError
@@ -32,6 +33,7 @@ from hivectl.safety import disks as shared
 from hivectl.store import GuestRef
 
 QCOW2_MAGIC = b"QFI\xfb"
+AHCI_TYPES = ("ahci-hd", "ahci-cd")
 AHCI_PORTS = 6  # an ich9-ahci controller has six ports
 INSTALL_BOOTINDEX = 1
 FIRST_DISK_BOOTINDEX = 2
@@ -146,6 +148,11 @@ def disk_path(ref: GuestRef, disk: Disk, source: Path) -> Path:
     return Path(ref.layout.disk_path(disk.dev, disk.name))
 
 
+def is_share(disk: Disk) -> bool:
+    """A virtio-9p share: a host directory, not a disk image."""
+    return disk.type == "virtio-9p"
+
+
 def share_of(disk: Disk, source: Path) -> tuple[str, Path]:
     """A 9p disk's ``sharename=/host/dir``."""
     tag, sep, directory = disk.name.partition("=")
@@ -226,7 +233,7 @@ def disk_devices(ref: GuestRef, config: GuestConfig, problems: list[ConfigError]
     ahci_used = 0
     for disk, opts in parsed:
         try:
-            if disk.type in ("ahci-hd", "ahci-cd"):
+            if disk.type in AHCI_TYPES:
                 if ahci is None or ahci_used >= limit:
                     ahci_id, ahci_used = f"ahci{disk.index}", 0
                     ahci = PciDevice(disk.key, "ich9-ahci", [("id", ahci_id)], disk.slot, f"{disk.key}_slot")
@@ -264,7 +271,7 @@ def _ahci_port(ref: GuestRef, disk: Disk, opts: DiskOptions, source: Path, bus: 
 def _single(ref: GuestRef, disk: Disk, opts: DiskOptions, source: Path, order: _BootOrder) -> PciDevice:
     ident = f"disk{disk.index}"
     pin = (disk.slot, f"{disk.key}_slot")
-    if disk.type == "virtio-9p":
+    if is_share(disk):
         tag, directory = share_of(disk, source)
         fsdev: Props = [("id", f"fsdev{disk.index}"), ("path", str(directory)), ("security_model", "passthrough")]
         if opts.readonly:
@@ -293,15 +300,14 @@ def name_nvme_serials(devices: list[PciDevice]) -> None:
             device.props.insert(1, ("serial", f"NVME-{device.slot}-{device.function}"))
 
 
-def install_device(media: Path, install_slot: str) -> PciDevice:
-    """The install ISO (or image) on its own AHCI controller at ``install_slot``, first in the boot order.
+class Disks(QemuDeviceKind):
+    name = "disk"
 
-    vm-bhyve attaches ``*.iso`` as ahci-cd and any other file as a read-only ahci-hd; so does this.
-    """
-    cdrom = media.suffix.lower() == ".iso"
-    fmt = "qcow2" if media.name.endswith(".qcow2") else "raw"  # by name, as for disks (see ``file_format``)
-    drive = drive_args("install0", media, fmt, DiskOptions(readonly=True), cdrom=cdrom)
-    device = join("ide-cd" if cdrom else "ide-hd", [("bus", "ahci-install.0"), ("drive", "install0"),
-                                                    ("bootindex", str(INSTALL_BOOTINDEX))])
-    return PciDevice("install media", "ich9-ahci", [("id", "ahci-install")], install_slot, "install_slot",
-                     after=[*drive, "-device", device])
+    def devices(self, ctx: DeviceContext) -> list[PciDevice]:
+        return disk_devices(ctx.request.ref, ctx.request.config, ctx.problems)
+
+    def placed(self, devices: list[PciDevice]) -> None:
+        name_nvme_serials(devices)
+
+
+KIND = Disks()
