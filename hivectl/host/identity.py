@@ -98,14 +98,18 @@ def _freebsd(pid: int, env: Mapping[str, str] | None = None) -> ProcessIdentity 
     from hivectl.host import process
 
     try:
-        out = process.capture(["ps", "-ww", "-o", "lstart=,command=", "-p", str(pid)], env=env)
+        out = process.capture(["ps", "-ww", "-o", "lstart=,state=,command=", "-p", str(pid)], env=env)
     except OSError:
         return None
     line = out.strip()
-    # lstart is a fixed 24-character date (``Thu Dec  3 06:16:03 2026``), then the command or title.
+    # lstart is a fixed 24-character date (``Thu Dec  3 06:16:03 2026``), then the state, then the command
+    # or title; a zombie (state Z) has exited and is nothing to trust or signal.
     if len(line) < 25:
         return None
-    stamp, command = line[:24], line[24:].strip()
+    stamp, rest = line[:24], line[24:].split(None, 1)
+    if not rest or rest[0].startswith("Z"):
+        return None
+    command = rest[1] if len(rest) > 1 else ""
     try:
         started = time.mktime(time.strptime(stamp, "%a %b %d %H:%M:%S %Y"))
     except ValueError:
@@ -150,7 +154,7 @@ def processes() -> Iterator[ProcessIdentity]:
     from hivectl.host import process
 
     try:
-        out = process.capture(["ps", "-ax", "-ww", "-o", "pid=,lstart=,command="])
+        out = process.capture(["ps", "-ax", "-ww", "-o", "pid=,lstart=,state=,command="])
     except OSError:
         return
     for line in out.splitlines():
@@ -162,7 +166,9 @@ def processes() -> Iterator[ProcessIdentity]:
             started = time.mktime(time.strptime(rest[:24], "%a %b %d %H:%M:%S %Y"))
         except ValueError:
             continue
-        yield ProcessIdentity(int(pid_text), rest[:24], started, tuple(rest[24:].split()))
+        tail = rest[24:].split(None, 1)
+        if tail and not tail[0].startswith("Z"):
+            yield ProcessIdentity(int(pid_text), rest[:24], started, tuple(tail[1].split()) if len(tail) > 1 else ())
 
 
 TOKEN_ENV = "HIVECTL_RUN_TOKEN"  # noqa: S105 (a variable name, not a secret)
