@@ -14,8 +14,12 @@ The stream is a POSIX (pax) tar, compressed in-process (gzip by default; xz, zst
    content digest of every disk (``sparse.ContentDigest``), SHA-256 of the ZFS stream.
 
 A file target also gets ``FILE.sha256`` (``sha256sum -c`` format) for the compressed bytes. ``restore``
-verifies all of it, builds the guest in a temporary place and moves it into the datastore only when
-everything matched; a failure leaves nothing behind. ``--keep N`` prunes older backups of the guest in
+first validates every archive it will read, to its end, without writing anything
+(``hivectl.storage.archive_check``: names, types, sizes, sparse maps, digests, the header's guest name);
+only then does it build the guest, in a hidden staging directory ``.hivectl-staging-NAME-XXXX`` of the
+datastore that one rename publishes (a staging directory a killed restore left is removed by the next
+restore of that name). Symbolic links in a guest directory are not backed up (restore refuses them).
+``--keep N`` prunes older backups of the guest in
 the target directory, never one that a kept incremental backup still needs.
 """
 
@@ -45,17 +49,24 @@ from hivectl.model.layout import GuestLayout, config_name, is_runtime_file
 from hivectl.plan import Call, Plan, Run
 from hivectl.rcfile import atomic_write_bytes
 from hivectl.storage import compression, sparse, zfs
+from hivectl.storage.archive_check import (
+    DIGESTS,
+    FILE_RE,
+    MANIFEST,
+    MAX_JSON,
+    SNAP_PREFIX,
+    ZFS_MEMBER_RE,
+    ArchiveRefused,
+    Checked,
+    check_archive,
+)
 from hivectl.storage.guards import require_stopped
 from hivectl.store import Datastore, GuestRef, Store
 
 FORMAT = "hivectl-backup"
 VERSION = 1
-MANIFEST = "hivectl-backup.json"
-DIGESTS = "hivectl-digests.json"
-SNAP_PREFIX = "hivectl-backup-"
 EXTENSIONS = {"gz": ".gz", "xz": ".xz", "zst": ".zst", "bz2": ".bz2", "none": ""}
-FILE_RE = re.compile(r"(?P<guest>[A-Za-z0-9][A-Za-z0-9._-]{0,62})\.(?P<stamp>[0-9]{8}T[0-9]{6}\.[0-9]{6}Z)"
-                     r"\.backup\.tar(\.gz|\.xz|\.zst|\.bz2)?")
+STAGING_PREFIX = ".hivectl-staging-"  # the hidden name a guest is built under before one rename publishes it
 ZFS_CHUNK = 16 << 20
 COPY = 1 << 20
 
@@ -317,9 +328,9 @@ def _add_directory(tar: tarfile.TarFile, ref: GuestRef, config: GuestConfig, dig
                 tar.addfile(info)
                 walk(Path(entry.path), f"{name}/")
             elif stat.S_ISLNK(st.st_mode):
-                info = tarfile.TarInfo(f"files/{name}")
-                info.type, info.linkname = tarfile.SYMTYPE, os.readlink(entry.path)
-                tar.addfile(info)
+                # restore refuses symlinks (one could point a run-time file at a disk or a host file), so
+                # a backup never stores one: it is reported, like other things it does not store
+                written.skipped.append(f"symbolic link {name}")
             elif stat.S_ISREG(st.st_mode):
                 info = tarfile.TarInfo(f"files/{name}")
                 info.size, info.mode, info.mtime = st.st_size, stat.S_IMODE(st.st_mode), int(st.st_mtime)
@@ -493,20 +504,13 @@ def _incremental_base(store: Store, dataset: str, previous: list[BackupFile],
 
 
 # -- restoring ----------------------------------------------------------------------------------------
-def _safe_member(name: str) -> str:
-    parts = name.split("/")
-    if name.startswith("/") or ".." in parts or "" in parts or parts[0] not in ("files", "disks", "zfs"):
-        raise HivectlError(f"backup member {name!r} has an unsafe path; refusing to restore")
-    return "/".join(parts[1:])
-
-
 def _write_sparse_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: Path) -> str:
     """Write a disk member at its offsets (zero blocks stay holes) and return its content digest."""
     # Read realsize from the pax record itself: tarfile lets a pax "size" record (written for members
     # holding more than 8 GiB of data) override it in ``member.size``.
     size = int(member.pax_headers.get("GNU.sparse.realsize", member.size))
     digest = sparse.ContentDigest(size)
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL, member.mode & 0o777 or 0o600)
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, member.mode & 0o777 or 0o600)
     try:
         extents: list[tuple[int, int]] = list(cast(Any, member.sparse)) if member.sparse is not None else [(0, size)]
         source = tar.fileobj if member.sparse is not None else tar.extractfile(member)
@@ -533,38 +537,41 @@ def _write_sparse_member(tar: tarfile.TarFile, member: tarfile.TarInfo, target: 
     return digest.hexdigest()
 
 
-def _restore_directory(tar: tarfile.TarFile, header: dict[str, Any], work: Path) -> dict[str, Any]:
-    """Extract files and disks into ``work``; returns what was computed, to compare with the digests."""
+def _restore_directory(tar: tarfile.TarFile, checked: Checked, work: Path, source: str) -> dict[str, Any]:
+    """Extract the validated members into ``work``; returns what was computed, to compare with the digests.
+
+    Each member must be the next one ``check_archive`` accepted (same name and kind): a file changed
+    between the two passes is refused, not trusted.
+    """
     seen: dict[str, Any] = {}
+    entries = iter(checked.entries)
     while (member := tar.next()) is not None:
         if member.name == DIGESTS:
             handle = tar.extractfile(member)
             assert handle is not None
-            return {"digests": json.loads(handle.read()), "seen": seen}
-        rel = _safe_member(member.name)
-        path = work / rel
-        if member.name.startswith("disks/") or member.sparse is not None:
+            return {"digests": json.loads(handle.read(MAX_JSON + 1)), "seen": seen}
+        entry = next(entries, None)
+        kind = "dir" if member.isdir() else "disk" if member.name.startswith("disks/") else "file"
+        if entry is None or entry.name != member.name or entry.kind != kind or not (member.isreg() or member.isdir()):
+            raise HivectlError(f"{source}: {member.name}: changed while it was being restored; nothing was restored")
+        path = work / entry.target
+        if member.sparse is not None:
             digest = _write_sparse_member(tar, member, path)
             seen[member.name] = {"size": path.stat().st_size, "content_sha256": digest}
         elif member.isdir():
-            path.mkdir(mode=member.mode & 0o777 or 0o755)
-        elif member.issym():
-            if member.linkname.startswith("/") or ".." in member.linkname.split("/"):
-                raise HivectlError(f"backup member {member.name} links outside the guest; refusing to restore")
-            os.symlink(member.linkname, path)
-        elif member.isreg():
+            path.mkdir(mode=member.mode & 0o755 or 0o755)
+        else:
             handle = tar.extractfile(member)
             assert handle is not None
             hasher = hashlib.sha256()
-            with open(path, "xb") as out:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, member.mode & 0o777 or 0o600)
+            with os.fdopen(fd, "wb") as out:
                 while data := handle.read(COPY):
                     hasher.update(data)
                     out.write(data)
-            os.chmod(path, member.mode & 0o777)
+                os.fchmod(out.fileno(), member.mode & 0o777)
             seen[member.name] = {"size": member.size, "sha256": hasher.hexdigest()}
-        else:
-            raise HivectlError(f"backup member {member.name} is not a file, directory or symlink")
-    raise HivectlError(f"the backup ends before {DIGESTS}: it is truncated")
+    raise HivectlError(f"{source}: the backup ends before {DIGESTS}: it is truncated")
 
 
 def _check_digests(result: dict[str, Any], source: str) -> None:
@@ -593,8 +600,7 @@ def _receive(tar: tarfile.TarFile, target_dataset: str) -> dict[str, Any]:
                 assert handle is not None
                 digests = json.loads(handle.read())
                 break
-            _safe_member(member.name)
-            if not member.name.startswith("zfs/stream."):
+            if not ZFS_MEMBER_RE.fullmatch(member.name) or not member.isreg():
                 raise HivectlError(f"unexpected member {member.name} in a ZFS backup")
             handle = tar.extractfile(member)
             assert handle is not None
@@ -616,78 +622,135 @@ class RestoreResult:
     files: list[Path]
 
 
-def _open_verified(path: Path) -> tuple[IO[bytes], _HashingReader, str | None]:
-    sums = path.with_name(path.name + ".sha256") if str(path) != "-" else None
-    expected = None
-    if sums is not None and sums.exists():
-        words = sums.read_text(errors="replace").split()
-        if not words or not re.fullmatch(r"[0-9a-fA-F]{64}", words[0]):
-            raise HivectlError(f"{sums}: not a SHA-256 line ('DIGEST  NAME'); remove it to restore without it")
-        expected = words[0].lower()
-    raw: IO[bytes] = sys.stdin.buffer if str(path) == "-" else open(path, "rb")  # noqa: SIM115
-    return raw, _HashingReader(raw), expected
+def _expected_sha256(path: Path) -> str | None:
+    sums = path.with_name(path.name + ".sha256")
+    if not sums.exists():
+        return None
+    words = sums.read_text(errors="replace").split()
+    if not words or not re.fullmatch(r"[0-9a-fA-F]{64}", words[0]):
+        raise HivectlError(f"{sums}: not a SHA-256 line ('DIGEST  NAME'); remove it to restore without it")
+    return words[0].lower()
 
 
-def restore(store: Store, source: Path, datastore: str | None = None, name: str | None = None) -> RestoreResult:
-    """Recreate a guest from a backup file (or ``-``); nothing is left behind when any check fails."""
-    header = read_header(source) if str(source) != "-" else None
-    if header is None:
-        chain = [source]
-    elif header.get("kind") == "zfs" and (header.get("zfs") or {}).get("parent"):
-        backups = existing_backups(source.parent, str(header["guest"]))
+def _free_bytes(directory: Path) -> int:
+    st = os.statvfs(directory)
+    return st.f_bavail * st.f_frsize
+
+
+def _check(path: Path, shown: str, free: int | None) -> Checked:
+    with open(path, "rb") as raw:
+        return check_archive(path, raw, _expected_sha256(path) if shown == str(path) else None, free, shown)
+
+
+def check_chain(store: Store, source: Path, target: Datastore,
+                spool: Path | None = None) -> tuple[list[Path], list[Checked]]:
+    """Validate every archive ``restore`` would read (the file and the backups it is incremental to).
+
+    Nothing is extracted or created: ``hivectl.storage.archive_check`` reads each archive to its end.
+    ``spool`` is where standard input was saved (``source`` is then ``-``).
+    """
+    free = _free_bytes(target.path) if target.path.is_dir() else None
+    first = _check(spool or source, str(source), free)
+    chain = [spool or source]
+    parent = (first.header.get("zfs") or {}).get("parent") if first.kind == "zfs" else None
+    if parent and spool is None:
+        backups = existing_backups(source.parent, first.guest)
         by_name = {b.path.name: b for b in backups}
         me = by_name.get(source.name)
         if me is None:
             raise NotFound(f"{source}: its name does not follow NAME.STAMP.backup.tar[.EXT]; cannot find its chain")
         chain = [b.path for b in _chain(me, by_name)]
-    else:
-        chain = [source]
+    elif parent:
+        raise UsageError("an incremental ZFS backup cannot be restored from standard input (its chain is "
+                         "found next to the file); restore the file")
+    checked = [first if path == chain[-1] else _check(path, str(path), free) for path in chain]
+    for path, one in zip(chain, checked, strict=True):
+        if one.guest != first.guest or one.kind != first.kind:
+            raise ArchiveRefused(str(path), MANIFEST, f"a backup of {one.guest} ({one.kind}) in the chain of "
+                                                      f"{first.guest} ({first.kind})")
+    total = sum(one.data_bytes for one in checked)
+    if free is not None and total > free:
+        raise ArchiveRefused(str(source), "(the chain)", f"needs {total} bytes, the datastore has {free} free")
+    return chain, checked
+
+
+def _spool(raw: IO[bytes], directory: Path) -> Path:
+    """Standard input saved to a hidden file of the datastore, so that it can be checked, then restored."""
+    fd, name = tempfile.mkstemp(prefix=".hivectl-restore-spool-", dir=directory)
+    with os.fdopen(fd, "wb") as out:
+        while data := raw.read(COPY):
+            out.write(data)
+    return Path(name)
+
+
+def restore(store: Store, source: Path, datastore: str | None = None, name: str | None = None) -> RestoreResult:
+    """Recreate a guest from a backup file (or ``-``); nothing is created unless the whole archive checks out.
+
+    Every archive of the chain is validated first (``check_chain``); the guest is then built in a hidden
+    staging directory (``STAGING_PREFIX``) and published with one rename. The header's guest name is the
+    guest restored unless ``name`` is given: then the guest's ``OLD.conf`` becomes ``NAME.conf``.
+    """
     store_ = store.datastore(datastore or "default")
     if not store_.holds_guests:
         raise UsageError(f"datastore {store_.name} is an {store_.kind} store; guests cannot live there")
+    spool = _spool(sys.stdin.buffer, store_.path) if str(source) == "-" else None
+    try:
+        chain, checked = check_chain(store, source, store_, spool)
+        guest = validate.name(None, "NAME", name or checked[0].guest, "guest name")
+        store.require_free(guest, "; restore under another NAME or destroy it first")
+        ref = GuestRef(guest, store_)
+        if checked[0].kind == "zfs" and ref.dataset is None:
+            raise UsageError(f"{source} holds a ZFS guest; restore it into a ZFS datastore (-d)")
+        if checked[0].kind != "zfs" and ref.dataset is not None:
+            raise UsageError(f"{source} holds a guest of a directory datastore; restore it into one (-d)")
+        _extract_chain(store, store_, ref, chain, checked, str(source))
+    finally:
+        if spool is not None:
+            spool.unlink(missing_ok=True)
+    from hivectl.storage.cloudinit import ensure_seed
+
+    action = ensure_seed(ref)  # seed.iso is not stored (it is rebuilt from .cloud-init)
+    if action is not None:
+        action.apply(store.host)
+    return RestoreResult(ref, [source] if spool is not None else chain)
+
+
+def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[Path], checked: list[Checked],
+                   shown: str) -> None:
+    """Second pass: build the guest from archives already validated (each is compared as it is read again)."""
     created: list[str] = []
     work_dirs: list[Path] = []
-    original = ""
-    guest: str | None = name
-    ref: GuestRef | None = None
+    original = checked[0].guest
     try:
-        for index, path in enumerate(chain):
-            raw, hashing, expected = _open_verified(path)
+        for index, (path, expected) in enumerate(zip(chain, checked, strict=True)):
+            display = shown if index == len(chain) - 1 else str(path)
+            raw = open(path, "rb")  # noqa: SIM115 - closed below
+            hashing = _HashingReader(raw)
             try:
                 tar, _stream = _open_tar(hashing)  # type: ignore[arg-type]
                 member = tar.next()
                 if member is None or member.name != MANIFEST:
-                    raise HivectlError(f"{path}: not a hivectl backup")
+                    raise HivectlError(f"{display}: changed while it was being restored")
                 handle = tar.extractfile(member)
                 assert handle is not None
-                this = json.loads(handle.read())
-                if this.get("format") != FORMAT:
-                    raise HivectlError(f"{path}: not a hivectl backup")
-                if index == 0:
-                    guest = validate.name(None, "NAME", name or str(this["guest"]), "guest name")
-                    store.require_free(guest, "; restore under another NAME or destroy it first")
-                    ref = GuestRef(guest, store_)
-                assert ref is not None and guest is not None
-                if this.get("kind") == "zfs":
-                    if ref.dataset is None:
-                        raise UsageError(f"{path} holds a ZFS guest; restore it into a ZFS datastore (-d)")
+                if json.loads(handle.read()) != expected.header:
+                    raise HivectlError(f"{display}: changed while it was being restored")
+                if expected.kind == "zfs":
+                    assert ref.dataset is not None
                     if index == 0:
                         created.append(ref.dataset)
                     _receive(tar, ref.dataset)
                 else:
-                    if ref.dataset is not None:
-                        raise UsageError(f"{path} holds a guest of a directory datastore; restore it into one (-d)")
-                    work_dirs.append(_restore_into_directory(tar, this, store_, guest, str(path)))
+                    work_dirs.append(_restore_into_directory(tar, expected, store_, ref.name, display))
                 _drain(hashing)
             finally:
-                if raw is not sys.stdin.buffer:
-                    raw.close()
-            if expected is not None and hashing.hash.hexdigest() != expected:
-                raise HivectlError(f"{path}: SHA-256 of the file does not match {path.name}.sha256; it is damaged")
-            original = str(this["guest"])
-        if ref is not None and ref.dataset is not None:
+                raw.close()
+            sha = _expected_sha256(path) if display == str(path) else None
+            if sha is not None and hashing.hash.hexdigest() != sha:
+                raise HivectlError(f"{display}: changed while it was being restored (SHA-256 differs)")
+        if ref.dataset is not None:
             # only after the whole chain: a received dataset changed between two receives refuses the next
-            if guest != original:
+            if ref.name != original:
                 old = ref.directory / config_name(original)
                 if old.exists():
                     os.replace(old, ref.conf_path)
@@ -702,7 +765,8 @@ def restore(store: Store, source: Path, datastore: str | None = None, name: str 
                     else:
                         path.unlink(missing_ok=True)
         for work in list(work_dirs):
-            assert ref is not None
+            if os.path.lexists(ref.directory):
+                raise Conflict(f"{ref.directory} appeared while the backup was restored; nothing was replaced")
             os.rename(work, ref.directory)
             work_dirs.remove(work)
     except BaseException:
@@ -711,13 +775,6 @@ def restore(store: Store, source: Path, datastore: str | None = None, name: str 
         for work in work_dirs:
             shutil.rmtree(work, ignore_errors=True)
         raise
-    assert ref is not None
-    from hivectl.storage.cloudinit import ensure_seed
-
-    action = ensure_seed(ref)  # seed.iso is not stored (it is rebuilt from .cloud-init)
-    if action is not None:
-        action.apply(store.host)
-    return RestoreResult(ref, chain)
 
 
 def _drain(stream: _HashingReader) -> None:
@@ -725,24 +782,42 @@ def _drain(stream: _HashingReader) -> None:
         pass
 
 
-def _restore_into_directory(tar: tarfile.TarFile, header: dict[str, Any], store_: Datastore, guest: str,
+def _restore_into_directory(tar: tarfile.TarFile, checked: Checked, store_: Datastore, guest: str,
                             source: str) -> Path:
-    """Extract and verify into a hidden directory of the datastore; the caller renames it into place."""
+    """Extract into a hidden staging directory of the datastore; the caller renames it into place.
+
+    A staging directory left by an earlier restore of ``guest`` that was killed is removed first.
+    """
     final = store_.path / guest
-    if final.exists():
+    if os.path.lexists(final):
         raise Conflict(f"{final} already exists")
-    work = Path(tempfile.mkdtemp(prefix=f".{guest}.restore.", dir=store_.path))
+    remove_leftover_staging(store_.path, guest)
+    work = Path(tempfile.mkdtemp(prefix=staging_prefix(guest), dir=store_.path))
     try:
-        result = _restore_directory(tar, header, work)
+        result = _restore_directory(tar, checked, work, source)
         _check_digests(result, source)
-        old_conf = work / config_name(header["guest"])
+        original = checked.guest
+        old_conf = work / config_name(original)
         staged = GuestLayout(work, guest)
-        if header["guest"] != guest and old_conf.exists():
+        if original != guest and old_conf.exists():
             os.replace(old_conf, staged.config)
         if not staged.config.is_file():
-            raise HivectlError(f"{source}: the backup holds no {header['guest']}.conf")
+            raise HivectlError(f"{source}: the backup holds no {original}.conf")
         os.chmod(work, 0o755)  # noqa: S103 - a guest directory, as 'create' makes it
         return work
     except BaseException:
         shutil.rmtree(work, ignore_errors=True)
         raise
+
+
+def staging_prefix(guest: str) -> str:
+    """``.hivectl-staging-NAME-``: hidden (``Store.iter_guests`` skips dot names), and names its guest."""
+    return f"{STAGING_PREFIX}{guest}-"
+
+
+def remove_leftover_staging(directory: Path, guest: str) -> None:
+    """Remove staging directories of ``guest`` that a killed restore left (never following a symlink)."""
+    prefix = staging_prefix(guest)
+    for entry in os.scandir(directory):
+        if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
+            shutil.rmtree(entry.path, ignore_errors=True)
