@@ -46,8 +46,10 @@ from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
 from hivectl.host import streams as pipes
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import GuestLayout, config_name, is_runtime_file
+from hivectl.model.staging import staging_name
 from hivectl.plan import Call, Plan, Run
 from hivectl.rcfile import atomic_write_bytes
+from hivectl.staging import Collect, MakeStaging, Publish
 from hivectl.storage import compression, sparse, zfs
 from hivectl.storage.archive_check import (
     DIGESTS,
@@ -66,7 +68,6 @@ from hivectl.store import Datastore, GuestRef, Store
 FORMAT = "hivectl-backup"
 VERSION = 1
 EXTENSIONS = {"gz": ".gz", "xz": ".xz", "zst": ".zst", "bz2": ".bz2", "none": ""}
-STAGING_PREFIX = ".hivectl-staging-"  # the hidden name a guest is built under before one rename publishes it
 ZFS_CHUNK = 16 << 20
 COPY = 1 << 20
 
@@ -687,7 +688,7 @@ def restore(store: Store, source: Path, datastore: str | None = None, name: str 
     """Recreate a guest from a backup file (or ``-``); nothing is created unless the whole archive checks out.
 
     Every archive of the chain is validated first (``check_chain``); the guest is then built in a hidden
-    staging directory (``STAGING_PREFIX``) and published with one rename. The header's guest name is the
+    staging directory (``hivectl/model/staging.py``) and published with one rename. The header's guest name is the
     guest restored unless ``name`` is given: then the guest's ``OLD.conf`` becomes ``NAME.conf``.
     """
     store_ = store.datastore(datastore or "default")
@@ -719,7 +720,7 @@ def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[P
                    shown: str) -> None:
     """Second pass: build the guest from archives already validated (each is compared as it is read again)."""
     created: list[str] = []
-    work_dirs: list[Path] = []
+    work_dirs: list[MakeStaging] = []
     original = checked[0].guest
     try:
         for index, (path, expected) in enumerate(zip(chain, checked, strict=True)):
@@ -741,7 +742,7 @@ def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[P
                         created.append(ref.dataset)
                     _receive(tar, ref.dataset)
                 else:
-                    work_dirs.append(_restore_into_directory(tar, expected, store_, ref.name, display))
+                    work_dirs.append(_restore_into_directory(tar, expected, store, store_, ref.name, display))
                 _drain(hashing)
             finally:
                 raw.close()
@@ -765,15 +766,13 @@ def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[P
                     else:
                         path.unlink(missing_ok=True)
         for work in list(work_dirs):
-            if os.path.lexists(ref.directory):
-                raise Conflict(f"{ref.directory} appeared while the backup was restored; nothing was replaced")
-            os.rename(work, ref.directory)
+            Publish(work, work.directory, ref.directory).apply(store.host)  # one rename(2), never replacing
             work_dirs.remove(work)
     except BaseException:
         for dataset in created:
             store.host.run(["zfs", "destroy", "-r", dataset], check=False)
         for work in work_dirs:
-            shutil.rmtree(work, ignore_errors=True)
+            work.undo(store.host)
         raise
 
 
@@ -782,17 +781,21 @@ def _drain(stream: _HashingReader) -> None:
         pass
 
 
-def _restore_into_directory(tar: tarfile.TarFile, checked: Checked, store_: Datastore, guest: str,
-                            source: str) -> Path:
-    """Extract into a hidden staging directory of the datastore; the caller renames it into place.
+def _restore_into_directory(tar: tarfile.TarFile, checked: Checked, store: Store, store_: Datastore, guest: str,
+                            source: str) -> MakeStaging:
+    """Extract into a hidden, locked staging directory of the datastore; the caller renames it into place.
 
-    A staging directory left by an earlier restore of ``guest`` that was killed is removed first.
+    The names and the lock are ``hivectl/staging.py``'s (as for create and clone): a staging or tombstone
+    entry of ``guest`` that a killed command left is collected first, one in use by a live command is not.
     """
     final = store_.path / guest
     if os.path.lexists(final):
         raise Conflict(f"{final} already exists")
-    remove_leftover_staging(store_.path, guest)
-    work = Path(tempfile.mkdtemp(prefix=staging_prefix(guest), dir=store_.path))
+    for leftover in store.leftovers(guest):
+        Collect(leftover.path, leftover.dataset).apply(store.host)
+    staging = MakeStaging(store_.path / staging_name(guest))
+    staging.apply(store.host)
+    work = staging.directory
     try:
         result = _restore_directory(tar, checked, work, source)
         _check_digests(result, source)
@@ -804,20 +807,7 @@ def _restore_into_directory(tar: tarfile.TarFile, checked: Checked, store_: Data
         if not staged.config.is_file():
             raise HivectlError(f"{source}: the backup holds no {original}.conf")
         os.chmod(work, 0o755)  # noqa: S103 - a guest directory, as 'create' makes it
-        return work
+        return staging
     except BaseException:
-        shutil.rmtree(work, ignore_errors=True)
+        staging.undo(store.host)
         raise
-
-
-def staging_prefix(guest: str) -> str:
-    """``.hivectl-staging-NAME-``: hidden (``Store.iter_guests`` skips dot names), and names its guest."""
-    return f"{STAGING_PREFIX}{guest}-"
-
-
-def remove_leftover_staging(directory: Path, guest: str) -> None:
-    """Remove staging directories of ``guest`` that a killed restore left (never following a symlink)."""
-    prefix = staging_prefix(guest)
-    for entry in os.scandir(directory):
-        if entry.name.startswith(prefix) and entry.is_dir(follow_symlinks=False):
-            shutil.rmtree(entry.path, ignore_errors=True)

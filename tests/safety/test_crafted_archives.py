@@ -303,7 +303,7 @@ def test_a_truncated_archive_is_one_line(world: Path) -> None:
 def test_a_killed_restore_leaves_a_hidden_staging_directory_the_next_restore_removes(world: Path,
                                                                                     vmdir: Path) -> None:
     archive = write(world / "archives" / f"{GUEST}.{STAMP}.backup.tar", Case(good_members(), "", ""))
-    leftover = vmdir / f".hivectl-staging-{GUEST}-abc123"
+    leftover = vmdir / f".hivectl-staging-{GUEST}-0badf00d"
     leftover.mkdir()
     (leftover / "disk0.img").write_bytes(b"half")
     assert GUEST not in hivectl("list").out, "a staging directory is not listed as a guest"
