@@ -50,7 +50,8 @@ SNAP_PREFIX = "hivectl-backup-"
 FILE_RE = re.compile(r"(?P<guest>[A-Za-z0-9][A-Za-z0-9._-]{0,62})\.(?P<stamp>[0-9]{8}T[0-9]{6}\.[0-9]{6}Z)"
                      r"\.backup\.tar(\.gz|\.xz|\.zst|\.bz2)?")
 SNAP_RE = re.compile(re.escape(SNAP_PREFIX) + r"[0-9]{8}T[0-9]{6}\.[0-9]{6}Z")
-ZFS_MEMBER_RE = re.compile(r"zfs/stream\.([0-9]{6})")
+ZFS_MEMBER_RE = re.compile(r"zfs/(?:(?P<rel>[A-Za-z0-9_.:-]+(?:/[A-Za-z0-9_.:-]+)*)/)?stream\.(?P<index>[0-9]{6})")
+ZFS_REL_RE = re.compile(r"[A-Za-z0-9_:-][A-Za-z0-9_.:-]*(?:/[A-Za-z0-9_:-][A-Za-z0-9_.:-]*)*")
 KINDS = ("directory", "zfs")
 MAX_MEMBERS = 100_000
 MAX_JSON = 16 << 20  # a guest config is a few KiB; the digest list of MAX_MEMBERS files fits easily
@@ -267,6 +268,11 @@ class _Reader:
             raise self.refuse(MANIFEST, f"zfs.parent={parent!r}: expected a backup file of {header['guest']}")
         if (base is None) != (parent is None):
             raise self.refuse(MANIFEST, "zfs.base and zfs.parent must be both set or both null")
+        rels = zfs.get("datasets", [""])  # absent in backups made with 'zfs send -R' (one stream)
+        if (not isinstance(rels, list) or not rels or rels[0] != "" or len(set(map(str, rels))) != len(rels)
+                or not all(isinstance(r, str) and (r == "" or ZFS_REL_RE.fullmatch(r)) for r in rels[1:])
+                or "" in rels[1:]):
+            raise self.refuse(MANIFEST, f"zfs.datasets={rels!r}: expected \"\" then the children's relative names")
 
     # -- members --------------------------------------------------------------------------------------
     def _plain(self, member: tarfile.TarInfo) -> None:
@@ -331,8 +337,11 @@ class _Reader:
         return computed
 
     def zfs_members(self, checked: Checked) -> dict[str, Any]:
-        hasher = hashlib.sha256()
-        total = index = 0
+        """``zfs/stream.NNNNNN`` for the guest's dataset, then ``zfs/REL/stream.NNNNNN`` per child, in order."""
+        rels: list[str] = list(checked.header["zfs"].get("datasets", [""]))
+        computed: dict[str, Any] = {}
+        position, index = 0, 0
+        hasher, total = hashlib.sha256(), 0
         while (member := self.next()) is not None:
             if member.name == DIGESTS:
                 self.digests = self._digest_list(member)
@@ -340,19 +349,31 @@ class _Reader:
             self._plain(member)
             match = ZFS_MEMBER_RE.fullmatch(member.name)
             if not match or not member.isreg() or member.sparse is not None:
-                raise self.refuse(member.name, "is not a member of a ZFS backup (zfs/stream.NNNNNN files)")
-            if int(match.group(1)) != index:
-                raise self.refuse(member.name, f"out of sequence: expected zfs/stream.{index:06d}")
+                raise self.refuse(member.name, "is not a member of a ZFS backup (zfs/[DATASET/]stream.NNNNNN files)")
+            rel = match.group("rel") or ""
+            if rel != rels[position]:
+                if index == 0 or position + 1 >= len(rels) or rel != rels[position + 1]:
+                    raise self.refuse(member.name, f"out of sequence: expected the stream of "
+                                                   f"{rels[position] or 'the guest dataset'} or the next dataset's")
+                computed[f"zfs/{rels[position]}" if rels[position] else "zfs"] = {"sha256": hasher.hexdigest(),
+                                                                                   "size": total}
+                position, index, hasher, total = position + 1, 0, hashlib.sha256(), 0
+            if int(match.group("index")) != index:
+                raise self.refuse(member.name, f"out of sequence: expected stream.{index:06d}")
             handle = self._guard(partial(self.tar.extractfile, member))
             while data := self._guard(partial(handle.read, COPY)):
                 hasher.update(data)
                 total += len(data)
             index += 1
-            checked.entries.append(Entry(member.name, "zfs", "", member.size, member.size))
+            checked.data_bytes += member.size
+            checked.entries.append(Entry(member.name, "zfs", rel, member.size, member.size))
         else:
             raise self.refuse(f"after {self.last}", f"the archive ends before {DIGESTS}: it is truncated")
-        checked.data_bytes = total
-        return {"zfs": {"sha256": hasher.hexdigest(), "size": total}}
+        if index == 0 or position != len(rels) - 1:
+            missing = rels[position + 1] if index else rels[position] or "the guest dataset"
+            raise self.refuse(f"zfs/{missing}", "no stream for a dataset the header lists")
+        computed[f"zfs/{rels[position]}" if rels[position] else "zfs"] = {"sha256": hasher.hexdigest(), "size": total}
+        return computed
 
     def _digest_list(self, member: tarfile.TarInfo) -> dict[str, Any]:
         digests = self._json(member)

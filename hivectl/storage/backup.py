@@ -6,10 +6,11 @@ The stream is a POSIX (pax) tar, compressed in-process (gzip by default; xz, zst
    config text, the list of members, and for ZFS the snapshot and the backup it is incremental to;
 2. the guest: for a directory datastore every file of the guest directory, disks as GNU sparse 1.0
    members (only the data regions found with ``SEEK_DATA``/``SEEK_HOLE`` are read and stored, so an
-   empty 20 GiB disk costs nothing, and GNU tar or bsdtar can still extract it); for ZFS the
-   ``zfs send -R`` stream of a recursive snapshot, cut into ``zfs/stream.NNNNNN`` members (a tar member
-   needs its size up front, a ``zfs send`` stream has none), incremental (``-i``) to the previous
-   backup's snapshot when that backup is in the same directory;
+   empty 20 GiB disk costs nothing, and GNU tar or bsdtar can still extract it); for ZFS one
+   ``zfs send -p`` stream per dataset of a recursive snapshot (never ``-R``, which would tie a clone's
+   backup to its origin), cut into ``zfs/[CHILD/]stream.NNNNNN`` members (a tar member needs its size up
+   front, a ``zfs send`` stream has none), incremental (``-i``) to the previous backup's snapshot when
+   that backup is in the same directory;
 3. ``hivectl-digests.json`` — checksums computed while writing: SHA-256 of every small file, the
    content digest of every disk (``sparse.ContentDigest``), SHA-256 of the ZFS stream.
 
@@ -25,6 +26,7 @@ the target directory, never one that a kept incremental backup still needs.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io
 import json
@@ -57,7 +59,6 @@ from hivectl.storage.archive_check import (
     MANIFEST,
     MAX_JSON,
     SNAP_PREFIX,
-    ZFS_MEMBER_RE,
     ArchiveRefused,
     Checked,
     check_archive,
@@ -355,18 +356,36 @@ def _read_full(stream: IO[bytes], size: int) -> bytes:
     return b"".join(chunks)
 
 
-def _add_zfs(tar: tarfile.TarFile, argv: list[str], digests: dict[str, Any]) -> None:
+def _send_argv(store: Store, member: str, snap: str, base: str | None) -> list[str]:
+    """``zfs send`` of one dataset's snapshot, never ``-R``: a clone's stream must not need its origin.
+
+    ``zfs send -R`` of a clone makes a stream that ``zfs recv`` can only apply where the clone's origin
+    exists (zfs(8), *send -R*: clones are preserved), so a backup of a clone could not be restored on
+    another pool and came back as a clone on the same one. A full stream of each dataset's snapshot is
+    self-contained; ``-p`` keeps its properties. A dataset added since ``base`` is sent whole.
+    """
+    incremental = base is not None and zfs.has_snapshot(store.host, member, base)
+    return ["zfs", "send", "-p", *(["-i", f"@{base}"] if incremental else []), f"{member}@{snap}"]
+
+
+def _add_zfs_tree(tar: tarfile.TarFile, sends: list[tuple[str, list[str]]], digests: dict[str, Any]) -> None:
+    for rel, argv in sends:
+        _add_zfs(tar, argv, digests, rel)
+
+
+def _add_zfs(tar: tarfile.TarFile, argv: list[str], digests: dict[str, Any], rel: str = "") -> None:
     hasher = hashlib.sha256()
     index = total = 0
+    folder = f"zfs/{rel}/" if rel else "zfs/"
     with pipes.reading(argv) as stream:
         while chunk := _read_full(stream, ZFS_CHUNK):
-            info = tarfile.TarInfo(f"zfs/stream.{index:06d}")
+            info = tarfile.TarInfo(f"{folder}stream.{index:06d}")
             info.size, info.mode = len(chunk), 0o600
             tar.addfile(info, io.BytesIO(chunk))
             hasher.update(chunk)
             index += 1
             total += len(chunk)
-    digests["zfs"] = {"sha256": hasher.hexdigest(), "size": total, "chunks": index}
+    digests[f"zfs/{rel}" if rel else "zfs"] = {"sha256": hasher.hexdigest(), "size": total, "chunks": index}
 
 
 def write_archive(target: Path | None, compress: str, header: dict[str, Any],
@@ -452,12 +471,16 @@ def plan_backup(store: Store, req: BackupRequest) -> tuple[Plan, Written]:
         header["kind"] = "zfs"
         snap = SNAP_PREFIX + stamp
         base, parent = _incremental_base(store, dataset, previous, req)
-        header["zfs"] = {"dataset": dataset, "snapshot": snap, "base": base, "parent": parent}
+        members = zfs.datasets(store.host, dataset)
+        rels = [member[len(dataset) + 1:] for member in members[1:]]
+        header["zfs"] = {"dataset": dataset, "snapshot": snap, "base": base, "parent": parent,
+                         "datasets": ["", *rels]}
         full = f"{dataset}@{snap}"
         plan.add(Run(["zfs", "snapshot", "-r", full], undo_argv=["zfs", "destroy", "-r", full]))
-        send = ["zfs", "send", "-R", *(["-i", f"@{base}"] if base else []), full]
-        plan.add(Call(send, lambda: write_archive(target, req.compress, header,
-                                                  lambda tar, d: _add_zfs(tar, send, d), written)))
+        sends = [(rel, _send_argv(store, member, snap, base)) for rel, member in zip(["", *rels], members, strict=True)]
+        shown_send = [word for _, argv in sends for word in (*argv, ";")][:-1]
+        plan.add(Call(shown_send, lambda: write_archive(target, req.compress, header,
+                                                        lambda tar, d: _add_zfs_tree(tar, sends, d), written)))
         for old in zfs.snapshots(store.host, dataset):
             if old.name.startswith(SNAP_PREFIX):
                 plan.add(Run(["zfs", "destroy", "-r", f"{dataset}@{old.name}"]))
@@ -590,30 +613,46 @@ def _check_digests(result: dict[str, Any], source: str) -> None:
         raise HivectlError(f"{source}: members not in the digest list: {', '.join(sorted(extra))}")
 
 
-def _receive(tar: tarfile.TarFile, target_dataset: str) -> dict[str, Any]:
-    hasher = hashlib.sha256()
-    total = 0
+def _receive(tar: tarfile.TarFile, target_dataset: str, checked: Checked) -> dict[str, Any]:
+    """Feed each dataset's stream to its own ``zfs recv`` (the guest's dataset first, then its children)."""
     digests: dict[str, Any] | None = None
-    with pipes.writing(["zfs", "recv", target_dataset]) as sink:
+    computed: dict[str, Any] = {}
+    entries = iter(checked.entries)
+    current: str | None = None
+    sink: Any = None
+    hasher, total = hashlib.sha256(), 0
+    with contextlib.ExitStack() as stack:
         while (member := tar.next()) is not None:
             if member.name == DIGESTS:
                 handle = tar.extractfile(member)
                 assert handle is not None
-                digests = json.loads(handle.read())
+                digests = json.loads(handle.read(MAX_JSON + 1))
                 break
-            if not ZFS_MEMBER_RE.fullmatch(member.name) or not member.isreg():
-                raise HivectlError(f"unexpected member {member.name} in a ZFS backup")
+            entry = next(entries, None)
+            if entry is None or entry.name != member.name or not member.isreg():
+                raise HivectlError(f"{checked.archive}: {member.name}: changed while it was being restored")
+            if sink is None or entry.target != current:
+                stack.close()  # the previous dataset's zfs recv ends (and is checked) before the next starts
+                if current is not None:
+                    computed[f"zfs/{current}" if current else "zfs"] = {"sha256": hasher.hexdigest(), "size": total}
+                current, hasher, total = entry.target, hashlib.sha256(), 0
+                dataset = f"{target_dataset}/{current}" if current else target_dataset
+                sink = stack.enter_context(pipes.writing(["zfs", "recv", dataset]))
             handle = tar.extractfile(member)
             assert handle is not None
             while data := handle.read(COPY):
                 hasher.update(data)
                 total += len(data)
                 sink.write(data)
+    if current is not None:
+        computed[f"zfs/{current}" if current else "zfs"] = {"sha256": hasher.hexdigest(), "size": total}
     if digests is None:
         raise HivectlError(f"the backup ends before {DIGESTS}: it is truncated")
-    want = digests.get("zfs", {})
-    if want.get("sha256") != hasher.hexdigest() or want.get("size") != total:
-        raise HivectlError("the ZFS stream does not match its checksum; the backup is damaged")
+    for key, got in computed.items():
+        want = digests.get(key, {})
+        if want.get("sha256") != got["sha256"] or want.get("size") != got["size"]:
+            raise HivectlError(f"{checked.archive}: {key}: the ZFS stream does not match its checksum; "
+                               "the backup is damaged")
     return digests
 
 
@@ -740,7 +779,7 @@ def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[P
                     assert ref.dataset is not None
                     if index == 0:
                         created.append(ref.dataset)
-                    _receive(tar, ref.dataset)
+                    _receive(tar, ref.dataset, expected)
                 else:
                     work_dirs.append(_restore_into_directory(tar, expected, store, store_, ref.name, display))
                 _drain(hashing)

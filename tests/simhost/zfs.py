@@ -1437,6 +1437,11 @@ def cmd_send(pool: Pool, args: list[str]) -> int:
             "snapshots": [{"name": s.split("@")[1], "props": pool.ds[s]["props"],
                            **snapshot_content(pool, s)} for s in snaps],
         }
+        origin = rec.get("origin")
+        if "R" in flags and origin and origin.split("@")[0] not in members:
+            # zfs send -R preserves clones (zfs(8)): the clone travels as a stream relative to its origin,
+            # which the receiving side must already have
+            entry["origin"] = origin
         datasets.append(entry)
     stream = {"magic": STREAM_MAGIC, "version": 1, "top": base, "snapshot": snapname,
               "from": from_name, "replicate": "R" in flags, "datasets": datasets}
@@ -1547,7 +1552,12 @@ def cmd_receive(pool: Pool, args: list[str]) -> int:
         if parent is None or not pool.exists(parent):
             fail(f"cannot receive new filesystem stream: parent of '{name}' does not exist"
                  if parent else f"cannot receive: invalid name '{name}'")
+        origin = entry.get("origin")
+        if origin and (not pool.exists(origin) or pool.pool_of(origin) != pool.pool_of(name)):
+            fail(f"cannot receive new filesystem stream: local origin for clone {name} does not exist")
         _receive_dataset(pool, name, entry, False, exclude)
+        if origin:
+            pool.ds[name]["origin"] = origin  # received as a clone of the same origin, as real zfs does
     return 0
 
 

@@ -229,3 +229,31 @@ def test_zfs_errors_are_shown_whole_not_cut_to_their_last_line(zfsvm: ZfsVm) -> 
     assert "snapshot has dependent clones" in refused.err and "use '-R'" in refused.err, refused.err
     assert "zroot/vm/web2" in refused.err
     assert "zroot/vm/web@gold" in zfsvm.datasets()
+
+
+def test_backup_of_a_clone_is_self_contained_and_restores_on_another_pool(zfsvm: ZfsVm, tmp_path: Path) -> None:
+    """A clone's backup holds a full stream per dataset (no ``send -R``): it restores where its origin is not."""
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "web").status == 0
+    with open(zfsvm.host.path("/dev/zvol/zroot/vm/web/disk0"), "r+b") as disk:
+        disk.write(b"origin data")
+    assert hivectl("snapshot", "web@gold").status == 0
+    assert hivectl("clone", "web@gold", "web2").status == 0
+    clone_disk = zfsvm.host.path("/dev/zvol/zroot/vm/web2/disk0")
+    with open(clone_disk, "r+b") as disk:
+        disk.seek(1 << 20)
+        disk.write(b"clone data")
+    done = hivectl("backup", "--to", str(tmp_path / "b"), "web2")
+    assert done.status == 0, done.err
+    zfsvm.host.add_pool("tank")
+    assert zfsvm.host.run(["zfs", "create", "tank/vm"]).returncode == 0
+    assert hivectl("datastore", "add", "other", "zfs:tank/vm").status == 0
+    elsewhere = hivectl("restore", "-d", "other", done.out.strip(), "web3")
+    assert elsewhere.status == 0, elsewhere.err
+    same_pool = hivectl("restore", done.out.strip(), "web4")
+    assert same_pool.status == 0, same_pool.err
+    data = zfsvm.host.datasets()
+    for name in ("tank/vm/web3", "tank/vm/web3/disk0", "zroot/vm/web4", "zroot/vm/web4/disk0"):
+        assert not data[name].get("origin"), f"{name} was restored as a clone of {data[name].get('origin')}"
+    for disk_path in ("/dev/zvol/tank/vm/web3/disk0", "/dev/zvol/zroot/vm/web4/disk0"):
+        assert zfsvm.host.path(disk_path).read_bytes() == clone_disk.read_bytes()
+    assert (zfsvm.host.root / "tank" / "vm" / "web3" / "web3.conf").is_file() or hivectl("info", "web3").status == 0
