@@ -81,6 +81,9 @@ def _freebsd_port(host: Host, planner: FreeBSDSwitches, nic: Nic, sw: Switch | N
             setup += _stale(info.description if info else None, ifname, guest, nic.index, conf, f"{key}_name",
                             ["ifconfig", ifname, "destroy"])
             view.reserve(ifname)
+            # if_tuntap gives the new tap the lowest free unit and keeps that unit (and /dev/tapN) after the
+            # rename, so a later NIC of this plan must not be handed the same tapN.
+            view.free("tap")
             setup.append(Run(["ifconfig", "tap", "create", "name", ifname], undo_argv=["ifconfig", ifname, "destroy"]))
             backend = f"{ifname},type=tap"
         else:

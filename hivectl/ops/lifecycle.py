@@ -180,30 +180,30 @@ def plan_stop(ctx: Context, refs: list[GuestRef], timeout: float,
     one wait for all, then, for those still running, forced power-off, a shorter wait and kill."""
     driver = ctx.driver_impl()
     lines: list[list[str]] = []
-    pids: list[str] = []
+    states = {ref.name: _state(ref) for ref in refs}
+    pids = [str(states[ref.name].pid) for ref in refs if states[ref.name].pid]
     for ref in refs:
-        state = _state(ref)
+        state = states[ref.name]
         pause = (pause_before or {}).get(ref.name, 0.0)
         if pause > 0 and lines:
             lines.append(["sleep", f"{pause:g}"])
         lines.append(["touch", str(ref.layout.stopping)])
-        if state.state == "Bootloader":
+        if state.pid and state.state == "Bootloader":
             lines.append(["kill", "-TERM", str(state.pid)])  # a loader has no power button
-        else:
+        elif state.pid:
             lines.append(driver.control_argv(ref, "shutdown", state.pid))
-        pids.append(str(state.pid))
     if not refs:
         return lines
     lines.append(["pwait", "-t", f"{timeout:g}", *pids])
     for ref in refs:
-        state = _state(ref)
+        state = states[ref.name]
         if state.state == "Bootloader":
             lines.append(["kill", "-KILL", str(state.pid)])
         else:
             lines.append(driver.control_argv(ref, "poweroff", state.pid))
     lines.append(["pwait", "-t", f"{FORCE_AFTER:g}", *pids])
     for ref in refs:
-        state = _state(ref)
+        state = states[ref.name]
         lines.append(["kill", "-KILL", *[str(p) for p in (state.pid, state.supervisor) if p]])
     return lines
 

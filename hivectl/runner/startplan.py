@@ -47,10 +47,19 @@ class SetIdentity(Action):
         return ["sysrc", "-f", str(self.path), *[f"{k}={v}" for k, v in self.values.items()]]
 
     def apply(self, host: Host) -> None:
-        rc = RcFile.load(self.path)
-        for key, value in self.values.items():
-            rc.set(key, value)
-        rc.save()
+        """Under the config's edit lock (``safety/filelock.py``); a key someone set since the plan was made
+        refuses the start, because every later step was rendered with the planned value."""
+        from hivectl.safety.filelock import locked
+
+        with locked(self.path):
+            rc = RcFile.load(self.path)
+            changed = [k for k in self.values if rc.get(k)]
+            if changed:
+                raise HivectlError(f"{self.path}: {', '.join(changed)} changed while the start was planned; "
+                                   "start it again")
+            for key, value in self.values.items():
+                rc.set(key, value)
+            rc.save()
 
 
 @dataclass

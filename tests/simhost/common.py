@@ -8,6 +8,7 @@ reads ``010`` as octal, ``sscanf("%d")`` ignores trailing junk, and libvmmapi tr
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 from collections.abc import Iterator
@@ -52,8 +53,36 @@ def die(prog: str | None, msg: str | None, code: int) -> NoReturn:
     raise ToolExit(code)
 
 
+COMMANDS_FILE = "commands.jsonl"
+
+
+def record_command(argv: list[str]) -> None:
+    """Append one invocation to ``$SIMHOST_ROOT/commands.jsonl`` (one JSON array per line).
+
+    Every stand-in started as a process records itself before doing anything, so a test can compare what
+    hivectl ran with what it planned (tests/bhyve/test_dry_run_equals_run.py). The program is recorded by
+    its base name, as a plan names it (``bhyve``, not the stand-in's path). One ``write`` on an
+    ``O_APPEND`` descriptor, so concurrent tools never interleave their lines.
+    """
+    root = os.environ.get("SIMHOST_ROOT")
+    if not root:
+        return
+    line = json.dumps([os.path.basename(argv[0]), *argv[1:]]) + "\n"
+    fd = os.open(os.path.join(root, COMMANDS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        os.write(fd, line.encode("utf-8", errors="surrogateescape"))
+    finally:
+        os.close(fd)
+
+
 def run(main_fn: object, argv: list[str] | None = None) -> int:
-    """Run a tool's ``main`` and turn :class:`ToolExit` into a status; flush like exit(3) would."""
+    """Run a tool's ``main`` and turn :class:`ToolExit` into a status; flush like exit(3) would.
+
+    Without ``argv`` this is a stand-in's process (its arguments are ``sys.argv``), which is recorded; a
+    test calling a tool in-process (``SimHost.call``) passes ``argv`` and is not.
+    """
+    if argv is None:
+        record_command(list(sys.argv))
     args = sys.argv[1:] if argv is None else argv
     try:
         status = main_fn(args)  # type: ignore[operator]

@@ -11,6 +11,7 @@ killed, so a failing test does not leave processes behind.
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -22,7 +23,7 @@ from typing import Any
 
 import pytest
 
-from . import kld, state, zfs
+from . import common, kld, state, zfs
 from .common import pid_alive
 
 BIN_DIR = Path(__file__).resolve().parent / "bin"
@@ -81,6 +82,18 @@ class SimHost:
     def state(self) -> dict[str, Any]:
         """The whole state document (parsed JSON)."""
         return state.load(self.root)
+
+    def commands(self) -> list[list[str]]:
+        """Every command the stand-ins received as processes since the last ``clear_commands``, in order
+        (program base name first; see ``common.record_command``)."""
+        try:
+            text = (self.root / common.COMMANDS_FILE).read_text()
+        except FileNotFoundError:
+            return []
+        return [json.loads(line) for line in text.splitlines() if line]
+
+    def clear_commands(self) -> None:
+        (self.root / common.COMMANDS_FILE).unlink(missing_ok=True)
 
     def running(self) -> dict[str, dict[str, Any]]:
         """Running bhyve stand-ins by VM name (records of dead processes are left out)."""
