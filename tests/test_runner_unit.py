@@ -75,7 +75,9 @@ while not (d / "go").exists():
 try:
     lock.acquire(d, "g")
     print("won", flush=True)
-    time.sleep(1.5)
+    deadline = time.monotonic() + 60
+    while not (d / "done").exists() and time.monotonic() < deadline:
+        time.sleep(0.01)
 except Conflict:
     print("lost", flush=True)
 """
@@ -85,5 +87,11 @@ def test_twenty_racing_acquirers_one_winner(tmp_path: Path) -> None:
     procs = [subprocess.Popen([sys.executable, "-c", RACE, str(tmp_path)], stdout=subprocess.PIPE, text=True)
              for _ in range(20)]
     (tmp_path / "go").write_text("")
-    results = [p.communicate(timeout=60)[0].strip() for p in procs]
+    # The winner holds the lock (stays alive) until every racer has answered: a racer that only got to
+    # run after the winner had exited would rightly clear its stale lock and win too.
+    assert all(p.stdout is not None for p in procs)
+    results = [p.stdout.readline().strip() for p in procs if p.stdout is not None]
+    (tmp_path / "done").write_text("")
+    for p in procs:
+        p.communicate(timeout=60)
     assert results.count("won") == 1 and results.count("lost") == 19
