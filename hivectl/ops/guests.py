@@ -6,6 +6,8 @@ plan is applied, so ``--dry-run`` shows exactly what would happen and a failure 
 
 from __future__ import annotations
 
+import os
+import stat
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -193,13 +195,26 @@ def plan_add_disk(store: Store, ref: GuestRef, size: str, dev: str = "file") -> 
         hard = [d.type for d in config.disks if d.type != "ahci-cd"]
         emulation = hard[-1] if hard else "virtio-blk"
         disk_name = f"disk{index}.img" if dev == "file" else f"disk{index}"
-        if (ref.directory / disk_name).exists():
-            raise Conflict(f"{ref.directory / disk_name} already exists; refusing to overwrite a disk")
-        actions: list[Action] = [*disk_plan(ref, index, dev, disk_name, size, config.get("zfs_zvol_opts"),
+        path = ref.directory / disk_name
+        actions: list[Action] = []
+        if os.path.lexists(path):
+            if not _empty_leftover_disk(path, config):
+                raise Conflict(f"{path} already exists; refusing to overwrite a disk")
+            actions.append(Call(["rm", str(path)], lambda: path.unlink(missing_ok=True)))
+        actions += [*disk_plan(ref, index, dev, disk_name, size, config.get("zfs_zvol_opts"),
                                             "command line")]
         return {f"disk{index}_type": emulation, f"disk{index}_name": disk_name, f"disk{index}_dev": dev}, actions
 
     return Plan([_conf_edit(ref, change)])
+
+
+def _empty_leftover_disk(path: Path, config: GuestConfig) -> bool:
+    """A disk file an ``add -d disk`` killed before its config edit left: named by no diskN of the config,
+    a plain file with one link and not a single data block (all holes: removing it loses nothing)."""
+    if any(disk.name == path.name for disk in config.disks):
+        return False
+    info = os.lstat(path)
+    return stat.S_ISREG(info.st_mode) and info.st_nlink == 1 and info.st_blocks == 0
 
 
 def plan_add_network(store: Store, ref: GuestRef, switch: str) -> Plan:

@@ -1,0 +1,265 @@
+"""Kill hivectl before every file-system and process step of a command; the host must stay consistent.
+
+Issue 10's first "done means": a step counter in the test harness (``tests/safety/faultpoint``: an audit
+hook loaded into the hivectl process, see its docstring), not a random sleep. For each command: one run
+without a kill counts its steps (N); then for every k in 1..N the command runs on a fresh copy of the
+state and SIGKILLs itself just before step k. After each kill the test checks that every guest is complete
+or absent (its config and every disk it names exist, or nothing of it is visible), that no dataset is left
+without its guest; then it runs the command again, which must succeed (or, if the kill came after the
+command had published its result, be refused only because the work is done), and checks that nothing is
+left over: no staging or tombstone entry, no temp file, no tap or ``/dev/vmm`` node without a running
+guest.
+
+The simulated FreeBSD host (tests/simhost) plays bhyve, zfs and ifconfig, with a ZFS vm_dir
+(``zfs:zroot/vm``) plus a plain-directory datastore, so both kinds of guest storage are exercised.
+Figures (kill points per command, time) are recorded in docs/reliability.md.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hivectl.rcfile import read_values
+from tests.cli_helpers import Outcome
+
+FAULTPOINT = Path(__file__).resolve().parent / "faultpoint"
+REPO = Path(__file__).resolve().parent.parent.parent
+
+
+@dataclass
+class Bed:
+    """One simulated host with a ZFS vm_dir, and how to run hivectl (optionally with a kill point) on it."""
+
+    sim: Any
+    root: Path  # vm_dir's mountpoint
+    store2: Path  # a plain-directory datastore "plain"
+    env: dict[str, str]
+    fault_dir: Path
+
+    def run(self, *args: str, kill_at: str = "") -> Outcome:
+        for entry in self.fault_dir.iterdir():
+            entry.unlink()
+        env = {**self.env, "HIVECTL_FAULT_AT": kill_at}
+        done = subprocess.run([sys.executable, "-m", "hivectl", *args], capture_output=True, text=True, env=env,
+                              timeout=120, check=False)
+        return Outcome(done.returncode, done.stdout, done.stderr)
+
+    def steps(self, role: str = "cli") -> list[str]:
+        lines: list[str] = []
+        for log in sorted(self.fault_dir.glob(f"{role}.*")):
+            lines += log.read_text().splitlines()
+        return lines
+
+    def datastores(self) -> list[tuple[Path, str | None]]:
+        return [(self.root, "zroot/vm"), (self.store2, None)]
+
+
+def make_bed(simhost: Any, tmp_path: Path) -> Bed:
+    fault_dir = tmp_path / "faults"
+    fault_dir.mkdir()
+    rc = tmp_path / "rc.conf"
+    rc.write_text('vm_dir="zfs:zroot/vm"\n')
+    env = {k: v for k, v in os.environ.items() if k != "HIVECTL_VM_DIR"}
+    env.update({
+        "HIVECTL_RC_CONF": str(rc), "HIVECTL_FAULT_DIR": str(fault_dir),
+        "PYTHONPATH": os.pathsep.join([str(REPO), str(FAULTPOINT)]),
+        "PYTHONWARNINGS": "ignore::hivectl_faultpoint.Unused",
+    })
+    assert simhost.run(["zfs", "create", "zroot/vm"]).returncode == 0
+    out = simhost.run(["zfs", "get", "-H", "-o", "value", "mountpoint", "zroot/vm"]).stdout.strip()
+    store2 = tmp_path / "plain"
+    store2.mkdir()
+    bed = Bed(simhost, Path(out), store2, env, fault_dir)
+    for args in (["init"], ["datastore", "add", "plain", str(store2)], ["switch", "create", "public"]):
+        result = bed.run(*args)
+        assert result.status == 0, result.err
+    return bed
+
+
+# -- what must hold ------------------------------------------------------------------------------------
+def guest_problems(bed: Bed) -> list[str]:
+    """Every guest complete or absent; nothing that blocks a name without being a guest."""
+    problems: list[str] = []
+    datasets = bed.sim.datasets()
+    for root, parent in bed.datastores():
+        for entry in sorted(os.listdir(root)):
+            if entry.startswith("."):
+                continue
+            path = root / entry
+            conf = path / f"{entry}.conf"
+            if not path.is_dir() or not conf.is_file():
+                problems.append(f"{path}: in the datastore but not a guest (no {conf.name})")
+                continue
+            values = read_values(conf)
+            for key, name in values.items():
+                if not (key.startswith("disk") and key.endswith("_name")):
+                    continue
+                dev = values.get(key.replace("_name", "_dev"), "file") or "file"
+                if dev == "file" and not (path / name).is_file():
+                    problems.append(f"{entry}: {key}={name} does not exist")
+                if dev in ("zvol", "sparse-zvol") and f"{parent}/{entry}/{name}" not in datasets:
+                    problems.append(f"{entry}: zvol {parent}/{entry}/{name} does not exist")
+        if parent:
+            for name in datasets:
+                rest = name[len(parent) + 1:] if name.startswith(parent + "/") else ""
+                visible = rest and "/" not in rest and "@" not in rest and not rest.startswith(".")
+                if visible and not (root / rest / f"{rest}.conf").is_file():
+                    problems.append(f"dataset {name} has no guest config")
+    return problems
+
+
+def leftover_problems(bed: Bed) -> list[str]:
+    """After a successful re-run: no staging/tombstone entries or datasets, no temp files, no orphans."""
+    problems: list[str] = []
+    for root, _ in bed.datastores():
+        problems += [f"{root / e}: left over" for e in os.listdir(root) if e.startswith(".hivectl-")]
+        for path in root.rglob("*.tmp"):
+            problems.append(f"{path}: temp file left over")
+    problems += [f"dataset {d}: left over" for d in bed.sim.datasets() if "/.hivectl-" in d]
+    running = set(bed.sim.running())
+    for node in sorted(os.listdir(bed.sim.root / "dev" / "vmm")):
+        if node not in running:
+            problems.append(f"/dev/vmm/{node} without a running guest")
+    if not running:
+        problems += [f"{tap}: a tap without a running guest" for tap in bed.sim.interfaces() if tap.startswith("tap")]
+    return problems
+
+
+@dataclass
+class Case:
+    """One command under fault injection: how to prepare, what to run, how to tell it is done and undo it."""
+
+    name: str
+    command: list[str]
+    prepare: list[list[str]] = field(default_factory=list)
+    done: Callable[[Bed], bool] = lambda bed: True
+    reset: list[list[str]] = field(default_factory=list)  # back to the state before the command
+
+
+def guest(bed: Bed, name: str, root: Path | None = None) -> bool:
+    return ((root or bed.root) / name / f"{name}.conf").is_file()
+
+
+def conf(bed: Bed, name: str) -> dict[str, str]:
+    return read_values(bed.root / name / f"{name}.conf")
+
+
+def system(bed: Bed, key: str) -> list[str]:
+    return read_values(bed.root / ".config" / "system.conf").get(key, "").split()
+
+
+def vm_list(bed: Bed) -> list[str]:
+    return read_values(Path(bed.env["HIVECTL_RC_CONF"])).get("vm_list", "").split()
+
+
+CASES = [
+    Case("create", ["create", "-s", "64M", "-t", "freebsd-zvol", "new"], done=lambda b: guest(b, "new"),
+         reset=[["destroy", "-f", "new"]]),
+    Case("create-plain", ["create", "-s", "64M", "-d", "plain", "new"], done=lambda b: guest(b, "new", b.store2),
+         reset=[["destroy", "-f", "new"]]),
+    Case("clone", ["clone", "src", "copy"], prepare=[["create", "-s", "64M", "-t", "freebsd-zvol", "src"]],
+         done=lambda b: guest(b, "copy"), reset=[["destroy", "-f", "copy"]]),
+    Case("clone-plain", ["clone", "src", "copy"], prepare=[["create", "-s", "64M", "-d", "plain", "src"]],
+         done=lambda b: guest(b, "copy", b.store2), reset=[["destroy", "-f", "copy"]]),
+    Case("rename", ["rename", "old", "new"], prepare=[["create", "-s", "64M", "-t", "freebsd-zvol", "old"]],
+         done=lambda b: guest(b, "new") and not guest(b, "old"), reset=[["rename", "new", "old"]]),
+    Case("destroy", ["destroy", "-f", "gone"], prepare=[["create", "-s", "64M", "gone"]],
+         done=lambda b: not guest(b, "gone"), reset=[["create", "-s", "64M", "gone"]]),
+    Case("destroy-plain", ["destroy", "-f", "gone"], prepare=[["create", "-s", "64M", "-d", "plain", "gone"]],
+         done=lambda b: not guest(b, "gone", b.store2), reset=[["create", "-s", "64M", "-d", "plain", "gone"]]),
+    Case("add-disk", ["add", "-d", "disk", "-s", "1G", "g"], prepare=[["create", "-s", "64M", "g"]],
+         done=lambda b: "disk1_name" in conf(b, "g")),
+    Case("add-network", ["add", "-d", "network", "-s", "public", "g"], prepare=[["create", "-s", "64M", "g"]],
+         done=lambda b: "network1_switch" in conf(b, "g")),
+    Case("switch-create", ["switch", "create", "lan"], done=lambda b: "lan" in system(b, "switch_list"),
+         reset=[["switch", "destroy", "lan"]]),
+    Case("switch-destroy", ["switch", "destroy", "lan"], prepare=[["switch", "create", "lan"]],
+         done=lambda b: "lan" not in system(b, "switch_list"), reset=[["switch", "create", "lan"]]),
+    Case("datastore-add", ["datastore", "add", "more", "/tmp"], done=lambda b: "more" in system(b, "datastore_list"),
+         reset=[["datastore", "remove", "more"]]),
+    Case("datastore-remove", ["datastore", "remove", "plain"],
+         done=lambda b: "plain" not in system(b, "datastore_list"), reset=[["datastore", "add", "plain", "/tmp"]]),
+    Case("autostart-add", ["autostart", "add", "g"], prepare=[["create", "-s", "64M", "g"]],
+         done=lambda b: "g" in vm_list(b),
+         reset=[["autostart", "remove", "g"]]),
+    Case("autostart-remove", ["autostart", "remove", "g"],
+         prepare=[["create", "-s", "64M", "g"], ["autostart", "add", "g"]],
+         done=lambda b: "g" not in vm_list(b), reset=[["autostart", "add", "g"]]),
+]
+
+
+def test_every_kill_point_leaves_a_consistent_host(simhost: Any, tmp_path: Path, case: Case,
+                                                   record: list[str]) -> None:
+    """Kill before each step of ``case``; after each kill and after the re-run, check the invariants."""
+    started = time.monotonic()
+    bed = make_bed(simhost, tmp_path)
+    for args in case.prepare:
+        result = bed.run(*args)
+        assert result.status == 0, f"{args}: {result.err}"
+    snapshot = tmp_path / "snapshot"
+    save(bed, snapshot)
+    first = bed.run(*case.command)
+    assert first.status == 0, first.err
+    steps = bed.steps()
+    assert steps, "the step counter saw no step: the audit hook is not loaded"
+    failures: list[str] = []
+    for k in range(1, len(steps) + 1):
+        restore(bed, snapshot)
+        killed = bed.run(*case.command, kill_at=f"cli:{k}")
+        where = f"{case.name}: killed before step {k} ({steps[k - 1]})"
+        if killed.status != -9:
+            failures.append(f"{where}: expected SIGKILL, exit status {killed.status}: {killed.err.strip()}")
+            continue
+        failures += [f"{where}: {p}" for p in guest_problems(bed)]
+        again = bed.run(*case.command)
+        if again.status != 0 and not case.done(bed):
+            failures.append(f"{where}: the re-run failed: {again.err.strip()}")
+        if not case.done(bed):
+            failures.append(f"{where}: the re-run did not finish the command")
+        failures += [f"{where}, then re-run: {p}" for p in guest_problems(bed) + leftover_problems(bed)]
+    for args in case.reset:  # after the last kill and re-run: the name is usable again
+        result = bed.run(*args)
+        if result.status != 0:
+            failures.append(f"{case.name}: after the last re-run, {args} failed: {result.err.strip()}")
+    record.append(f"{case.name}\t{len(steps)}\t{time.monotonic() - started:.1f}")
+    assert not failures, "\n".join(failures[:20])
+
+
+# -- fresh state for every kill point ---------------------------------------------------------------------
+def save(bed: Bed, snapshot: Path) -> None:
+    """Copy the whole simulated host (its state file, pools, datastores) to ``snapshot``, holes kept."""
+    snapshot.mkdir()
+    for live, name in ((bed.sim.root, "host"), (bed.store2, "plain")):
+        subprocess.run(["cp", "-a", "--sparse=always", str(live), str(snapshot / name)], check=True)
+    shutil.copy2(Path(bed.env["HIVECTL_RC_CONF"]), snapshot / "rc.conf")
+
+
+def restore(bed: Bed, snapshot: Path) -> None:
+    for live, name in ((bed.sim.root, "host"), (bed.store2, "plain")):
+        shutil.rmtree(live)
+        subprocess.run(["cp", "-a", "--sparse=always", str(snapshot / name), str(live)], check=True)
+    shutil.copy2(snapshot / "rc.conf", Path(bed.env["HIVECTL_RC_CONF"]))
+
+
+@pytest.fixture(params=CASES, ids=[c.name for c in CASES])
+def case(request: pytest.FixtureRequest) -> Case:
+    return request.param  # type: ignore[no-any-return]
+
+
+@pytest.fixture(scope="module")
+def record() -> Iterator[list[str]]:
+    lines: list[str] = []
+    yield lines
+    out = os.environ.get("HIVECTL_FAULT_REPORT")
+    if out:
+        Path(out).write_text("".join(f"{line}\n" for line in lines))
