@@ -188,7 +188,7 @@ def plan_add_disk(store: Store, ref: GuestRef, size: str, dev: str = "file") -> 
     """
     validate.choice(None, "-t", dev, ("file", "zvol", "sparse-zvol"))
 
-    def change(conf: RcFile) -> tuple[dict[str, str], list[Action]]:
+    def change(conf: RcFile, applying: bool) -> tuple[dict[str, str], list[Action]]:
         config = GuestConfig(conf, ref.name)
         index = config.next_free("disk", "name")
         # The emulation of the last hard disk (a cloud-init seed or install CD must not turn new disks into CDs).
@@ -197,7 +197,9 @@ def plan_add_disk(store: Store, ref: GuestRef, size: str, dev: str = "file") -> 
         disk_name = f"disk{index}.img" if dev == "file" else f"disk{index}"
         path = ref.directory / disk_name
         actions: list[Action] = []
-        if os.path.lexists(path):
+        # Checked when applied, under the config's lock: while planning, the file may be the disk another
+        # 'add -d disk' is making right now, whose config line is not written yet.
+        if applying and os.path.lexists(path):
             if not _empty_leftover_disk(path, config):
                 raise Conflict(f"{path} already exists; refusing to overwrite a disk")
             actions.append(Call(["rm", str(path)], lambda: path.unlink(missing_ok=True)))
@@ -223,7 +225,7 @@ def plan_add_network(store: Store, ref: GuestRef, switch: str) -> Plan:
     validate.name(None, "-s", switch, "switch name")
     chosen: dict[str, str] = {}  # the MAC shown by the plan is the one written, unless taken meanwhile
 
-    def change(conf: RcFile) -> tuple[dict[str, str], list[Action]]:
+    def change(conf: RcFile, applying: bool) -> tuple[dict[str, str], list[Action]]:
         config = GuestConfig(conf, ref.name)
         index = config.next_free("network", "type")
         nics = config.nics
@@ -244,27 +246,29 @@ def _macs(config: GuestConfig) -> set[str]:
     return {value.lower() for key, value in config.rc.items() if key.startswith("network") and key.endswith("_mac")}
 
 
-def _conf_edit(ref: GuestRef, change: Callable[[RcFile], tuple[dict[str, str], list[Action]]]) -> EditFile:
+def _conf_edit(ref: GuestRef, change: Callable[[RcFile, bool], tuple[dict[str, str], list[Action]]]) -> EditFile:
     """A sysrc-style edit of the guest's config: planned (and validated) on the file as read now, redone and
     validated again on the file as it is under its lock when applied (``hivectl.plan.EditFile``)."""
 
     def apply(conf: RcFile) -> list[Action]:
-        updates, actions = change(conf)
+        updates, actions = change(conf, True)
         for key, value in updates.items():
             conf.set(key, value)
         GuestConfig(conf, ref.name).check()
         return actions
 
     planned = RcFile(ref.conf_path, read_text(ref.conf_path) or "")
-    updates, actions = change(planned)
-    apply(RcFile(ref.conf_path, planned.text()))  # refuses an invalid edit before anything runs
+    updates, actions = change(planned, False)
+    for key, value in updates.items():
+        planned.set(key, value)
+    GuestConfig(planned, ref.name).check()  # refuses an invalid edit before anything runs
     shown = [argv for action in actions for argv in action.argvs()]
     shown.append(["sysrc", "-f", str(ref.conf_path), *[f"{k}={v}" for k, v in updates.items()]])
     return config_edit(ref.conf_path, apply, shown)
 
 
 def plan_set_keys(ref: GuestRef, updates: dict[str, str]) -> Plan:
-    return Plan([_conf_edit(ref, lambda conf: (dict(updates), []))])
+    return Plan([_conf_edit(ref, lambda conf, applying: (dict(updates), []))])
 
 
 def plan_rename(store: Store, old: str, new: str) -> Plan:

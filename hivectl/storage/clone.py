@@ -25,6 +25,7 @@ from hivectl.model.layout import config_name, is_runtime_file
 from hivectl.model.staging import staging_name
 from hivectl.plan import Call, Plan, Run
 from hivectl.rcfile import RcFile
+from hivectl.safety.filelock import locked
 from hivectl.staging import Collect, MakeStaging, Publish
 from hivectl.storage import sparse, zfs
 from hivectl.storage.guards import require_stopped
@@ -98,17 +99,18 @@ def generalise_action(store: Store, old: str, target: GuestRef) -> Call:
                     shutil.rmtree(path, ignore_errors=True)
                 else:
                     path.unlink(missing_ok=True)
-        conf = RcFile.load(target.conf_path)
-        conf.set("uuid", uuid)
         from hivectl.model.guest import GuestConfig
 
-        used = set(taken)
-        for nic in GuestConfig(conf, target.name).nics:
-            key = f"network{nic.index}_mac"
-            mac = shown_macs.get(key) or new_mac(used)
-            used.add(mac)
-            conf.set(key, mac)
-        conf.save()
+        with locked(target.conf_path):  # the read-modify-write of the new guest's config (filelock.py)
+            conf = RcFile.load(target.conf_path)
+            conf.set("uuid", uuid)
+            used = set(taken)
+            for nic in GuestConfig(conf, target.name).nics:
+                key = f"network{nic.index}_mac"
+                mac = shown_macs.get(key) or new_mac(used)
+                used.add(mac)
+                conf.set(key, mac)
+            conf.save()
         from hivectl.storage.cloudinit import ensure_seed
 
         action = ensure_seed(target)
