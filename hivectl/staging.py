@@ -138,6 +138,12 @@ class Publish(Action):
         if os.path.lexists(self.target):
             raise Conflict(f"{self.target} already exists")
         if self.source_dataset and self.target_dataset:
+            # zfs rename unmounts and remounts the dataset, which an open fd on its mountpoint (our lock)
+            # makes fail with "target is busy" (Linux) / "Device busy" (FreeBSD): let go of the lock first.
+            # A collector that slips into that instant destroys a build nobody has published: the rename
+            # then fails and the create reports it; no guest is lost.
+            if self.staging is not None:
+                self.staging.release()
             host.run(self.argv())
         else:
             try:
