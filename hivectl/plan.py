@@ -76,6 +76,16 @@ class Run(Action):
             host.run(self.undo_argv, check=False)
 
 
+def undo_all(done: list[Action], host: Host) -> None:
+    """Undo the applied ``done`` actions, newest first, best effort: the error that stopped the apply is
+    the one worth reporting, so a failing undo does not hide it."""
+    for action in reversed(done):
+        try:
+            action.undo(host)
+        except Exception:  # noqa: S112 - best effort: the original error is what matters
+            continue
+
+
 @dataclass
 class MakeDir(Action):
     """Create a directory (and only remove it on undo if this action created it)."""
@@ -222,11 +232,7 @@ class EditFile(Action):
                     atomic_write(self.path, result.text, self.mode)
                     self._written = (before, result.text)
             except BaseException:
-                for action in reversed(done):
-                    try:
-                        action.undo(host)
-                    except Exception:  # noqa: S112 - best effort: the original error is what matters
-                        continue
+                undo_all(done, host)
                 raise
             self._done = done
 
@@ -311,11 +317,7 @@ class Plan:
                 action.apply(host)
                 done.append(action)
         except BaseException:
-            for action in reversed(done):
-                try:
-                    action.undo(host)
-                except Exception:  # noqa: S112 - best effort: the original error is what matters
-                    continue
+            undo_all(done, host)
             raise
 
 
