@@ -26,6 +26,7 @@ from pathlib import Path
 
 from hivectl.errors import SECRET_KEYS as SECRET_KEYS  # keys whose value is never readable by others
 from hivectl.errors import ConfigError
+from hivectl.host.identity import pid_alive
 from hivectl.safety.values import LINE_BREAKS
 
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
@@ -113,7 +114,8 @@ _TEMP_RE = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[A-Za-z0-9_]+\.tmp")
 def collect_stale_temps(path: Path) -> None:
     """Remove temp files a killed writer of ``path`` left next to it (``.NAME.PID.RAND.tmp``).
 
-    Only those whose writer (the pid in the name) no longer runs: a live writer's temp file is its
+    Only those whose writer (the pid in the name) no longer runs (``hivectl.host.identity.pid_alive``:
+    a zombie has exited, so it counts as gone): a live writer's temp file is its
     own business. The next write of the same file is what collects them (docs/reliability.md).
     """
     try:
@@ -122,20 +124,10 @@ def collect_stale_temps(path: Path) -> None:
         return
     for entry in entries:
         match = _TEMP_RE.fullmatch(entry)
-        if match is None or match.group("name") != path.name or _alive(int(match.group("pid"))):
+        if match is None or match.group("name") != path.name or pid_alive(int(match.group("pid"))):
             continue
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
             os.unlink(path.parent / entry)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, private: bool = False) -> None:

@@ -20,7 +20,6 @@ that process as the guest and ``start``/``stop`` never adopt or signal it.
 from __future__ import annotations
 
 import json
-import os
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -51,24 +50,6 @@ def boot_id() -> str:
         return LocalHost().run(["sysctl", "-n", "kern.boottime"], check=False).stdout.strip()
     except (OSError, HivectlError):
         return ""
-
-
-def pid_alive(pid: int) -> bool:
-    """True if ``pid`` is a live process (a zombie waiting to be reaped counts as dead)."""
-    if pid <= 0:
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as handle:
-            stat = handle.read()
-        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] != b"Z"
-    except (OSError, ValueError):
-        return True
 
 
 @dataclass(frozen=True)

@@ -84,3 +84,30 @@ def test_atomic_write_keeps_mode_and_leaves_no_temp_file(tmp_path: Path) -> None
     assert path.read_text() == "cpu=2\n"
     assert (path.stat().st_mode & 0o777) == 0o600
     assert sorted(p.name for p in tmp_path.iterdir()) == ["g.conf"]
+
+
+def test_a_temp_file_whose_writer_is_a_zombie_is_collected_and_a_live_writers_is_kept(tmp_path: Path) -> None:
+    """A writer killed before its rename leaves ``.NAME.PID.RAND.tmp``; the next write of NAME removes it
+    once PID no longer runs. A zombie (exited, not yet reaped by its parent) has finished writing for good:
+    its temp file is collected too (the old private liveness check in rcfile took the zombie for alive)."""
+    import subprocess
+    import time
+
+    zombie = subprocess.Popen(["true"])  # a child left unreaped on purpose
+    try:
+        deadline = time.monotonic() + 10
+        while Path(f"/proc/{zombie.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            assert time.monotonic() < deadline, "the child never became a zombie"
+            time.sleep(0.01)
+        target = tmp_path / "web.conf"
+        dead = tmp_path / f".web.conf.{zombie.pid}.abc123.tmp"
+        live = tmp_path / f".web.conf.{os.getpid()}.def456.tmp"
+        other = tmp_path / f".db.conf.{zombie.pid}.abc123.tmp"
+        for path in (dead, live, other):
+            path.write_text("half a config\n")
+        atomic_write(target, 'loader="bhyveload"\n')
+        assert target.read_text() == 'loader="bhyveload"\n'
+        assert not dead.exists(), "the zombie writer's temp file was kept"
+        assert live.exists() and other.exists()
+    finally:
+        zombie.wait()

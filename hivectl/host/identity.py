@@ -117,6 +117,32 @@ def _freebsd(pid: int, env: Mapping[str, str] | None = None) -> ProcessIdentity 
     return ProcessIdentity(pid, stamp, started, tuple(command.split()))
 
 
+def pid_alive(pid: int) -> bool:
+    """True if ``pid`` is a live process; a zombie (exited, waiting to be reaped) counts as dead.
+
+    The one liveness test of the package: run-time state (``hivectl.runtime``) and the collection of a
+    dead writer's temp files (``hivectl.rcfile``) both ask it. ``kill(pid, 0)`` (kill(2)) says whether the
+    pid exists; EPERM means it exists but belongs to someone else. A zombie still has its pid, so Linux's
+    ``/proc/PID/stat`` state field (proc(5)) is read too; where it cannot be read the pid counts as alive
+    (the careful answer for both callers: keep a lock, keep a temp file). This says nothing about *who*
+    the process is: use :func:`matches` before trusting or signalling it.
+    """
+    if pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            stat = handle.read()
+        return stat[stat.rindex(b")") + 2 : stat.rindex(b")") + 3] not in (b"Z", b"X")
+    except (OSError, ValueError):
+        return True
+
+
 def linux_proc() -> bool:
     """Whether this kernel has Linux's /proc (FreeBSD's procfs, when mounted, has no ``stat`` files)."""
     return sys.platform.startswith("linux") or Path("/proc/self/stat").is_file()

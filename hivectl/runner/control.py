@@ -23,8 +23,9 @@ from hivectl.drivers.base import Driver
 from hivectl.errors import Conflict, HivectlError
 from hivectl.host import process
 from hivectl.host.base import Host
+from hivectl.host.identity import pid_alive
 from hivectl.runner import ready, stale, supervisor, tmux
-from hivectl.runtime import GuestState, guest_state, pid_alive, read_state
+from hivectl.runtime import GuestState, guest_state, read_state
 from hivectl.safety import paths
 from hivectl.store import GuestRef, Store
 

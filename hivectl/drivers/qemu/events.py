@@ -36,7 +36,7 @@ from typing import Any
 
 from hivectl.drivers.base import Outcome
 from hivectl.drivers.qemu.qmp import Message, QmpClient, QmpError
-from hivectl.runtime import pid_alive
+from hivectl.host.identity import pid_alive
 
 REASONS: dict[str, Outcome] = {
     "guest-reset": Outcome.REBOOT,
