@@ -87,6 +87,13 @@ def _slot(source: Source, key: str, value: str) -> None:
         raise ConfigError(source, key, value, "slots 0 (hostbridge) and 31 (lpc) on bus 0 are reserved")
 
 
+def _lpc_slot(source: Source, key: str, value: str) -> None:
+    """The LPC bridge's slot: bus 0 only (bhyve's pci_lpc.c refuses others), never slot 0 (the host bridge)."""
+    match = re.fullmatch(r"([0-9]{1,2})(?::[0-7])?|0:([0-9]{1,2}):[0-7]", value)
+    if not match or not 1 <= int(match.group(1) or match.group(2)) <= 31:
+        raise ConfigError(source, key, value, "expected a slot of bus 0 as S or S:F (slot 1-31, function 0-7)")
+
+
 def _passthru(source: Source, key: str, value: str) -> None:
     if not re.fullmatch(r"[0-9]{1,3}/[0-9]{1,2}/[0-7](=[0-9]{1,2}:[0-7])?", value):
         raise ConfigError(source, key, value, "expected a host PCI address bus/slot/function like 2/0/0, "
@@ -196,6 +203,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("hostbridge", _choice("standard", "amd", "none", "no"), "PCI host bridge model at slot 0",
             "standard"),
     KeySpec("fwcfg", _choice("bhyve", "qemu"), "firmware configuration interface flavour"),
+    KeySpec("lpc_slot", _lpc_slot, "bhyve: the LPC bridge's slot on bus 0 (S or S:F) instead of 31, for guests "
+            "imported with their own layout", hivectl=True),
     KeySpec("comports", _comports, "serial ports on nmdm devices, the first is the console", "com1"),
     KeySpec("utctime", _bool, "keep the guest RTC in UTC (-u)", "yes"),
     KeySpec("debug", _bool, "keep bhyve's stderr in NAME/bhyve.log", "no"),
@@ -213,8 +222,8 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("diskN_opts", _opts, "comma-separated disk options (nocache, direct, ro, sectorsize=...)"),
     KeySpec("diskN_size", _disk_size, "size for create (templates only; removed from the guest)", "20G",
             template_only=True),
-    KeySpec("diskN_slot", _slot, "pinned PCI slot (S, S:F or B:S:F) so other devices never move it",
-            hivectl=True),
+    KeySpec("diskN_slot", _slot, "pinned PCI slot (S, S:F or B:S:F) so other devices never move it; "
+            "ahci-hd/ahci-cd disks pinned to one address share one AHCI controller there", hivectl=True),
     KeySpec("networkN_type", _choice(*NIC_TYPES), "NIC emulation"),
     KeySpec("networkN_switch", _name, "virtual switch the NIC's tap joins"),
     KeySpec("networkN_device", _ifname, "use this existing interface instead of creating a tap"),
@@ -227,6 +236,7 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("passthruN", _passthru, "host PCI device bus/slot/function to pass through"),
     KeySpec("passthruN_options", _passthru_opts, "extra passthru options (rom=, bootindex=)"),
     KeySpec("virt_random", _bool, "add a virtio-rnd device", "no"),
+    KeySpec("virt_random_slot", _slot, "pinned PCI slot of the virtio-rnd device (S, S:F or B:S:F)", hivectl=True),
     KeySpec("graphics", _bool, "VNC frame buffer (UEFI only)", "no"),
     KeySpec("graphics_port", _port, "fixed VNC port (default: first free from 5900)"),
     KeySpec("graphics_listen", _address, "VNC listen address", "127.0.0.1"),
@@ -234,12 +244,17 @@ KEYS: tuple[KeySpec, ...] = (
     KeySpec("graphics_wait", _choice("yes", "no", "auto"), "wait for a VNC client before booting "
             "(auto: only while installing)", "auto"),
     KeySpec("graphics_vga", _choice("io", "on", "off"), "VGA mode of the frame buffer"),
+    KeySpec("graphics_slot", _slot, "pinned PCI slot of the frame buffer (S, S:F or B:S:F)", hivectl=True),
     KeySpec("vnc_password", _vnc_password, "VNC password (given to bhyve through a 0600 config file)"),
     KeySpec("xhci_mouse", _bool, "USB tablet for absolute mouse positioning", "no"),
+    KeySpec("xhci_slot", _slot, "pinned PCI slot of the USB controller (S, S:F or B:S:F)", hivectl=True),
     KeySpec("sound", _bool, "HDA sound device", "no"),
     KeySpec("sound_play", _path, "sound playback device", "/dev/dsp0"),
     KeySpec("sound_rec", _path, "sound recording device"),
+    KeySpec("sound_slot", _slot, "pinned PCI slot of the sound device (S, S:F or B:S:F)", hivectl=True),
     KeySpec("virt_consoleN", _any, "virtio-console port: yes for a numbered port, or a port name"),
+    KeySpec("virt_console_slot", _slot, "pinned PCI slot of the virtio-console device (S, S:F or B:S:F)",
+            hivectl=True),
     KeySpec("grub_installN", _any, "grub command for install boots"),
     KeySpec("grub_runN", _any, "grub command for normal boots"),
     KeySpec("grub_run_partition", _any, "grub root partition (1, msdos1, gpt2)", "1"),

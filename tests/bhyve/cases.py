@@ -280,6 +280,46 @@ network2_mac="58:9c:fc:00:00:0a"
 """,
     ),
     Case(
+        "pinned-own-slots",
+        "every device kind pinned where a hand-made guest had it (what 'hivectl import' writes): the LPC "
+        "bridge at slot 1, two AHCI disks pinned to one address share a controller, bhyve(8)'s fbuf at 29 and "
+        "xhci at 30, sound on bus 1 (-Y)",
+        f"""
+loader="uefi"
+{UUID}
+cpu=2
+memory=2G
+lpc_slot="1"
+install_slot="4"
+disk0_type="ahci-hd"
+disk0_name="@VM@/images/win.img"
+disk0_dev="custom"
+disk0_slot="3:0"
+disk1_type="ahci-cd"
+disk1_name="@VM@/images/tools.iso"
+disk1_dev="custom"
+disk1_opts="ro"
+disk1_slot="3:0"
+disk2_type="virtio-blk"
+disk2_name="disk2.img"
+network0_type="virtio-net"
+network0_switch="public"
+network0_mac="58:9c:fc:00:00:10"
+network0_slot="2:0"
+virt_random="yes"
+virt_random_slot="8"
+graphics="yes"
+graphics_port="5900"
+graphics_slot="29"
+xhci_mouse="yes"
+xhci_slot="30"
+sound="yes"
+sound_slot="1:2:0"
+virt_console0="yes"
+virt_console_slot="7:0"
+""",
+    ),
+    Case(
         "bus-wrap",
         "thirty UEFI disks: slots run out on bus 0 at 30 and continue on bus 1 (-Y)",
         f"""

@@ -391,3 +391,65 @@ def test_bad_pins_name_the_key(text: str) -> None:
     with pytest.raises(ConfigError) as info:
         parse_pin("/vm/g/g.conf", "disk2_slot", text)
     assert info.value.key == "disk2_slot" and info.value.value == text
+
+
+# -- pins for every kind (what 'hivectl import' writes to keep a hand-made guest's layout) ----------------
+
+
+def _own(extra: str) -> GuestConfig:
+    text = 'loader="uefi"\nvirt_random="yes"\nxhci_mouse="yes"\nsound="yes"\nvirt_console0="yes"\n' + extra
+    return GuestConfig(RcFile(Path("/vm/g/g.conf"), text), "g")
+
+
+def _where(config: GuestConfig, fbuf: bool = False) -> dict[str, str]:
+    layout = allocate(layout_request(config, install=False, fbuf=fbuf))
+    return {m: str(p.addr) for p in layout.placements for m in p.members}
+
+
+def test_own_slot_devices_stay_where_pinned_and_the_rest_count_around_them() -> None:
+    got = _where(_own('virt_random_slot="20"\nsound_slot="1:3:0"\nxhci_slot="4"\n'))
+    assert got["rnd"] == "0:20:0" and got["hda"] == "1:3:0" and got["xhci"] == "0:4:0"
+    assert got["console"] == "0:5:0"  # counted from start_slot 4, stepping over xhci's pinned slot
+
+
+def test_a_pinned_own_slot_device_on_another_devices_pin_is_refused() -> None:
+    with pytest.raises(ConfigError) as info:
+        _where(_own('virt_random_slot="9"\nvirt_console_slot="9"\n'))
+    assert info.value.key == "virt_console_slot" and "virt_random_slot" in str(info.value)
+
+
+def test_ahci_disks_pinned_to_one_address_are_one_controller_in_disk_order() -> None:
+    text = ('loader="uefi"\ndisk0_type="ahci-cd"\ndisk0_name="a.iso"\ndisk0_slot="6"\n'
+            'disk1_type="virtio-blk"\ndisk1_name="b.img"\n'
+            'disk2_type="ahci-hd"\ndisk2_name="c.img"\ndisk2_slot="6"\n')
+    layout = allocate(layout_request(GuestConfig(RcFile(Path("/vm/g/g.conf"), text), "g"), install=False,
+                                     fbuf=False))
+    controller = layout.of("disk0")
+    assert controller.members == ("disk0", "disk2") and str(controller.addr) == "0:6:0"
+    assert str(layout.of("disk1").addr) == "0:4:0"
+
+
+def test_other_disks_pinned_to_one_address_are_still_refused() -> None:
+    text = ('loader="uefi"\ndisk0_type="virtio-blk"\ndisk0_name="a.img"\ndisk0_slot="6"\n'
+            'disk1_type="ahci-hd"\ndisk1_name="b.img"\ndisk1_slot="6"\n')
+    with pytest.raises(ConfigError) as info:
+        allocate(layout_request(GuestConfig(RcFile(Path("/vm/g/g.conf"), text), "g"), install=False, fbuf=False))
+    assert info.value.key == "disk1_slot"
+
+
+@pytest.mark.parametrize(("value", "addr"), [("1", "0:1:0"), ("31", "0:31:0"), ("0:7:0", "0:7:0")])
+def test_lpc_slot_moves_the_lpc_bridge_on_bus_0(value: str, addr: str) -> None:
+    assert _where(_own(f'lpc_slot="{value}"\n'))["lpc"] == addr
+
+
+@pytest.mark.parametrize("value", ["0", "1:1:0", "32"])
+def test_lpc_slot_off_bus_0_or_on_the_host_bridge_is_refused(value: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        GuestConfig(RcFile(Path("/vm/g/g.conf"), f'lpc_slot="{value}"\n'), "g").check(template=True)
+        _where(_own(f'lpc_slot="{value}"\n'))
+    assert info.value.key == "lpc_slot"
+
+
+def test_a_moved_lpc_bridge_is_stepped_over_by_counted_devices() -> None:
+    got = _where(_own('lpc_slot="4"\n'))
+    assert got["lpc"] == "0:4:0" and "0:4:0" not in [a for m, a in got.items() if m != "lpc"]

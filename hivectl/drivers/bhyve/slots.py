@@ -170,7 +170,7 @@ class Fixed(Rule):
     kind: str
     addr: PciAddr
     spelling: str
-    reserve: bool = False  # step counted devices over this slot (the install slot)
+    reserve: bool = False  # step counted devices over this slot (the install slot, a moved LPC)
 
     def reserved(self) -> set[tuple[int, int]]:
         return {(self.addr.bus, self.addr.slot)} if self.reserve else set()
@@ -181,14 +181,35 @@ class Fixed(Rule):
 
 @dataclass(frozen=True)
 class OwnSlot(Rule):
-    """One device on a new slot at function 0 (virtio-rnd, fbuf, xhci, hda, virtio-console)."""
+    """One device on a new slot at function 0 (virtio-rnd, fbuf, xhci, hda, virtio-console), or at its pin.
+
+    ``pin`` comes from the device's ``<key>_slot`` (``pin_key``); a pinned device is not counted, so the
+    devices after it keep the slots they had without it (what ``hivectl import`` needs to keep a hand-made
+    guest's addresses).
+    """
 
     kind: str
+    pin: PciAddr | None = None
+    pin_key: str = ""
+
+    def pins(self) -> list[tuple[str, PciAddr]]:
+        return [(self.pin_key, self.pin)] if self.pin is not None else []
+
+    def reserved(self) -> set[tuple[int, int]]:
+        return {(self.pin.bus, self.pin.slot)} if self.pin is not None else set()
 
     def place(self, cur: Cursor, out: list[Placement]) -> None:
+        if self.pin is not None:
+            out.append(Placement(self.kind, (self.kind,), self.pin, str(self.pin), pinned=True, pin_key=self.pin_key))
+            return
         addr = cur.at(0)
         out.append(Placement(self.kind, (self.kind,), addr, str(addr)))
         cur.next_slot()
+
+
+def own_slot(kind: str, source: str | Path | None, pin_key: str, value: str) -> OwnSlot:
+    """The ``OwnSlot`` rule of a device kind whose pin is ``pin_key`` (value empty: counted as before)."""
+    return OwnSlot(kind, parse_pin(source, pin_key, value) if value else None, pin_key)
 
 
 @dataclass(frozen=True)
@@ -217,10 +238,26 @@ class Functions(Rule):
     share_label: str = ""  # a shared controller of several keys is named "<label> disk0, disk1"
 
     def pins(self) -> list[tuple[str, PciAddr]]:
-        return [(_pin_key(item.key), item.pin) for item in self.items if item.pin is not None]
+        """One pin per address: shared items pinned to one address are one controller, not a clash."""
+        found: list[tuple[str, PciAddr]] = []
+        controllers: set[PciAddr] = set()
+        for item in self.items:
+            if item.pin is None:
+                continue
+            if self._joins(item):
+                if item.pin in controllers:
+                    continue
+                controllers.add(item.pin)
+            found.append((_pin_key(item.key), item.pin))
+        return found
 
     def reserved(self) -> set[tuple[int, int]]:
         return {(item.pin.bus, item.pin.slot) for item in self.items if item.pin is not None}
+
+    def _joins(self, item: Item) -> bool:
+        """A shared item pinned where another shared item of this rule is pinned: they share a controller."""
+        return bool(self.share_kind) and item.shared and item.pin is not None and \
+            sum(1 for other in self.items if other.shared and other.pin == item.pin) > 1
 
     def _shared(self, members: list[str], addr: PciAddr) -> Placement:
         label = self.share_label + ", ".join(members) if len(members) > 1 else ""
@@ -230,6 +267,13 @@ class Functions(Rule):
         pending: list[str] = []  # items waiting for their shared controller
         counted = 0
         for item in self.items:
+            if item.pin is not None and self._joins(item):
+                members = tuple(other.key for other in self.items if other.shared and other.pin == item.pin)
+                if members[0] == item.key:  # the controller goes where its first disk is listed
+                    out.append(Placement(self.share_kind, members, item.pin, str(item.pin), pinned=True,
+                                         pin_key=_pin_key(item.key),
+                                         label=self.share_label + ", ".join(members)))
+                continue
             if item.pin is not None:
                 out.append(Placement(self.kind, (item.key,), item.pin, str(item.pin), pinned=True,
                                      pin_key=_pin_key(item.key)))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput, Pairs, numbered
 from hivectl.drivers.bhyve.model import PciDevice, check_text
-from hivectl.drivers.bhyve.slots import OwnSlot, Placement, Rule
+from hivectl.drivers.bhyve.slots import Placement, Rule, own_slot
 from hivectl.errors import ConfigError
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import VIRT_CONSOLE_PREFIX
@@ -47,7 +47,9 @@ class VirtioConsole(DeviceKind):
     placements = ("console",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:
-        return OwnSlot(self.name) if boot.config.values.get("virt_console0") else None
+        if not boot.config.values.get("virt_console0"):
+            return None
+        return own_slot(self.name, boot.config.path, "virt_console_slot", boot.config.get("virt_console_slot"))
 
     def build(self, ctx: DeviceContext, placement: Placement, built: list[PciDevice]) -> PciDevice:
         return PciDevice(placement, "virtio-console", named=tuple(console_ports(ctx.config, ctx.ref.directory)))

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput
 from hivectl.drivers.bhyve.model import Opt, PciDevice
-from hivectl.drivers.bhyve.slots import OwnSlot, Placement, Rule
+from hivectl.drivers.bhyve.slots import Placement, Rule, own_slot
 
 
 @dataclass(frozen=True)
@@ -36,7 +36,9 @@ class FrameBuffer(DeviceKind):
     placements = ("fbuf",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:
-        return OwnSlot(self.name) if boot.fbuf else None
+        if not boot.fbuf:
+            return None
+        return own_slot(self.name, boot.config.path, "graphics_slot", boot.config.get("graphics_slot"))
 
     def build(self, ctx: DeviceContext, placement: Placement, built: list[PciDevice]) -> PciDevice:
         fbuf = ctx.fbuf

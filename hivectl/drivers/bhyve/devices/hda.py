@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput
 from hivectl.drivers.bhyve.model import Opt, PciDevice, check_text
-from hivectl.drivers.bhyve.slots import OwnSlot, Placement, Rule
+from hivectl.drivers.bhyve.slots import Placement, Rule, own_slot
 
 
 class Hda(DeviceKind):
@@ -12,7 +12,9 @@ class Hda(DeviceKind):
     placements = ("hda",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:
-        return OwnSlot(self.name) if boot.config.flag("sound") else None
+        if not boot.config.flag("sound"):
+            return None
+        return own_slot(self.name, boot.config.path, "sound_slot", boot.config.get("sound_slot"))
 
     def build(self, ctx: DeviceContext, placement: Placement, built: list[PciDevice]) -> PciDevice:
         source = ctx.config.path

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput, Pairs
 from hivectl.drivers.bhyve.model import PciDevice
-from hivectl.drivers.bhyve.slots import OwnSlot, Placement, Rule
+from hivectl.drivers.bhyve.slots import Placement, Rule, own_slot
 
 
 class Xhci(DeviceKind):
@@ -15,7 +15,9 @@ class Xhci(DeviceKind):
     placements = ("xhci",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:
-        return OwnSlot(self.name) if boot.config.flag("xhci_mouse") else None
+        if not boot.config.flag("xhci_mouse"):
+            return None
+        return own_slot(self.name, boot.config.path, "xhci_slot", boot.config.get("xhci_slot"))
 
     def build(self, ctx: DeviceContext, placement: Placement, built: list[PciDevice]) -> PciDevice:
         return PciDevice(placement, "xhci", "tablet")
