@@ -2,16 +2,26 @@
 
 from __future__ import annotations
 
-import argparse
 import os
 import sys
-from pathlib import Path
 
 from hivectl.cli import render
 from hivectl.cli.context import Context
 from hivectl.errors import HivectlError, UsageError
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: ``list`` needs neither it nor argparse
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+
 DRY_RUN_HELP = "print the host commands this would run, one JSON array per line, and change nothing"
+
+
+def _path(text: str) -> Path:
+    """argparse's ``type=Path``, importing pathlib only when a command takes a path (``list`` takes none)."""
+    from pathlib import Path
+
+    return Path(text)
 
 
 def _confirm(question: str) -> bool:
@@ -45,9 +55,9 @@ datastores. diskN_size is consumed. Nothing is left behind if a step fails."""
                    help="write this cloud image (raw, qcow2, vmdk; a path or a name in the image stores) onto disk0")
     p.add_argument("-C", dest="cloud_init", action="store_true",
                    help="add a cloud-init NoCloud seed (NAME/.cloud-init, seed.iso as the last disk)")
-    p.add_argument("-k", dest="keyfile", type=Path, metavar="KEYFILE",
+    p.add_argument("-k", dest="keyfile", type=_path, metavar="KEYFILE",
                    help="with -C: SSH public keys (authorized_keys format) for the default user")
-    p.add_argument("-u", dest="userdata", type=Path, metavar="USER-DATA", help="with -C: user-data file, verbatim")
+    p.add_argument("-u", dest="userdata", type=_path, metavar="USER-DATA", help="with -C: user-data file, verbatim")
     p.add_argument("-n", dest="netconfig", action="append", default=[], metavar="KEY=VALUE;...",
                    help="with -C: network settings of the next NIC (repeat for network1, ...): interface, ip, "
                         "gateway4, gateway6, nameservers, searchdomains, hostname")
@@ -138,6 +148,7 @@ def run_configure(ctx: Context, args: argparse.Namespace) -> int:
     # Imported here, not at the top: ``list`` and ``info`` share this module and need none of them.
     import shlex
     import tempfile
+    from pathlib import Path
 
     from hivectl.errors import ConfigError, ValidationErrors
     from hivectl.host import process

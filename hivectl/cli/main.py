@@ -5,14 +5,18 @@ Exit status: 0 success, 1 failure, 2 usage error. Errors are one line on stderr,
 
 from __future__ import annotations
 
-import argparse
 import sys
-from collections.abc import Callable, Sequence
 
 from hivectl import __version__
+from hivectl.cli import quickargs
 from hivectl.cli.registry import COMMANDS, Command
 from hivectl.errors import HivectlError, UsageError
 from hivectl.safety.values import argv_words
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
 
 PROG = "hivectl"
 
@@ -74,20 +78,32 @@ def resolve(word: str) -> Command:
     raise UsageError(f"unknown command {word!r} (see 'hivectl help')")
 
 
-class _Parser(argparse.ArgumentParser):
-    """argparse that reports usage errors as ``UsageError`` (exit 2) in our one-line style."""
-
-    def error(self, message: str) -> None:  # type: ignore[override]
-        raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
-
-
 def build_parser(command: Command) -> tuple[argparse.ArgumentParser, Callable[..., int]]:
     """The argument parser of one command only (building all 36 would cost more than ``list`` itself)."""
+    import argparse  # here: a plain command line is read by hivectl/cli/quickargs.py without it
+
+    class _Parser(argparse.ArgumentParser):
+        """argparse that reports usage errors as ``UsageError`` (exit 2) in our one-line style."""
+
+        def error(self, message: str) -> None:  # type: ignore[override]
+            raise UsageError(f"{self.prog}: {message} (see '{self.prog} --help')")
+
     configure, run = command.handlers()
     parser = _Parser(prog=f"{PROG} {command.name}", formatter_class=argparse.RawDescriptionHelpFormatter,
                      description=command.summary)
     configure(parser)
     return parser, run
+
+
+def parse_command(command: Command, args: list[str]) -> tuple[object, Callable[..., int]]:
+    """The command's parsed arguments and its ``run_`` function: quickargs when it can, else argparse."""
+    configure, run = command.handlers()
+    recorder = quickargs.record(configure)  # type: ignore[arg-type]
+    namespace = quickargs.parse(recorder, args) if recorder is not None else None
+    if namespace is not None:
+        return namespace, run
+    parser, run = build_parser(command)
+    return parser.parse_args(args), run
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -125,9 +141,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser, _ = build_parser(resolve(args[0]))
             parser.print_help()
             return 0
-        command = resolve(word)
-        parser, run = build_parser(command)
-        namespace = parser.parse_args(args)
+        namespace, run = parse_command(resolve(word), args)
         from hivectl.cli.context import Context
 
         return run(Context(driver), namespace) or 0
