@@ -43,6 +43,7 @@ from hivectl.errors import ConfigError, HivectlError
 from hivectl.model.layout import config_name, is_runtime_file
 from hivectl.safety.values import MAX_DISK_BYTES
 from hivectl.storage import compression, sparse
+from hivectl.storage.hashing import HashingReader
 
 MANIFEST = "hivectl-backup.json"
 DIGESTS = "hivectl-digests.json"
@@ -107,22 +108,6 @@ class Checked:
         return str(self.header["kind"])
 
 
-class _Hashing(io.RawIOBase):
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.hash = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def readinto(self, buffer: Any) -> int:
-        view = memoryview(buffer).cast("B")
-        data = self.raw.read(len(view))
-        view[: len(data)] = data
-        self.hash.update(data)
-        return len(data)
-
-
 class _Prefixed(io.RawIOBase):
     def __init__(self, head: bytes, rest: IO[bytes]) -> None:
         self._head, self._rest = head, rest
@@ -154,7 +139,7 @@ def check_archive(archive: Path, raw: IO[bytes], expected_sha256: str | None, fr
                   display: str | None = None) -> Checked:
     """Read all of ``raw`` (the archive ``archive``) and validate it; raise ``ArchiveRefused`` on any flaw."""
     shown = display or str(archive)
-    hashing = _Hashing(raw)
+    hashing = HashingReader(raw)
     reader = _Reader(shown, hashing)
     header = reader.header(archive)
     checked = Checked(shown, header)
@@ -177,7 +162,7 @@ def check_archive(archive: Path, raw: IO[bytes], expected_sha256: str | None, fr
 class _Reader:
     """One pass over the members, in order; every tar or decompression error becomes one refusal line."""
 
-    def __init__(self, archive: str, hashing: _Hashing) -> None:
+    def __init__(self, archive: str, hashing: HashingReader) -> None:
         self.archive = archive
         self.hashing = hashing
         self.count = 0

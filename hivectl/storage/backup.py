@@ -64,6 +64,7 @@ from hivectl.storage.archive_check import (
     check_archive,
 )
 from hivectl.storage.guards import require_stopped
+from hivectl.storage.hashing import HashingReader
 from hivectl.store import Datastore, GuestRef, Store
 
 FORMAT = "hivectl-backup"
@@ -296,20 +297,6 @@ def _add_disk(tar: tarfile.TarFile, path: Path, name: str, digests: dict[str, An
         os.close(fd)
 
 
-class _HashingReader(io.RawIOBase):
-    def __init__(self, raw: IO[bytes]) -> None:
-        self.raw = raw
-        self.hash = hashlib.sha256()
-
-    def readable(self) -> bool:
-        return True
-
-    def read(self, size: int = -1) -> bytes:
-        data = self.raw.read(size)
-        self.hash.update(data)
-        return data
-
-
 def _add_directory(tar: tarfile.TarFile, ref: GuestRef, config: GuestConfig, digests: dict[str, Any],
                    written: Written) -> None:
     disks = {d.name for d in config.disks if d.dev == "file" and "/" not in d.name and d.type != "ahci-cd"}
@@ -337,7 +324,7 @@ def _add_directory(tar: tarfile.TarFile, ref: GuestRef, config: GuestConfig, dig
                 info = tarfile.TarInfo(f"files/{name}")
                 info.size, info.mode, info.mtime = st.st_size, stat.S_IMODE(st.st_mode), int(st.st_mtime)
                 with open(entry.path, "rb") as handle:
-                    reader = _HashingReader(handle)
+                    reader = HashingReader(handle)
                     tar.addfile(info, reader)
                 digests[f"files/{name}"] = {"size": st.st_size, "sha256": reader.hash.hexdigest()}
 
@@ -765,7 +752,7 @@ def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[P
         for index, (path, expected) in enumerate(zip(chain, checked, strict=True)):
             display = shown if index == len(chain) - 1 else str(path)
             raw = open(path, "rb")  # noqa: SIM115 - closed below
-            hashing = _HashingReader(raw)
+            hashing = HashingReader(raw)
             try:
                 tar, _stream = _open_tar(hashing)  # type: ignore[arg-type]
                 member = tar.next()
@@ -815,7 +802,7 @@ def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[P
         raise
 
 
-def _drain(stream: _HashingReader) -> None:
+def _drain(stream: HashingReader) -> None:
     while stream.read(COPY):
         pass
 
