@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.host.base import CommandFailed, Host
-from hivectl.rcfile import RcFile, atomic_write
+from hivectl.rcfile import RcFile, atomic_create_bytes, atomic_write
 from hivectl.safety.filelock import locked
 
 RETRIES = 4
@@ -173,6 +173,38 @@ class WriteFile(Action):
 
     def undo(self, host: Host) -> None:
         if self._created:
+            self.path.unlink(missing_ok=True)
+
+
+@dataclass
+class CreateFile(Action):
+    """Create a file only if its name is free when applied (``hivectl.rcfile.atomic_create_bytes``).
+
+    For files the administrator owns once they exist (sample templates, ``null.iso``): a plan made when
+    the name was free may be applied after someone wrote it, and must then leave that file alone. The
+    file appears whole or not at all. Undo removes it only if it is still the file this step made.
+    """
+
+    path: Path
+    content: str
+    shown_as: list[str]
+    mode: int = 0o644
+    _made: tuple[int, int] | None = field(default=None, repr=False)
+
+    def argv(self) -> list[str]:
+        return list(self.shown_as)
+
+    def apply(self, host: Host) -> None:
+        self._made = atomic_create_bytes(self.path, self.content.encode("utf-8"), self.mode)
+
+    def undo(self, host: Host) -> None:
+        if self._made is None:
+            return
+        try:
+            info = os.lstat(self.path)
+        except FileNotFoundError:
+            return
+        if (info.st_dev, info.st_ino) == self._made:
             self.path.unlink(missing_ok=True)
 
 

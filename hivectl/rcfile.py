@@ -161,6 +161,41 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, private: bool
         os.close(dir_fd)
 
 
+def atomic_create_bytes(path: Path, data: bytes, mode: int = 0o644) -> tuple[int, int] | None:
+    """Create ``path`` holding ``data`` unless something is already there; never replace, never tear.
+
+    For files hivectl offers but an administrator owns once they exist (``init``'s sample templates):
+    the data goes to a temp file in the same directory (fsync'd), which is then given the final name with
+    link(2). link(2) fails with EEXIST when the name exists, whatever it is (a file the administrator
+    wrote meanwhile, a symlink, even a dangling one), so nothing is overwritten or written through, and
+    the name appears only with its whole content (link(2), rename(2) in the FreeBSD and Linux manuals).
+    Returns the (st_dev, st_ino) of the file made, or None when the name was taken (left as it is).
+    """
+    directory = path.parent
+    collect_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+            info = os.fstat(handle.fileno())
+        try:
+            os.link(tmp, path, follow_symlinks=False)
+        except FileExistsError:
+            return None
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+    return (info.st_dev, info.st_ino)
+
+
 def atomic_write(path: Path, data: str, mode: int = 0o644) -> None:
     """``atomic_write_bytes`` for text (UTF-8; undecodable bytes read from a file round-trip unchanged).
 

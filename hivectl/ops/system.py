@@ -14,7 +14,7 @@ from pathlib import Path
 from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, NotFound, UsageError
 from hivectl.host.base import Host
-from hivectl.plan import Edited, EditFile, MakeDir, Plan, Run, WriteFile, config_edit
+from hivectl.plan import CreateFile, Edited, EditFile, MakeDir, Plan, Run, config_edit
 from hivectl.rcfile import RcFile
 from hivectl.store import Store
 
@@ -53,7 +53,7 @@ def plan_init(store: Store, host: Host) -> Plan:
             plan.add(MakeDir(root / sub))
     null_iso = root / ".config" / "null.iso"
     if not null_iso.exists():
-        plan.add(WriteFile(null_iso, "", ["touch", str(null_iso)]))
+        plan.add(CreateFile(null_iso, "", ["touch", str(null_iso)]))
     if not store.system_conf_path.exists():
         # Created only if still absent when applied: a concurrent command may have written it meanwhile.
         plan.add(EditFile(store.system_conf_path, _create_if_absent(""), [["touch", str(store.system_conf_path)]]))
@@ -61,7 +61,8 @@ def plan_init(store: Store, host: Host) -> Plan:
         target = store.templates_dir / f"{name}.conf"
         if not (new_templates or name == "default") or target.exists():
             continue
-        plan.add(WriteFile(target, text, ["cp", f"<hivectl>/templates/{name}.conf", str(target)]))
+        # Created only if the name is still free when applied: an administrator's file is never replaced.
+        plan.add(CreateFile(target, text, ["cp", "-n", f"<hivectl>/templates/{name}.conf", str(target)]))
     if host.platform == "freebsd":
         loaded = set()
         for module in FREEBSD_MODULES:
