@@ -442,20 +442,28 @@ def test_autostart_refuses_an_entry_that_double_quotes_would_change(guests: Path
     assert guests.read_text() == "vm_list='a $b'\n"
 
 
-def test_autostart_refuses_when_a_later_file_wins(guests: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
-    """FreeBSD reads /etc/rc.conf.local after /etc/rc.conf: a vm_list there would silently win."""
-    from hivectl.ops import autostart
-
+def test_autostart_edits_the_file_whose_vm_list_wins(guests: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                    capsys: pytest.CaptureFixture[str]) -> None:
+    """FreeBSD reads /etc/rc.conf.local and /etc/rc.conf.d/vm after /etc/rc.conf: the last file that sets
+    vm_list is the one that wins, so it is the one edited (sysrc(8) does the same); a file that only
+    mentions it in a comment does not count."""
     local = tmp_path / "rc.conf.local"
+    service = tmp_path / "rc.conf.d" / "vm"
+    service.parent.mkdir()
+    monkeypatch.setenv("HIVECTL_RC_CONF", f"{guests}:{local}:{service}")
     local.write_text('# local\nvm_list="b"\n')
-    monkeypatch.setattr(autostart, "rc_files", lambda: [guests, local])
     guests.write_text('vm_list="a"\n')
-    status, _, err = run(capsys, "autostart", "add", "c")
-    assert status == 1 and f"{local}: vm_list is set here too" in one_line_error(err)
-    local.write_text('# local\nsendmail_enable="NONE"\n# vm_list="b" (commented out)\n')
     assert run(capsys, "autostart", "add", "c")[0] == 0
-    assert guests.read_text() == 'vm_list="a c"\n'
+    assert (guests.read_text(), local.read_text()) == ('vm_list="a"\n', '# local\nvm_list="b c"\n')
+    service.write_text('vm_delay="3"\nvm_list="db"\n')
+    status, out, _ = run(capsys, "autostart", "list")
+    assert status == 0 and f"vm_list is kept in {service}" in out and "vm_delay: 3 seconds" in out
+    assert run(capsys, "autostart", "add", "web")[0] == 0
+    assert service.read_text() == 'vm_delay="3"\nvm_list="db web"\n' and local.read_text().endswith('"b c"\n')
+    service.write_text("# vm_list=\"x\" (commented out)\n")
+    local.write_text('sendmail_enable="NONE"\n')
+    assert run(capsys, "autostart", "add", "b")[0] == 0
+    assert guests.read_text() == 'vm_list="a b"\n'
 
 
 def test_autostart_never_overwrites_a_concurrent_edit(guests: Path) -> None:

@@ -125,7 +125,9 @@ def configure_autostart(p: argparse.ArgumentParser) -> None:
     p.description = """\
 Choose which guests start at boot and in what order. At boot (rc.d script, or 'hivectl startall') the
 guests of vm_list start in its order, vm_delay seconds apart; vm-bhyve reads the same vm_list. It is kept
-in /etc/rc.conf on FreeBSD, /etc/hivectl.conf on Linux, or the file HIVECTL_RC_CONF names.
+where it is set: on FreeBSD the last of /etc/rc.conf, /etc/rc.conf.local, /etc/rc.conf.d/vm and
+/usr/local/etc/rc.conf.d/vm that sets it (the one that wins, as vm-bhyve reads them), else /etc/rc.conf;
+/etc/hivectl.conf on Linux; or the files HIVECTL_RC_CONF names.
 
   autostart list [--json]                            ORDER NAME DATASTORE STATE, then vm_delay
   autostart add [--position N] [--dry-run] NAME...   append guests, or insert them from position N on
@@ -134,7 +136,7 @@ in /etc/rc.conf on FreeBSD, /etc/hivectl.conf on Linux, or the file HIVECTL_RC_C
 
 The file is edited in place like sysrc does it: only the vm_list line changes (its comment stays), the
 file is replaced atomically and keeps its mode. hivectl refuses rather than guesses when vm_list is set
-more than once, built from other values (${...}, +=), or also set in a file read later (rc.conf.local).
+more than once in that file or built from other values (${...}, +=).
 'remove' accepts names that are no longer guests, so stale entries can be cleaned up."""
     p.epilog = """examples:
   hivectl autostart add db1 web1             start db1, then web1, at boot
@@ -158,19 +160,18 @@ more than once, built from other values (${...}, +=), or also set in a file read
 
 
 def run_autostart(ctx: Context, args: argparse.Namespace) -> int:
-    from hivectl.hostconf import rc_files
     from hivectl.ops import autostart
 
     if args.action == "list":
         entries = autostart.entries(ctx.store)
         delay = ctx.settings.vm_delay
         if args.json:
-            render.as_json({"file": str(rc_files()[0]), "vm_delay": delay,
+            render.as_json({"file": str(autostart.kept_in()), "vm_delay": delay,
                             "guests": [entry.as_json() for entry in entries]})
             return 0
         render.table(["ORDER", "NAME", "DATASTORE", "STATE"],
                      [[e.order, e.name, e.datastore or "-", e.state] for e in entries])
-        sys.stdout.write(f"vm_delay: {delay} seconds between starts (vm_list is kept in {rc_files()[0]})\n")
+        sys.stdout.write(f"vm_delay: {delay} seconds between starts (vm_list is kept in {autostart.kept_in()})\n")
         return 0
     if args.action == "add":
         plan, kept = autostart.plan_add(ctx.store, args.names, args.position)

@@ -35,7 +35,9 @@ global options:
 
 environment:
   HIVECTL_VM_DIR        use this vm_dir instead of the one in rc.conf / /etc/hivectl.conf
-  HIVECTL_RC_CONF       read vm_dir, vm_list and vm_delay from this file
+  HIVECTL_RC_CONF       read vm_dir, vm_list, vm_delay and vm_disable_host_checks from these files
+                        (FILE[:FILE...], later ones win) instead of /etc/rc.conf, rc.conf.local,
+                        rc.conf.d/vm (FreeBSD) or /etc/hivectl.conf (Linux)
   EDITOR                editor for 'configure' (default vi)
 
 exit status: 0 success, 1 failure, 2 usage error.

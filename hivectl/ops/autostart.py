@@ -2,8 +2,9 @@
 
 vm-bhyve (and ``hivectl startall``) start the guests of ``vm_list`` in order, ``vm_delay`` seconds apart.
 Users had to edit rc.conf by hand to change it (churchers#335, freebsd#38); ``hivectl autostart`` does it
-for them, in the first file ``hivectl.hostconf.rc_files()`` names (``/etc/rc.conf`` on FreeBSD,
-``/etc/hivectl.conf`` on Linux, ``HIVECTL_RC_CONF`` when set).
+for them, in the file whose ``vm_list`` wins among those ``hivectl.hostconf.rc_files()`` names (on FreeBSD
+/etc/rc.conf, rc.conf.local or rc.conf.d/vm, read in that order), else in the first one (``/etc/rc.conf``
+on FreeBSD, ``/etc/hivectl.conf`` on Linux, the first of ``HIVECTL_RC_CONF`` when set), as sysrc(8) does.
 
 That file belongs to the administrator and is *sourced by sh* at boot, so the edit is made the way
 ``sysrc`` makes it and with more care than a line-based editor would take:
@@ -14,8 +15,7 @@ That file belongs to the administrator and is *sourced by sh* at boot, so the ed
   are kept, and so is every other byte of the file. A file without one gets the line appended;
 - anything hivectl could only guess at is refused with the file, line and text: a second assignment, an
   assignment that is built from other values (``$vm_list``, ``${...}``, backquotes), ``+=``, one that spans
-  lines or is followed by more commands, any other mention of ``vm_list``, an unterminated quote, or a file
-  read later (``/etc/rc.conf.local``) that sets ``vm_list`` too and would win;
+  lines or is followed by more commands, any other mention of ``vm_list``, an unterminated quote;
 - the file is replaced atomically (same directory, fsync, rename) with its mode kept; a symlink is kept and
   its target written;
 - the edit is planned from the file as read, then redone under the file's lock (``.rc.conf.lock`` next to
@@ -196,16 +196,27 @@ def _read(path: Path) -> str | None:
 
 
 def load() -> VmList:
-    """``vm_list`` of the file hivectl edits; refuses when a file read after it sets ``vm_list`` as well."""
+    """``vm_list`` of the file hivectl edits: the last of the settings files that mentions ``vm_list``
+    (its assignment is the one that wins), else the first file; that is where sysrc(8) writes too
+    (``f_sysrc_set`` edits the file of the last assignment and appends to the first file otherwise), so
+    a ``vm_list`` kept in /etc/rc.conf.d/vm is edited there."""
+    target, text = _holder()
+    return parse(target, text)
+
+
+def _holder() -> tuple[Path, str | None]:
     files = rc_files()
-    found = parse(files[0], _read(files[0]))
-    for later in files[1:]:
-        text = _read(later)
-        if text is not None and _MENTION.search("".join(s.code for s in statements(text, later))):
-            raise HivectlError(f"{later}: vm_list is set here too, and this file is read after {files[0]}, so "
-                               f"it wins; hivectl edits only {files[0]}: move the setting there or edit {later} "
-                               "by hand")
-    return found
+    target, text = files[0], None
+    for path in files:
+        content = _read(path)
+        if content is not None and _MENTION.search("".join(s.code for s in statements(content, path))):
+            target, text = path, content
+    return target, (text if text is not None else _read(target))
+
+
+def kept_in() -> Path:
+    """The file ``vm_list`` is read from and written to (see ``load``)."""
+    return _holder()[0]
 
 
 def _check_words(path: Path, words: Sequence[str]) -> None:

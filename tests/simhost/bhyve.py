@@ -1357,8 +1357,10 @@ def startup(init: Init, cpus: int, memsize: int, rom: str | None, parser: Parser
     physmem = strtol_strict(st["sysctl"].get("hw.physmem", "0"), 10) or 0
     if memsize == 0 or memsize % PAGE or (info.get("memsize") not in (None, memsize)):
         fail("Unable to setup memory (22)", prefix=False)
-    if wired and physmem and memsize > physmem:
-        fail("Unable to setup memory (12)", prefix=False)
+    wired_limit = (strtol_strict(st["sysctl"].get("vm.max_user_wired", "0"), 10) or 0) \
+        * (strtol_strict(st["sysctl"].get("hw.pagesize", "4096"), 10) or 4096)
+    if wired and ((physmem and memsize > physmem) or (wired_limit and memsize > wired_limit)):
+        fail("Unable to setup memory (12)", prefix=False)  # ENOMEM: vm.max_user_wired caps wired memory
     info.update({"memsize": memsize, "wired": wired, "cpus": cpus})
     vmm.write_vm(name, info)
     if release != "14":

@@ -65,7 +65,7 @@ IN_PROCESS = {
     "grub-bhyve": ("grub_bhyve", "main"), "ifconfig": ("ifconfig", "main"), "sysctl": ("sysctl", "main"),
     "kldstat": ("kld", "_kldstat"), "kldload": ("kld", "_kldload"), "kldunload": ("kld", "_kldunload"),
     "zfs": ("zfs", "main"), "zpool": ("zfs", "zpool"), "pciconf": ("pciconf", "main"),
-    "truncate": ("truncate", "main"), "pfctl": ("pfctl", "main"),
+    "truncate": ("truncate", "main"), "pfctl": ("pfctl", "main"), "acpidump": ("acpidump", "main"),
 }
 
 
@@ -155,6 +155,11 @@ class SimHost:
         """Set any sysctl value (read-only ones included: they are boot-time tunables)."""
         with self.edit() as data:
             data["sysctl"][name] = str(value)
+
+    def set_acpi_tables(self, signatures: list[str]) -> None:
+        """The firmware's ACPI tables ``acpidump -t`` shows (``DMAR`` present: the host has VT-d)."""
+        with self.edit() as data:
+            data["acpi_tables"] = list(signatures)
 
     def set_release(self, release: str) -> None:
         """``14`` or ``15``: which FreeBSD behaviour bhyve follows where they differ."""

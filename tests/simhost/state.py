@@ -157,6 +157,10 @@ def default_sysctls(ncpu: int = 4) -> tuple[dict[str, str], list[str]]:
         "hw.model": "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz",
         "hw.ncpu": str(ncpu),
         "hw.physmem": str(16 * GIB),
+        "hw.pagesize": "4096",
+        # the limit on wired user memory (mlock(2), bhyve -S): four fifths of the free pages at boot
+        # (vm_pageout.c sets vm_page_max_user_wired so when the tunable is 0); read-write on FreeBSD
+        "vm.max_user_wired": str(16 * GIB // 4096 * 4 // 5),
         "hw.vmm.maxcpu": str(ncpu),
         "hw.vmm.create": "beavis",
         "hw.vmm.destroy": "beavis",
@@ -166,6 +170,11 @@ def default_sysctls(ncpu: int = 4) -> tuple[dict[str, str], list[str]]:
         "hw.vmm.ppt.devices": "1",
         "hw.vmm.trap_wbinvd": "0",
         "hw.vmm.vmx.initialized": "1",
+        # svm.c's oids exist on Intel hosts too; features keeps its ~0 initial value there (svm_init never ran)
+        "hw.vmm.svm.features": str(0xFFFFFFFF),
+        "hw.vmm.svm.num_asids": "0",
+        "hw.vmm.svm.disable_npf_assist": "0",
+        "hw.vmm.iommu.initialized": "0",
         "hw.vmm.vmx.cap.unrestricted_guest": "1",
         "hw.vmm.vmx.cap.halt_exit": "1",
         "hw.vmm.vmx.cap.pause_exit": "1",
@@ -185,6 +194,7 @@ def default_sysctls(ncpu: int = 4) -> tuple[dict[str, str], list[str]]:
         "kern.hostname", "hw.vmm.create", "hw.vmm.destroy", "hw.vmm.halt_detection", "hw.vmm.trap_wbinvd",
         "net.inet.ip.forwarding", "net.inet6.ip6.forwarding", "net.link.tap.up_on_open",
         "net.link.tap.devfs_cloning", "net.link.bridge.pfil_member", "net.link.bridge.pfil_bridge",
+        "vm.max_user_wired", "hw.vmm.svm.disable_npf_assist",
         "net.link.bridge.pfil_onlyip", "net.link.bridge.ipfw",
     ]
     return values, writable
@@ -210,6 +220,7 @@ def default_state(base: Path, ncpu: int = 4, release: str = "14") -> State:
         "running": {},
         "loader_runs": [],
         "nmdm": {},
+        "acpi_tables": ["FACP", "APIC", "HPET", "MCFG", "DMAR"],  # acpidump -t; DMAR: the host has VT-d
         "created": time.time(),
         "root": str(base),
     }

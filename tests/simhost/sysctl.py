@@ -1,6 +1,7 @@
 """``sysctl(8)`` (sysctl(8)).
 
-hivectl reads ``hw.vmm.maxcpu``, ``hw.vmm.vmx.*``, ``kern.vm_guest`` and sets
+hivectl reads ``hw.vmm.maxcpu``, ``hw.vmm.vmx.*``, ``hw.vmm.svm.features``, ``hw.vmm.iommu.enable``,
+``hw.vmm.amdvi.enable``, ``hw.model``, ``hw.physmem``, ``vm.max_user_wired``, ``kern.vm_guest`` and sets
 ``net.link.tap.up_on_open``. Values live in the state; a subtree exists only while the module that
 provides it is loaded (no vmm.ko, no ``hw.vmm.*``: FreeBSD reports such an oid as unknown), and only
 the oids listed as writable accept a new value. Writing a VM name to ``hw.vmm.create`` /

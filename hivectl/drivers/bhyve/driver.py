@@ -14,6 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
+from hivectl.drivers import hostchecks
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, Problem, unsupported_keys
 from hivectl.drivers.bhyve import devices, graphics, loaders, options, planner
 from hivectl.drivers.bhyve.actions import RemoveFiles
@@ -49,9 +50,8 @@ class BhyveDriver(Driver):
         if problems:
             return problems  # the checks below assume valid values
         problems += [Problem(str(e)) for e in config_problems(ref, config)]
-        if self.host.run(["kldstat", "-q", "-m", "vmm"], check=False).status != 0:
-            problems.append(Problem("the vmm kernel module is not loaded (kldload vmm, or vmm_load=\"YES\" in "
-                                    "/boot/loader.conf)"))
+        if not self.store.settings.disable_host_checks:  # vm-bhyve's vm_disable_host_checks
+            problems += hostchecks.bhyve(self.host, config)
         for tool in ("bhyve", "bhyvectl"):
             if self.host.which(tool) is None:
                 problems.append(Problem(f"{tool} is not installed or not on PATH"))

@@ -21,6 +21,7 @@ import os
 import signal
 from pathlib import Path
 
+from hivectl.drivers import hostchecks
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, unsupported_keys
 from hivectl.drivers.qemu import accel as accel_mod
 from hivectl.drivers.qemu import argv as argv_mod
@@ -68,9 +69,12 @@ class QemuDriver(Driver):
         if self.host.which(self.binary) is None:
             problems.append(f"{self.binary} is not installed (Debian: apt-get install qemu-system-x86)")
         try:
-            self.accelerator()
+            accel = self.accelerator()
         except ConfigError as error:
             problems.append(str(error))
+        else:
+            if not self.store.settings.disable_host_checks:  # vm-bhyve's vm_disable_host_checks
+                problems += hostchecks.qemu(self.host, config, accel)
         firmware = firmware_for(ref, config, self.ovmf_code, self.ovmf_vars)
         if firmware.code is not None and not firmware.code.is_file():
             problems.append(f"UEFI firmware {firmware.code} is missing (Debian: apt-get install ovmf)")
