@@ -18,10 +18,10 @@ A file target also gets ``FILE.sha256`` (``sha256sum -c`` format) for the compre
 first validates every archive it will read, to its end, without writing anything
 (``hivectl.storage.archive_check``: names, types, sizes, sparse maps, digests, the header's guest name);
 only then does it build the guest, in a hidden staging directory ``.hivectl-staging-NAME-XXXX`` of the
-datastore that one rename publishes (a staging directory a killed restore left is removed by the next
-restore of that name). Symbolic links in a guest directory are not backed up (restore refuses them).
-``--keep N`` prunes older backups of the guest in
-the target directory, never one that a kept incremental backup still needs.
+datastore (for ZFS under a staging dataset of that name) that one rename publishes (a staging entry a killed
+restore left is removed by the next restore of that name). Symbolic links in a guest directory are not
+backed up (restore refuses them). ``--keep N`` prunes older backups of the guest in the target directory,
+never one that a kept incremental backup still needs.
 """
 
 from __future__ import annotations
@@ -724,6 +724,10 @@ def restore(store: Store, source: Path, datastore: str | None = None, name: str 
     try:
         chain, checked = check_chain(store, source, store_, spool)
         guest = validate.name(None, "NAME", name or checked[0].guest, "guest name")
+        # Staging and tombstone entries of this name that killed commands left (a live command's are kept),
+        # first: also when the guest exists (a restore killed between its publish and its clean-up).
+        for leftover in store.leftovers(guest):
+            Collect(leftover.path, leftover.dataset).apply(store.host)
         store.require_free(guest, "; restore under another NAME or destroy it first")
         ref = GuestRef(guest, store_)
         if checked[0].kind == "zfs" and ref.dataset is None:
@@ -744,11 +748,22 @@ def restore(store: Store, source: Path, datastore: str | None = None, name: str 
 
 def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[Path], checked: list[Checked],
                    shown: str) -> None:
-    """Second pass: build the guest from archives already validated (each is compared as it is read again)."""
-    created: list[str] = []
+    """Second pass: build the guest from archives already validated (each is compared as it is read again).
+
+    Out of sight, like ``create``: a directory guest in a locked staging directory, a ZFS guest received
+    under a locked, empty staging dataset (``zfs recv`` must create the dataset it receives, so the guest
+    is ``STAGING/NAME`` and the staging dataset only holds it and the lock). Once the whole chain is in
+    and the guest is complete, one rename (``zfs rename STAGING/NAME POOL/NAME``) publishes it; the emptied
+    staging dataset is then removed (or, if killed just then, collected by the next command of that name).
+    """
     work_dirs: list[MakeStaging] = []
     original = checked[0].guest
+    staged: GuestRef | None = None  # the ZFS guest while it is being received
+    holder: MakeStaging | None = None
     try:
+        if ref.dataset is not None:
+            holder = _zfs_staging(store, store_, ref.name)
+            staged = GuestRef(ref.name, store_, f"{holder.directory.name}/{ref.name}")
         for index, (path, expected) in enumerate(zip(chain, checked, strict=True)):
             display = shown if index == len(chain) - 1 else str(path)
             raw = open(path, "rb")  # noqa: SIM115 - closed below
@@ -763,10 +778,8 @@ def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[P
                 if json.loads(handle.read()) != expected.header:
                     raise HivectlError(f"{display}: changed while it was being restored")
                 if expected.kind == "zfs":
-                    assert ref.dataset is not None
-                    if index == 0:
-                        created.append(ref.dataset)
-                    _receive(tar, ref.dataset, expected)
+                    assert staged is not None and staged.dataset is not None
+                    _receive(tar, staged.dataset, expected)
                 else:
                     work_dirs.append(_restore_into_directory(tar, expected, store, store_, ref.name, display))
                 _drain(hashing)
@@ -775,31 +788,55 @@ def _extract_chain(store: Store, store_: Datastore, ref: GuestRef, chain: list[P
             sha = _expected_sha256(path) if display == str(path) else None
             if sha is not None and hashing.hash.hexdigest() != sha:
                 raise HivectlError(f"{display}: changed while it was being restored (SHA-256 differs)")
-        if ref.dataset is not None:
+        if staged is not None and holder is not None:
             # only after the whole chain: a received dataset changed between two receives refuses the next
-            if ref.name != original:
-                old = ref.directory / config_name(original)
-                if old.exists():
-                    os.replace(old, ref.conf_path)
-            # A ZFS backup may be of a running guest, so its stream can carry run.lock, hivectl.state and
-            # console: left in place they would make the copy look like the running original (and 'stop'
-            # act on the original's hypervisor pid). Drop them, as directory backups never store them.
-            for entry in os.listdir(ref.directory):
-                if is_runtime_file(entry, original) or is_runtime_file(entry, ref.name):
-                    path = ref.directory / entry
-                    if path.is_dir() and not path.is_symlink():
-                        shutil.rmtree(path, ignore_errors=True)
-                    else:
-                        path.unlink(missing_ok=True)
+            _generalise_received(staged, original)
+            Publish(None, staged.directory, ref.directory, staged.dataset, ref.dataset).apply(store.host)
+            holder.undo(store.host)  # the staging dataset is empty now
+            holder = None
         for work in list(work_dirs):
             Publish(work, work.directory, ref.directory).apply(store.host)  # one rename(2), never replacing
             work_dirs.remove(work)
     except BaseException:
-        for dataset in created:
-            store.host.run(["zfs", "destroy", "-r", dataset], check=False)
+        if holder is not None:
+            holder.undo(store.host)  # zfs destroy -rf: the staging dataset and what was received under it
         for work in work_dirs:
             work.undo(store.host)
         raise
+
+
+def _zfs_staging(store: Store, store_: Datastore, guest: str) -> MakeStaging:
+    """An empty, locked staging dataset of the datastore for a ZFS guest to be received under."""
+    assert store_.dataset is not None
+    if os.path.lexists(store_.path / guest):
+        raise Conflict(f"{store_.path / guest} already exists")
+    entry = staging_name(guest)
+    dataset = f"{store_.dataset}/{entry}"
+    holder = MakeStaging(store_.path / entry, dataset, ["zfs", "create", dataset])
+    holder.apply(store.host)
+    return holder
+
+
+def _generalise_received(staged: GuestRef, original: str) -> None:
+    """Before the received guest is published: ``OLD.conf`` renamed to ``NAME.conf``, run-time files dropped.
+
+    A ZFS backup may be of a running guest, so its stream can carry run.lock, hivectl.state and console:
+    left in place they would make the copy look like the running original (and 'stop' act on the
+    original's hypervisor pid). Drop them, as directory backups never store them.
+    """
+    if staged.name != original:
+        old = staged.directory / config_name(original)
+        if old.exists():
+            os.replace(old, staged.conf_path)
+    for entry in os.listdir(staged.directory):
+        if is_runtime_file(entry, original) or is_runtime_file(entry, staged.name):
+            path = staged.directory / entry
+            if path.is_dir() and not path.is_symlink():
+                shutil.rmtree(path, ignore_errors=True)
+            else:
+                path.unlink(missing_ok=True)
+    if not staged.conf_path.is_file():
+        raise HivectlError(f"the backup holds no {original}.conf")
 
 
 def _drain(stream: HashingReader) -> None:
@@ -811,14 +848,11 @@ def _restore_into_directory(tar: tarfile.TarFile, checked: Checked, store: Store
                             source: str) -> MakeStaging:
     """Extract into a hidden, locked staging directory of the datastore; the caller renames it into place.
 
-    The names and the lock are ``hivectl/staging.py``'s (as for create and clone): a staging or tombstone
-    entry of ``guest`` that a killed command left is collected first, one in use by a live command is not.
+    The names and the lock are ``hivectl/staging.py``'s (as for create and clone).
     """
     final = store_.path / guest
     if os.path.lexists(final):
         raise Conflict(f"{final} already exists")
-    for leftover in store.leftovers(guest):
-        Collect(leftover.path, leftover.dataset).apply(store.host)
     staging = MakeStaging(store_.path / staging_name(guest))
     staging.apply(store.host)
     work = staging.directory

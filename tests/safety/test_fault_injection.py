@@ -45,6 +45,7 @@ class Bed:
     store2: Path  # a plain-directory datastore "plain"
     env: dict[str, str]
     fault_dir: Path
+    values: dict[str, str] = field(default_factory=dict)  # ``{key}`` in a case's command (set by its setup)
 
     def run(self, *args: str, kill_at: str = "") -> Outcome:
         for entry in self.fault_dir.iterdir():
@@ -144,6 +145,11 @@ class Case:
     prepare: list[list[str]] = field(default_factory=list)
     done: Callable[[Bed], bool] = lambda bed: True
     reset: list[list[str]] = field(default_factory=list)  # back to the state before the command
+    setup: Callable[[Bed], None] | None = None  # after ``prepare``, before the state is saved
+    check: Callable[[Bed], list[str]] = lambda bed: []  # more problems to look for after each re-run
+
+    def argv(self, bed: Bed) -> list[str]:
+        return [word.format(**bed.values) for word in self.command]
 
 
 def guest(bed: Bed, name: str, root: Path | None = None) -> bool:
@@ -160,6 +166,49 @@ def system(bed: Bed, key: str) -> list[str]:
 
 def vm_list(bed: Bed) -> list[str]:
     return read_values(Path(bed.env["HIVECTL_RC_CONF"])).get("vm_list", "").split()
+
+
+def disk_bytes(bed: Bed, name: str, plain: bool) -> bytes:
+    """The contents of a restore case's guest disk: ``disk0.img`` in the directory datastore, else the zvol."""
+    if plain:
+        return (bed.store2 / name / "disk0.img").read_bytes()
+    return bed.sim.path(f"/dev/zvol/zroot/vm/{name}/disk0").read_bytes()
+
+
+def fill_disk(bed: Bed, name: str, plain: bool, seed: int) -> None:
+    """Write a few recognisable blocks into the disk (what a guest would), holes left between them."""
+    path = bed.store2 / name / "disk0.img" if plain else bed.sim.path(f"/dev/zvol/zroot/vm/{name}/disk0")
+    with open(path, "r+b") as disk:
+        for block in (0, 7, 300):
+            disk.seek(block * 65536 + seed)
+            disk.write(bytes([seed + 1]) * 4096 + f"{name} block {block} seed {seed}".encode())
+
+
+def backup_chain(plain: bool) -> Callable[[Bed], None]:
+    """Back ``orig`` up twice into ``backups/`` (on ZFS the second one is incremental to the first), with the
+    disk changed in between; ``{backup}`` becomes the newest file."""
+    def setup(bed: Bed) -> None:
+        target = bed.store2.parent / "backups"  # outside the saved state: it stays between kill points
+        target.mkdir(exist_ok=True)
+        for seed in (1, 2):
+            fill_disk(bed, "orig", plain, seed)
+            made = bed.run("backup", "--to", str(target), "orig")
+            assert made.status == 0, made.err
+            bed.values["backup"] = made.out.strip()
+        header = subprocess.run(["tar", "-xOzf", bed.values["backup"], "hivectl-backup.json"], capture_output=True,
+                                text=True, check=True).stdout
+        assert plain or '"parent"' in header, "the second ZFS backup is not incremental"
+    return setup
+
+
+def restored_equal(plain: bool) -> Callable[[Bed], list[str]]:
+    def check(bed: Bed) -> list[str]:
+        if not guest(bed, "copy", bed.store2 if plain else None):
+            return []
+        if disk_bytes(bed, "copy", plain) != disk_bytes(bed, "orig", plain):
+            return ["the restored disk differs from the original's"]
+        return []
+    return check
 
 
 CASES = [
@@ -195,6 +244,12 @@ CASES = [
     Case("autostart-remove", ["autostart", "remove", "g"],
          prepare=[["create", "-s", "64M", "g"], ["autostart", "add", "g"]],
          done=lambda b: "g" not in vm_list(b), reset=[["autostart", "add", "g"]]),
+    Case("restore", ["restore", "{backup}", "copy"], prepare=[["create", "-s", "64M", "-t", "freebsd-zvol", "orig"]],
+         setup=backup_chain(False), done=lambda b: guest(b, "copy"), reset=[["destroy", "-f", "copy"]],
+         check=restored_equal(False)),
+    Case("restore-plain", ["restore", "-d", "plain", "{backup}", "copy"],
+         prepare=[["create", "-s", "64M", "-d", "plain", "orig"]], setup=backup_chain(True),
+         done=lambda b: guest(b, "copy", b.store2), reset=[["destroy", "-f", "copy"]], check=restored_equal(True)),
 ]
 
 
@@ -206,33 +261,37 @@ def test_every_kill_point_leaves_a_consistent_host(simhost: Any, tmp_path: Path,
     for args in case.prepare:
         result = bed.run(*args)
         assert result.status == 0, f"{args}: {result.err}"
+    if case.setup is not None:
+        case.setup(bed)
+    command = case.argv(bed)
     snapshot = tmp_path / "snapshot"
     save(bed, snapshot)
-    first = bed.run(*case.command)
+    first = bed.run(*command)
     assert first.status == 0, first.err
+    failures: list[str] = [f"{case.name}: after the run without a kill: {p}" for p in case.check(bed)]
     steps = bed.steps()
     assert steps, "the step counter saw no step: the audit hook is not loaded"
-    failures: list[str] = []
     for k in range(1, len(steps) + 1):
         restore(bed, snapshot)
-        killed = bed.run(*case.command, kill_at=f"cli:{k}")
+        killed = bed.run(*command, kill_at=f"cli:{k}")
         where = f"{case.name}: killed before step {k} ({steps[k - 1]})"
         if killed.status != -9:
             failures.append(f"{where}: expected SIGKILL, exit status {killed.status}: {killed.err.strip()}")
             continue
         failures += [f"{where}: {p}" for p in guest_problems(bed)]
-        again = bed.run(*case.command)
+        again = bed.run(*command)
         if again.status != 0 and not case.done(bed):
             failures.append(f"{where}: the re-run failed: {again.err.strip()}")
         if not case.done(bed):
             failures.append(f"{where}: the re-run did not finish the command")
-        failures += [f"{where}, then re-run: {p}" for p in guest_problems(bed) + leftover_problems(bed)]
+        problems = guest_problems(bed) + leftover_problems(bed) + case.check(bed)
+        failures += [f"{where}, then re-run: {p}" for p in problems]
     for args in case.reset:  # after the last kill and re-run: the name is usable again
         result = bed.run(*args)
         if result.status != 0:
             failures.append(f"{case.name}: after the last re-run, {args} failed: {result.err.strip()}")
     record.append(f"{case.name}\t{len(steps)}\t{time.monotonic() - started:.1f}")
-    assert not failures, "\n".join(failures[:20])
+    assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:20])
 
 
 # -- fresh state for every kill point ---------------------------------------------------------------------
