@@ -96,6 +96,27 @@ class Hivectl:
         plan, _ = plan_create(self._ctx.store, request)
         return self._run(plan, dry_run)
 
+    def import_guest(self, bhyve: str | None = None, loader: str | None = None, script: str | Path | None = None,
+                     line: int | None = None, name: str | None = None, datastore: str = "default",
+                     directory: str | Path | None = None, dry_run: bool = False) -> list[list[str]]:
+        """Make a guest from a bhyve command line (and its loader line) or a script (``hivectl import``).
+
+        The guest is planned as ``start`` plans it and compared with the line first; what cannot be kept is
+        refused with its position:
+
+        >>> hv.import_guest(bhyve="bhyve -c 1 -m 1G -s 0,hostbridge -s 3,uart,stdio "
+        ...                       "-l bootrom,/usr/local/share/uefi-firmware/BHYVE_UEFI.fd handmade")
+        Traceback (most recent call last):
+        ...
+        hivectl.importer.words.ImportRefused: argument 7: '-s 3,uart,stdio': hivectl has no key for a uart device
+        """
+        from hivectl.ops.importer import ImportRequest, plan_import
+
+        self._ctx.store.require_initialised()
+        request = ImportRequest(bhyve, loader, Path(script) if script is not None else None, line, name, datastore,
+                                Path(directory) if directory is not None else None)
+        return self._run(plan_import(self._ctx.host, self._ctx.store, request).plan, dry_run)
+
     def set(self, name: str, dry_run: bool = False, **keys: str) -> list[list[str]]:
         """Change guest configuration keys (validated first, written atomically)."""
         from hivectl.ops.guests import plan_set_keys

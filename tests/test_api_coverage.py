@@ -24,6 +24,7 @@ RENAMED = {
     ("edit",): "configure",
     ("template", "list"): "templates",
     ("template", "show"): "template_show",
+    ("import",): "import_guest",  # 'import' is a Python keyword
 }
 
 

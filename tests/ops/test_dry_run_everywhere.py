@@ -42,6 +42,8 @@ ARGV: dict[tuple[str, ...], list[str]] = {
     ("rename",): ["rename", "web", "www"],
     ("destroy",): ["destroy", "web"],
     ("add",): ["add", "-d", "disk", "-s", "1G", "web"],
+    ("import",): ["import", "--bhyve", "bhyve -c 1 -m 512M -s 0,hostbridge -s 4,ahci-cd,{tmp}/isos/install.iso "
+                  "-l bootrom,/usr/local/share/uefi-firmware/BHYVE_UEFI.fd handmade"],
     ("tags", "add"): ["tags", "add", "web", "eu"],
     ("tags", "remove"): ["tags", "remove", "web", "prod"],
     ("disk", "resize"): ["disk", "resize", "web", "disk0", "2G"],
