@@ -56,13 +56,37 @@ def test_create_options_and_list(vmdir: Path) -> None:
     Path(os.environ["HIVECTL_RC_CONF"]).write_text('vm_list="db web"\nvm_delay="5"\n')
     assert hivectl("create", "db").status == 0
     table = hivectl("list").out.splitlines()
-    assert table[0].split() == ["NAME", "DATASTORE", "LOADER", "CPU", "MEMORY", "VNC", "AUTO", "STATE"]
-    assert table[2].split() == ["web", "default", "bhyveload", "2", "1G", "-", "Yes", "[2]", "Stopped"]
+    assert table[0].split() == ["NAME", "DATASTORE", "LOADER", "CPU", "MEMORY", "VNC", "AUTO", "STATE", "TAGS"]
+    assert table[2].split() == ["web", "default", "bhyveload", "2", "1G", "-", "Yes", "[2]", "Stopped", "-"]
     rows = hivectl("l", "--json").json()
     assert [r["name"] for r in rows] == ["db", "web"]
     for row in rows:
         assert {"name", "datastore", "loader", "cpu", "memory", "vnc", "auto", "state"} <= set(row)
     assert rows[1]["auto"] is True and rows[1]["auto_order"] == 2 and rows[1]["state"] == "Stopped"
+
+
+def test_list_tags_column_and_chosen_columns(vmdir: Path) -> None:
+    """vm-bhyve 1.8's TAGS column (last, comma-joined, '-' without tags) and ``list -o``."""
+    for name in ("db", "web"):
+        assert hivectl("create", name).status == 0
+    assert hivectl("tags", "add", "web", "prod", "eu-west").status == 0
+    Path(os.environ["HIVECTL_RC_CONF"]).write_text('vm_list="web"\n')
+    table = hivectl("list").out.splitlines()
+    assert table[0].split()[-2:] == ["STATE", "TAGS"]
+    assert table[1].split()[-2:] == ["Stopped", "-"] and table[2].split()[-2:] == ["Stopped", "prod,eu-west"]
+    picked = hivectl("list", "-o", "tags,NAME,Auto").out.splitlines()
+    assert [line.split() for line in picked] == [["TAGS", "NAME", "AUTO"], ["-", "db", "No"],
+                                                  ["prod,eu-west", "web", "Yes", "[1]"]]
+    assert picked[0].index("NAME") == len("prod,eu-west") + 2, "columns aligned as column -t does"
+    rows = hivectl("list", "-o", "name,auto,tags", "--json").json()
+    assert rows == [{"name": "db", "auto": False, "auto_order": None, "tags": []},
+                    {"name": "web", "auto": True, "auto_order": 1, "tags": ["prod", "eu-west"]}]
+    assert hivectl("list", "-t", "prod", "-o", "name").out.split() == ["NAME", "web"]
+    for bad, shown in (("name,colour", "'colour'"), ("name,,state", "an empty name"), ("", "an empty name")):
+        result = hivectl("list", "-o", bad)
+        assert result.status == 2 and result.out == "", bad
+        assert result.err == (f"hivectl: list -o {bad}: unknown column {shown}; valid columns: "
+                              "name,datastore,loader,cpu,memory,vnc,auto,state,tags\n"), result.err
 
 
 def test_info_json_and_yaml(vmdir: Path) -> None:

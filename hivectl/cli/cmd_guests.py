@@ -79,24 +79,37 @@ def run_create(ctx: Context, args: argparse.Namespace) -> int:
 # -- list ---------------------------------------------------------------------------------------------
 def configure_list(p: argparse.ArgumentParser) -> None:
     p.description = """\
-List guests in every datastore with vm-bhyve's columns: NAME DATASTORE LOADER CPU MEMORY VNC AUTO STATE.
-AUTO is 'Yes [n]' when the guest is the n-th entry of vm_list. STATE is Running (pid), Bootloader (pid),
-Stopped, Suspended or Locked (host) for a guest another host (or a crashed run) holds."""
+List guests in every datastore with vm-bhyve 1.8's columns: NAME DATASTORE LOADER CPU MEMORY VNC AUTO STATE
+TAGS. AUTO is 'Yes [n]' when the guest is the n-th entry of vm_list. STATE is Running (pid), Bootloader
+(pid), Stopped, Suspended or Locked (host) for a guest another host (or a crashed run) holds. TAGS is the
+guest's tags, comma-separated, or '-'."""
+    p.epilog = """examples:
+  hivectl list -o name,state,tags        only these columns, in this order
+  hivectl list -o name,auto --json       JSON rows with only name, auto and auto_order"""
     p.add_argument("-r", dest="running", action="store_true", help="only guests that are not stopped")
     p.add_argument("-t", dest="tag", metavar="TAG", help="only guests with this tag")
+    p.add_argument("-o", dest="columns", metavar="COLUMNS",
+                   help="comma-separated columns to show: name, datastore, loader, cpu, memory, vnc, auto, "
+                        "state, tags (--json keeps their keys only)")
     p.add_argument("--json", action="store_true", help="print one JSON array of objects")
 
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
-    from hivectl.ops.listing import list_guests
+    from hivectl.ops.listing import COLUMNS, cells, json_columns, list_guests, select_columns
 
+    columns = select_columns(args.columns) if args.columns is not None else None
     rows = list_guests(ctx.store, args.running, args.tag)
     if args.json:
-        render.json_rows([row.as_json() for row in rows])
+        if columns is None:
+            render.json_rows([row.as_json() for row in rows])
+        else:
+            render.json_rows([json_columns(row, columns) for row in rows])
         return 0
-    render.table(["NAME", "DATASTORE", "LOADER", "CPU", "MEMORY", "VNC", "AUTO", "STATE"],
-                 [[r.name, r.datastore, r.loader, r.cpu, r.memory, r.vnc or "-", r.auto_label, r.state]
-                  for r in rows])
+    if columns is not None:
+        render.table(columns, [cells(r, columns) for r in rows])
+        return 0
+    render.table(COLUMNS, [[r.name, r.datastore, r.loader, r.cpu, r.memory, r.vnc or "-", r.auto_label, r.state,
+                            ",".join(r.tags) or "-"] for r in rows])
     return 0
 
 

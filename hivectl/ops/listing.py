@@ -60,6 +60,42 @@ class Row:
         return f"Yes [{self.auto}]" if self.auto is not None else "No"
 
 
+# ``list``'s columns in vm-bhyve 1.8's order (its lib/vm-core ``core::list``: TAGS last, after STATE), each
+# with the keys of the JSON row that carry it; ``list -o`` picks among them.
+COLUMNS = ("NAME", "DATASTORE", "LOADER", "CPU", "MEMORY", "VNC", "AUTO", "STATE", "TAGS")
+JSON_KEYS = {"NAME": ("name",), "DATASTORE": ("datastore",), "LOADER": ("loader",), "CPU": ("cpu",),
+             "MEMORY": ("memory",), "VNC": ("vnc",), "AUTO": ("auto", "auto_order"), "STATE": ("state", "pid"),
+             "TAGS": ("tags",)}
+
+
+def select_columns(text: str) -> tuple[str, ...]:
+    """``-o name,state,tags``: column names, comma-separated, any case, in the order given; an unknown
+    or empty one is refused in one line that lists the valid names."""
+    from hivectl.errors import UsageError
+
+    chosen = tuple(word.strip().upper() for word in text.split(","))
+    for word in chosen:
+        if word not in JSON_KEYS:
+            shown = repr(word.lower()) if word else "an empty name"
+            raise UsageError(f"list -o {text}: unknown column {shown}; valid columns: "
+                             f"{','.join(c.lower() for c in COLUMNS)}")
+    return chosen
+
+
+def cells(row: Row, columns: tuple[str, ...]) -> list[str]:
+    """The texts of ``columns`` for one row, as the table shows them (``-`` for no VNC and no tags)."""
+    text = {"NAME": row.name, "DATASTORE": row.datastore, "LOADER": row.loader, "CPU": row.cpu,
+            "MEMORY": row.memory, "VNC": row.vnc or "-", "AUTO": row.auto_label, "STATE": row.state,
+            "TAGS": ",".join(row.tags) or "-"}
+    return [text[c] for c in columns]
+
+
+def json_columns(row: Row, columns: tuple[str, ...]) -> dict[str, Any]:
+    """The JSON row restricted to ``columns`` (``list -o ... --json``)."""
+    full = row.as_json()
+    return {key: full[key] for c in columns for key in JSON_KEYS[c]}
+
+
 def _read(path: str) -> str:
     """A config's text as ``rcfile.read_text`` gives it (no newline translation), with two system calls.
 
