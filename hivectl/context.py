@@ -7,14 +7,32 @@ prints; applying or printing a plan is the front end's business.
 
 from __future__ import annotations
 
-from functools import cached_property
-from typing import TYPE_CHECKING
-
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
 if TYPE_CHECKING:  # imported where first used: ``hivectl --version`` or ``help`` need none of them
+    from functools import cached_property
+
     from hivectl.drivers.base import Driver
     from hivectl.host.base import Host
     from hivectl.hostconf import HostSettings
     from hivectl.store import Store
+else:
+
+    class cached_property:  # stands in for functools.cached_property: same name, same behaviour
+        """``functools.cached_property`` without importing functools (and the collections it imports).
+
+        The value is computed on first access and kept in the instance's ``__dict__``, which then shadows
+        this non-data descriptor; ``Context.refresh`` forgets values by popping them from there.
+        """
+
+        def __init__(self, function):  # type: ignore[no-untyped-def]
+            self.function = function
+            self.name = function.__name__
+
+        def __get__(self, instance, owner=None):  # type: ignore[no-untyped-def]
+            if instance is None:
+                return self
+            value = instance.__dict__[self.name] = self.function(instance)
+            return value
 
 
 class Context:
@@ -42,7 +60,9 @@ class Context:
     def store(self) -> Store:
         from hivectl.store import Store
 
-        return Store(self.settings, self.host)
+        if "host" in self.__dict__:  # given, or already built
+            return Store(self.settings, self.host)
+        return Store(self.settings, make_host=lambda: self.host)  # ``list`` on directories builds none
 
     @cached_property
     def driver(self) -> str:

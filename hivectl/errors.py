@@ -6,7 +6,9 @@ below the CLI and turned into one line on stderr by it, so that no lower layer p
 
 from __future__ import annotations
 
-from pathlib import Path
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every command imports this module
+if TYPE_CHECKING:
+    from pathlib import Path
 
 
 class HivectlError(Exception):

@@ -17,17 +17,18 @@ never leaves a half-written config behind.
 
 from __future__ import annotations
 
-import contextlib
 import os
-import re
-import tempfile
-from collections.abc import Iterator
-from pathlib import Path
 
 from hivectl.errors import SECRET_KEYS as SECRET_KEYS  # keys whose value is never readable by others
 from hivectl.errors import ConfigError
-from hivectl.host.identity import pid_alive
-from hivectl.safety.values import LINE_BREAKS
+from hivectl.safety.text import LINE_BREAKS
+
+# Reading is on every command's path (``list`` reads a thousand files), writing is not: what only writing
+# needs (re, tempfile, contextlib, process identity) is imported by the functions that write.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
 
 _LOWER = frozenset("abcdefghijklmnopqrstuvwxyz")
 _FORBIDDEN_IN_VALUES = {'"': "a double quote", "#": "'#'", **LINE_BREAKS}
@@ -47,20 +48,26 @@ def parse_line(line: str) -> tuple[str, str] | None:
     return line[:eq], line[eq + 1 :]
 
 
-# One assignment line as parse_line reads it: a lowercase first letter, a key up to the first "=", and a value
-# up to the first "#" or the end of the line. "^" matches after "\n" only, as sh's read splits lines.
-_ASSIGNMENT = re.compile(r"^([a-z][^=\n#]*)=([^\n#]*)", re.MULTILINE)
-
-
 def parse_text(text: str) -> dict[str, str]:
     """Parse a whole file's text into an ordered dict; the first definition of a key wins.
 
-    Same result as ``parse_line`` on every line, found by one regular-expression scan instead of a Python
-    loop over lines: ``list`` parses a thousand files (benchmarks/README.md). The value's trailing blanks are
-    stripped before its double quotes are deleted, as ``parse_line`` does (``a="x "`` is ``x `` with its space).
+    Same result as ``parse_line`` on every line (tests/test_rcfile_parse.py), written for speed since
+    ``list`` parses a thousand files (benchmarks/README.md): an assignment line starts with a lowercase
+    letter and has an ``=`` before any ``#``; the key is what precedes the first ``=``, the value what
+    follows it up to the first ``#``. Lines are split at ``\\n`` only, as sh's read does. The value's trailing
+    blanks are stripped before its double quotes are deleted, as ``parse_line`` does (``a="x "`` is ``x ``
+    with its space).
     """
     values: dict[str, str] = {}
-    for key, value in _ASSIGNMENT.findall(text):
+    for line in text.split("\n"):
+        head = line[:1]
+        if head < "a" or head > "z":  # also skips an empty line ("" < "a")
+            continue
+        key, equals, value = line.partition("=")
+        if not equals or "#" in key:
+            continue
+        if "#" in value:
+            value = value[: value.find("#")]
         if '"' in key:
             key = key.replace('"', "")
         if key not in values:
@@ -68,7 +75,7 @@ def parse_text(text: str) -> dict[str, str]:
     return values
 
 
-def read_text(path: Path) -> str:
+def read_text(path: Path | str) -> str:
     """A config file's text exactly as sh reads it: no newline translation (``newline=""``).
 
     Python's default text mode turns a lone ``\r`` into a line end, so ``uefi_vars="0<CR>yes"`` would read
@@ -108,9 +115,6 @@ def holds_secret(text: str) -> bool:
     return any(values.get(key) for key in SECRET_KEYS)
 
 
-_TEMP_RE = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[A-Za-z0-9_]+\.tmp")
-
-
 def collect_stale_temps(path: Path) -> None:
     """Remove temp files a killed writer of ``path`` left next to it (``.NAME.PID.RAND.tmp``).
 
@@ -118,12 +122,18 @@ def collect_stale_temps(path: Path) -> None:
     a zombie has exited, so it counts as gone): a live writer's temp file is its
     own business. The next write of the same file is what collects them (docs/reliability.md).
     """
+    import contextlib
+    import re
+
+    from hivectl.host.identity import pid_alive
+
     try:
         entries = os.listdir(path.parent)
     except OSError:
         return
+    temp_name = re.compile(r"\.(?P<name>.+)\.(?P<pid>[0-9]+)\.[A-Za-z0-9_]+\.tmp")
     for entry in entries:
-        match = _TEMP_RE.fullmatch(entry)
+        match = temp_name.fullmatch(entry)
         if match is None or match.group("name") != path.name or pid_alive(int(match.group("pid"))):
             continue
         with contextlib.suppress(FileNotFoundError, IsADirectoryError):
@@ -136,6 +146,9 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, private: bool
     The mode of an existing file is kept (an administrator may have tightened it). ``private`` takes the
     group and other bits away from whichever mode applies: the file holds a secret.
     """
+    import contextlib
+    import tempfile
+
     with contextlib.suppress(FileNotFoundError):
         mode = os.stat(path).st_mode & 0o7777
     if private:
@@ -171,6 +184,9 @@ def atomic_create_bytes(path: Path, data: bytes, mode: int = 0o644) -> tuple[int
     the name appears only with its whole content (link(2), rename(2) in the FreeBSD and Linux manuals).
     Returns the (st_dev, st_ino) of the file made, or None when the name was taken (left as it is).
     """
+    import contextlib
+    import tempfile
+
     directory = path.parent
     collect_stale_temps(path)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory)

@@ -14,51 +14,90 @@ default first, then in ``datastore_list`` order (first hit wins, as in vm-bhyve)
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
-from typing import TYPE_CHECKING
 
-from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound
-from hivectl.host.base import Host
-from hivectl.hostconf import HostSettings
-from hivectl.model import staging
 from hivectl.model.layout import GuestLayout, config_name
-from hivectl.rcfile import RcFile
-from hivectl.safety.paths import real_directory
+from hivectl.rcfile import RcFile, parse_text, read_text
 
+# Every command builds a Store, ``list`` included: nothing here imports ``pathlib``, ``dataclasses`` or
+# ``typing`` on that path (benchmarks/README.md). Paths are kept as strings and handed out as ``Path``
+# objects by properties, which import pathlib when first used.
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
 if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+    from pathlib import Path
+
+    from hivectl.host.base import Host
+    from hivectl.hostconf import HostSettings
     from hivectl.model.guest import GuestConfig
 
 
-@dataclass(frozen=True)
-class Datastore:
-    """Where guests (or ISOs, or images) live."""
+def _path(text: str) -> Path:
+    from pathlib import Path
 
-    name: str
-    kind: str  # "directory", "zfs", "iso", "img"
-    spec: str  # as written in system.conf (or vm_dir)
-    path: Path
-    dataset: str | None = None
+    return Path(text)
+
+
+class Datastore:
+    """Where guests (or ISOs, or images) live. A value: equal and hashable by its fields."""
+
+    __slots__ = ("dataset", "directory", "kind", "name", "spec")
+
+    def __init__(self, name: str, kind: str, spec: str, path: Path | str, dataset: str | None = None) -> None:
+        self.name = name
+        self.kind = kind  # "directory", "zfs", "iso", "img"
+        self.spec = spec  # as written in system.conf (or vm_dir)
+        self.directory = os.fspath(path)  # the path as a string (``list`` needs no Path object)
+        self.dataset = dataset
+
+    def _key(self) -> tuple[str, str, str, str, str | None]:
+        return self.name, self.kind, self.spec, self.directory, self.dataset
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, Datastore) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"Datastore(name={self.name!r}, kind={self.kind!r}, spec={self.spec!r}, "
+                f"path={self.directory!r}, dataset={self.dataset!r})")
+
+    @property
+    def path(self) -> Path:
+        return _path(self.directory)
 
     @property
     def holds_guests(self) -> bool:
         return self.kind in ("directory", "zfs")
 
 
-@dataclass(frozen=True)
 class GuestRef:
-    """A guest found on disk: its name, datastore and directory.
+    """A guest found on disk: its name, datastore and directory. A value: equal and hashable by its fields.
 
     ``entry`` is the directory (and last dataset component) when that is not the name: a guest being built
     under a hidden staging name (``hivectl/model/staging.py``) is a ``GuestRef`` with its own name, so its
     config is ``NAME.conf`` from the start and only the publishing rename changes its path.
     """
 
-    name: str
-    datastore: Datastore
-    entry: str = ""
+    __slots__ = ("datastore", "entry", "name")
+
+    def __init__(self, name: str, datastore: Datastore, entry: str = "") -> None:
+        self.name = name
+        self.datastore = datastore
+        self.entry = entry
+
+    def _key(self) -> tuple[str, Datastore, str]:
+        return self.name, self.datastore, self.entry
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, GuestRef) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"GuestRef(name={self.name!r}, datastore={self.datastore!r}, entry={self.entry!r})"
 
     def staged(self, entry: str) -> GuestRef:
         """The same guest under the hidden directory/dataset name ``entry``."""
@@ -87,27 +126,57 @@ class GuestRef:
         return GuestConfig.load(self.conf_path, self.name)
 
 
-@dataclass(frozen=True)
 class Leftover:
     """A hidden staging or tombstone entry of guest ``name`` (its dataset too, on ZFS)."""
 
-    kind: str  # "staging" or "tombstone"
-    name: str
-    path: Path
-    dataset: str | None
+    __slots__ = ("dataset", "kind", "name", "path")
+
+    def __init__(self, kind: str, name: str, path: Path, dataset: str | None) -> None:
+        self.kind = kind  # "staging" or "tombstone"
+        self.name = name
+        self.path = path
+        self.dataset = dataset
+
+    def _key(self) -> tuple[str, str, Path, str | None]:
+        return self.kind, self.name, self.path, self.dataset
+
+    def __eq__(self, other: object) -> bool:
+        return self._key() == other._key() if isinstance(other, Leftover) else NotImplemented
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return f"Leftover(kind={self.kind!r}, name={self.name!r}, path={self.path!r}, dataset={self.dataset!r})"
 
 
 class Store:
     """Access to one host's ``vm_dir`` and its datastores."""
 
-    def __init__(self, settings: HostSettings, host: Host) -> None:
+    def __init__(self, settings: HostSettings, host: Host | None = None, *,
+                 make_host: Callable[[], Host] | None = None) -> None:
+        """``host``, or ``make_host`` to build it when first needed (``list`` on directories needs none)."""
+        if (host is None) == (make_host is None):
+            raise TypeError("Store needs a host or a make_host function, not both")
         self.settings = settings
-        self.host = host
-        self._mounts: dict[str, Path] | None = None
+        self._host = host
+        self._make_host = make_host
+        self._mounts: dict[str, str] | None = None
         dataset = settings.zfs_dataset
-        self.root = self._zfs_mountpoint(dataset) if dataset else Path(settings.vm_dir)
-        self.default = Datastore("default", "zfs" if dataset else "directory", settings.vm_dir, self.root,
-                                 dataset)
+        self.root_directory = self._zfs_mountpoint(dataset) if dataset else settings.vm_dir
+        self.default = Datastore("default", "zfs" if dataset else "directory", settings.vm_dir,
+                                 self.root_directory, dataset)
+
+    @property
+    def host(self) -> Host:
+        if self._host is None:
+            assert self._make_host is not None
+            self._host = self._make_host()
+        return self._host
+
+    @property
+    def root(self) -> Path:
+        return _path(self.root_directory)
 
     # -- paths -------------------------------------------------------------------------------------
     @property
@@ -132,7 +201,7 @@ class Store:
                                "'hivectl init'")
 
     # -- ZFS ---------------------------------------------------------------------------------------
-    def _zfs_mountpoint(self, dataset: str) -> Path:
+    def _zfs_mountpoint(self, dataset: str) -> str:
         """Mountpoint of a dataset, from one ``zfs list`` of all mounted filesystems (cached)."""
         if self._mounts is None:
             out = self.host.run(["zfs", "list", "-H", "-o", "name,mountpoint", "-t", "filesystem"]).stdout
@@ -140,7 +209,7 @@ class Store:
             for line in out.splitlines():
                 parts = line.split("\t")
                 if len(parts) == 2 and parts[1].startswith("/"):
-                    self._mounts[parts[0]] = Path(parts[1])
+                    self._mounts[parts[0]] = parts[1]
         if dataset not in self._mounts:
             raise HivectlError(f"ZFS dataset {dataset} does not exist or is not mounted")
         return self._mounts[dataset]
@@ -148,25 +217,30 @@ class Store:
     # -- datastores --------------------------------------------------------------------------------
     def datastores(self, system: RcFile | None = None) -> list[Datastore]:
         """Every datastore, the default first, then ``datastore_list`` order."""
-        system = system or self.system()
+        if system is not None:
+            values = system.values
+        else:  # read only: no RcFile (and no Path) for every ``list``
+            try:
+                values = parse_text(read_text(f"{self.root_directory}/.config/system.conf"))
+            except FileNotFoundError:
+                values = {}
         result = [self.default]
-        for name in system.get("datastore_list").split():
-            spec = system.get(f"path_{name}")
+        for name in values.get("datastore_list", "").split():
+            spec = values.get(f"path_{name}", "")
             result.append(self.parse_datastore(name, spec))
         return result
 
     def parse_datastore(self, name: str, spec: str) -> Datastore:
-        source = self.system_conf_path
         if spec.startswith("zfs:"):
             dataset = spec[4:]
             return Datastore(name, "zfs", spec, self._zfs_mountpoint(dataset), dataset)
         for prefix in ("iso", "img"):
             if spec.startswith(prefix + ":"):
-                return Datastore(name, prefix, spec, Path(spec[len(prefix) + 1 :]))
+                return Datastore(name, prefix, spec, spec[len(prefix) + 1 :])
         if not spec.startswith("/"):
-            raise ConfigError(source, f"path_{name}", spec,
-                                       "expected /directory, zfs:pool/dataset, iso:/dir or img:/dir")
-        return Datastore(name, "directory", spec, Path(spec))
+            raise ConfigError(self.system_conf_path, f"path_{name}", spec,
+                              "expected /directory, zfs:pool/dataset, iso:/dir or img:/dir")
+        return Datastore(name, "directory", spec, spec)
 
     def datastore(self, name: str) -> Datastore:
         for store in self.datastores():
@@ -195,6 +269,8 @@ class Store:
         A guest directory that is a symlink is refused (``UnsafePath``), not followed: its run-time files
         and what ``destroy`` removes would be outside vm_dir (hivectl/safety/paths.py).
         """
+        from hivectl.safety.paths import real_directory
+
         for store in self.datastores():
             if store.holds_guests and (store.path / name / config_name(name)).is_file():
                 real_directory(store.path / name)
@@ -207,6 +283,8 @@ class Store:
         Those of guest ``name`` in every datastore, plus every one in ``datastore``. Whether one is still
         in use (its maker alive) is decided when it is collected (``hivectl.staging.Collect``).
         """
+        from hivectl.model import staging
+
         found: list[Leftover] = []
         for store in self.datastores():
             if not store.holds_guests:
@@ -231,6 +309,8 @@ class Store:
 
     def get(self, name: str) -> GuestRef:
         """Like ``find`` but the name is validated first and a missing guest is an error."""
+        from hivectl import validate
+
         validate.name(None, "name", name, "guest name")
         ref = self.find(name)
         if ref is None:
@@ -245,6 +325,8 @@ class Store:
             return []
 
     def template_path(self, name: str) -> Path:
+        from hivectl import validate
+
         validate.name(None, "template", name, "template name")
         path = self.templates_dir / f"{name}.conf"
         if not path.is_file():

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING
 
 from hivectl.context import Context as _Context
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
 if TYPE_CHECKING:  # read-only commands such as ``list`` never import the plan machinery
     from hivectl.plan import Plan
 

@@ -11,7 +11,7 @@ from hivectl import __version__
 from hivectl.cli import quickargs
 from hivectl.cli.registry import COMMANDS, Command
 from hivectl.errors import HivectlError, UsageError
-from hivectl.safety.values import argv_words
+from hivectl.safety.text import argv_words
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
 if TYPE_CHECKING:

@@ -19,9 +19,9 @@ thousand guests) that works on strings rather than ``Path`` objects.
 
 from __future__ import annotations
 
-from pathlib import Path
-
-from hivectl.safety.filelock import lock_name
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: ``list`` imports this module for names
+if TYPE_CHECKING:
+    from pathlib import Path
 
 # -- run-time files (present only while the guest runs, or left behind by a crash) ------------------
 RUN_LOCK = "run.lock"  # vm-bhyve's lock; hivectl adds pid= and boot= lines (hivectl/runner/lock.py)
@@ -88,6 +88,8 @@ def nmdm_base(guest: str, number: int) -> str:
 
 def is_runtime_file(entry: str, guest: str) -> bool:
     """True for a file that belongs to one run of ``guest`` rather than to the guest itself."""
+    from hivectl.safety.filelock import lock_name  # here: the lock module's imports are not list's
+
     return (entry in RUNTIME_FILES or entry.startswith(RUNTIME_PREFIXES) or entry.endswith(".sock")
             or entry.startswith(suspend_name(guest)) or entry == lock_name(config_name(guest)))
 

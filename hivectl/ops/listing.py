@@ -104,12 +104,15 @@ def _read(path: str) -> str:
     """
     fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
     try:
-        chunks = [os.read(fd, _READ_SIZE)]
-        while len(chunks[-1]) == _READ_SIZE:
-            chunks.append(os.read(fd, _READ_SIZE))
+        data = os.read(fd, _READ_SIZE)
+        if len(data) == _READ_SIZE:
+            chunks = [data]
+            while len(chunks[-1]) == _READ_SIZE:
+                chunks.append(os.read(fd, _READ_SIZE))
+            data = b"".join(chunks)
     finally:
         os.close(fd)
-    return b"".join(chunks).decode("utf-8", "surrogateescape")
+    return data.decode("utf-8", "surrogateescape")
 
 
 def _scan(directory: str) -> Iterator[tuple[str, str]]:
@@ -148,11 +151,13 @@ def list_guests(store: Store, running_only: bool = False, tag: str | None = None
     """
     rows = []
     position = store.settings.autostart_position
-    exists = os.path.exists
+    # access(2), not stat: a missing file is the common answer, and os.stat would raise (and build) an
+    # exception object for each of them.
+    access, present = os.access, os.F_OK
     for datastore in store.datastores():
         if not datastore.holds_guests:
             continue
-        base = str(datastore.path)
+        base = datastore.directory
         for name, text in _scan(base):
             values = parse_text(text)
             get = values.get
@@ -161,7 +166,7 @@ def list_guests(store: Store, running_only: bool = False, tag: str | None = None
                 continue
             directory = f"{base}/{name}"
             state, pid, vnc = "Stopped", None, ""
-            if exists(f"{directory}/{RUN_LOCK}") or exists(f"{directory}/{suspend_name(name)}"):
+            if access(f"{directory}/{RUN_LOCK}", present) or access(f"{directory}/{suspend_name(name)}", present):
                 state, pid, vnc = _live_state(directory, name, get("graphics", ""))
             elif running_only:
                 continue

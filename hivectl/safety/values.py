@@ -21,18 +21,15 @@ names bhyve or zfs define for that device, never the ones hivectl sets itself (`
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from pathlib import Path
 
-from hivectl.errors import ConfigError, HivectlError, UsageError
+from hivectl.errors import ConfigError, HivectlError
+from hivectl.safety.text import LINE_BREAKS as LINE_BREAKS
+from hivectl.safety.text import argv_words as argv_words
 
 Source = str | Path | None
 
-# Every character str.splitlines() breaks at, plus NUL.
-LINE_BREAKS = {"\0": "a NUL byte", "\n": "a newline", "\r": "a carriage return", "\x0b": "a vertical tab",
-               "\x0c": "a form feed", "\x1c": "a file separator (U+001C)", "\x1d": "a group separator (U+001D)",
-               "\x1e": "a record separator (U+001E)", "\x85": "a next-line character (U+0085)",
-               "\u2028": "a line separator (U+2028)", "\u2029": "a paragraph separator (U+2029)"}
+# Every character str.splitlines() breaks at, plus NUL (defined with the argv check in hivectl/safety/text.py).
 _BREAK_RE = re.compile("[" + "".join(LINE_BREAKS) + "]")
 
 BHYVE_OPTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
@@ -76,25 +73,6 @@ def plain_text(source: Source, key: str, value: str) -> str:
 
 def has_break(value: str) -> bool:
     return _BREAK_RE.search(value) is not None
-
-
-_SURROGATE_RE = re.compile("[\ud800-\udfff]")
-
-
-def argv_words(words: Sequence[str]) -> None:
-    """The CLI's edge check: every argument one line of valid text (usage error, exit 2, otherwise).
-
-    A NUL cannot reach any program hivectl runs (execve(2) ends a word there) and a line break would make
-    a value mean different keys to hivectl and to vm-bhyve's sh reader (see the module doc). Bytes that are
-    not UTF-8 arrive as lone surrogates (PEP 383) and could not be written to any config file.
-    """
-    for index, word in enumerate(words, 1):
-        match = _BREAK_RE.search(word)
-        if match:
-            raise UsageError(f"command line: argument {index} {word!r}: arguments cannot contain "
-                             f"{LINE_BREAKS[match.group()]}")
-        if _SURROGATE_RE.search(word):
-            raise UsageError(f"command line: argument {index} {word!r}: arguments must be valid UTF-8 text")
 
 
 # -- bhyve ------------------------------------------------------------------------------------------------
