@@ -29,11 +29,36 @@ def as_json(data: Any, out: TextIO | None = None) -> None:
     (out or sys.stdout).write(json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
-def json_rows(rows: list[dict[str, Any]], out: TextIO | None = None) -> None:
-    """A JSON array with one object per line: valid JSON, greppable, and fast for thousands of rows."""
+def _json_value(value: object) -> str:
+    """``json.dumps(value)`` for the plain values of ``list`` rows, importing json only when needed.
+
+    Strings of printable ASCII without ``"`` or ``\\`` (names, sizes, states) are their own JSON text;
+    anything else (escapes, non-ASCII, other types) is left to ``json.dumps`` itself, so the output is
+    byte for byte json's (tests/cli/test_render_json.py). ``list --json`` then pays no json import.
+    """
+    if isinstance(value, str):
+        if value.isascii() and value.isprintable() and '"' not in value and "\\" not in value:
+            return f'"{value}"'
+    elif value is None:
+        return "null"
+    elif value is True:
+        return "true"
+    elif value is False:
+        return "false"
+    elif type(value) is int:
+        return str(value)
+    elif type(value) is list:
+        return "[" + ", ".join(map(_json_value, value)) + "]"
+    elif type(value) is dict and all(type(k) is str for k in value):
+        return "{" + ", ".join(f"{_json_value(k)}: {_json_value(v)}" for k, v in value.items()) + "}"
     import json
 
-    body = ",\n".join(json.dumps(row) for row in rows)
+    return json.dumps(value)
+
+
+def json_rows(rows: list[dict[str, Any]], out: TextIO | None = None) -> None:
+    """A JSON array with one object per line: valid JSON, greppable, and fast for thousands of rows."""
+    body = ",\n".join(map(_json_value, rows))
     (out or sys.stdout).write(f"[\n{body}\n]\n" if rows else "[]\n")
 
 
