@@ -5,11 +5,7 @@ Only parsing and rendering: every command is an operation of ``hivectl/ops/lifec
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
-from pathlib import Path
-from typing import NoReturn
 
 from hivectl.cli.cmd_guests import _confirm
 from hivectl.cli.context import Context
@@ -18,6 +14,12 @@ from hivectl.host import process
 from hivectl.ops import lifecycle as ops
 from hivectl.runtime import GuestState
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    import argparse
+    from pathlib import Path
+    from typing import NoReturn
+
 STOP_TIMEOUT = ops.STOP_TIMEOUT
 DRY_RUN_STOP = ("print the plan (JSON arrays: the power buttons, the waits, then the escalation that follows a "
                 "wait only for guests still running) and change nothing")
@@ -25,6 +27,8 @@ DRY_RUN_STOP = ("print the plan (JSON arrays: the power buttons, the waits, then
 
 def _print_plan(plan: list[list[str]], warnings: list[str] | None = None) -> None:
     """A dry run's plan, one JSON array per line, then its warnings (or a run's notes) on stderr."""
+    import json
+
     for line in plan:
         sys.stdout.write(json.dumps(line) + "\n")
     for warning in warnings or []:
@@ -257,6 +261,8 @@ def run_console(ctx: Context, args: argparse.Namespace) -> int:
 def _console(ctx: Context, name: str, port: str | None) -> int:
     target = ops.console_target(ctx, name, port)
     if target.kind == "socket":
+        from pathlib import Path
+
         from hivectl.runner.console import relay
 
         return relay(Path(target.target))

@@ -13,21 +13,27 @@ import contextlib
 import os
 import signal
 import sys
-import tempfile
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
-from hivectl.drivers.base import Driver
 from hivectl.errors import Conflict, HivectlError
 from hivectl.host import process
-from hivectl.host.base import Host
 from hivectl.host.identity import pid_alive
-from hivectl.runner import ready, stale, supervisor, tmux
+from hivectl.runner import ready
 from hivectl.runtime import GuestState, guest_state, read_state
 from hivectl.safety import paths
-from hivectl.store import GuestRef, Store
+
+# ``hivectl start`` goes through here before the supervisor runs: what only stop, tmux consoles or stale
+# runs need (the supervisor module and its plan machinery, tmux, stale-run teardown) is imported where
+# used, so the command line pays for none of it on its way to the supervisor (benchmarks/README.md).
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from hivectl.drivers.base import Driver
+    from hivectl.host.base import Host
+    from hivectl.store import GuestRef, Store
 
 START_TIMEOUT = 60.0
 REBOOT_TIMEOUT = 60.0  # restart/reset: how long the next boot may take to reach its hypervisor
@@ -120,6 +126,10 @@ def _launch_detached(ref: GuestRef, driver: str, install: Path | None, adopt: in
 def _launch_in_tmux(ref: GuestRef, driver: str, install: Path | None, timeout: float) -> str:
     """A foreground supervisor in a tmux session; it answers through a FIFO (see ``ready``)."""
     session = ref.layout.tmux_session
+    import tempfile
+
+    from hivectl.runner import supervisor, tmux
+
     tmux.require_tmux()
     with tempfile.TemporaryDirectory(prefix="hivectl-start.") as scratch:
         fifo = Path(scratch) / "ready"
@@ -215,6 +225,8 @@ def _clear_stale_run(host: Host, driver: Driver, ref: GuestRef) -> bool:
     """``stop`` of a guest whose run went stale (supervisor and hypervisor gone): tear down what that run
     recorded, so it ends Stopped with nothing orphaned instead of an error that leaves its taps behind."""
     state = guest_state(ref.directory, ref.name)
+    from hivectl.runner import stale
+
     return state.state == "Locked" and state.stale and stale.clear_if_stale(host, driver, ref)
 
 
@@ -225,6 +237,8 @@ def reap_orphan(host: Host, driver: Driver, ref: GuestRef) -> None:
     this they stay behind and the guest shows as ``Locked (host, stale)``. Only a stale lock is cleaned,
     under the lock guard (``stale.clear_if_stale``), so a run that started meanwhile is left alone.
     """
+    from hivectl.runner import stale
+
     stale.clear_if_stale(host, driver, ref)
 
 
@@ -247,6 +261,8 @@ def kill(host: Host, driver: Driver, ref: GuestRef) -> None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
     time.sleep(0.2)
+    from hivectl.runner import stale
+
     stale.clear_if_stale(host, driver, ref)
 
 
