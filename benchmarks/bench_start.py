@@ -1,14 +1,26 @@
 """Benchmark: what ``hivectl start`` costs before QEMU runs, and boot-to-ready of the tiny guest (TCG).
 
-Three numbers per run:
-- ``overhead_s``: from invoking ``hivectl start`` to the moment the kernel started the QEMU process
-  (its start time from /proc/PID/stat): CLI start-up, config, preflight, ports, planning, supervisor spawn;
+Target (issue 9.7): from ``hivectl start`` to the hypervisor's exec, under 50 ms of hivectl's own time.
+
+**hivectl's own time** is defined here as the CPU time (user + system) that hivectl's own processes spend
+between the exec of ``bin/hivectl start NAME`` and the execve(2) of the hypervisor: the command line
+process (its whole life: after spawning the supervisor it only waits on a pipe) plus the supervisor up
+to the moment it execs QEMU. It is measured, not estimated: a stand-in ``qemu-system-x86_64`` put first on
+``PATH`` (a ``/bin/sh`` script) records, when it is exec'd for the guest, the wall-clock time and its
+parent's (the supervisor's) CPU ticks from /proc/PPID/stat, then execs the real QEMU in the same process,
+so the guest boots as usual. The command line's CPU comes from wait4(2). CPU time is what this reports
+first because this machine is shared (wall-clock under load says little); the wall-clock figures are
+printed next to it:
+
+- ``exec_wall_s``: from just before the command line is spawned to the hypervisor's exec (includes every
+  wait: interpreter starts, the supervisor's set-up, the other processes hivectl runs on the way);
 - ``start_returns_s``: until ``hivectl start`` returned (it waits until QEMU survived its own checks);
 - ``ready_s``: until the guest printed its ready line on the serial console (direct-kernel PVH boot).
 
     python3 benchmarks/bench_start.py [--runs 3]
 
-Prints JSON. The guest has no NIC so that no network namespace is needed.
+Prints JSON. The guest has no NIC so that no network namespace is needed. The supervisor's CPU ticks are
+clock ticks (10 ms on Linux): the median over several runs is the figure to read.
 """
 
 from __future__ import annotations
@@ -23,34 +35,65 @@ import tempfile
 import time
 from pathlib import Path
 
+REPO = Path(__file__).resolve().parent.parent
+STAND_IN = """\
+#!/bin/sh
+# Stand-in for qemu-system-x86_64 (benchmarks/bench_start.py): marks the guest's exec, then becomes QEMU.
+case " $* " in
+  *" -name "*)
+    now=$(date +%s.%N)
+    read -r parent < /proc/$PPID/stat
+    printf '%s\\n%s\\n' "$now" "$parent" > "$HIVECTL_BENCH_MARK" ;;
+esac
+exec {real} "$@"
+"""
 
-def process_start(pid: int) -> float:
-    """When ``pid`` started, in seconds since boot (clock ticks, 10 ms resolution): comparable between
-    processes without trusting the wall clock."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return int(fields[19]) / os.sysconf("SC_CLK_TCK")
+
+def cpu_ticks(stat_line: str) -> float:
+    """utime + stime, in seconds, of a /proc/PID/stat line (fields 14 and 15, after the command name)."""
+    fields = stat_line.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def imports_of(argv: list[str], env: dict[str, str]) -> int:
+    """How many modules ``argv`` (a Python command) imports: lines of its -X importtime log."""
+    done = subprocess.run(argv, env={**env, "PYTHONPROFILEIMPORTTIME": "1"}, capture_output=True, text=True,
+                          check=False)
+    return sum(1 for line in done.stderr.splitlines() if line.startswith("import time:"))
 
 
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    sys.path.insert(0, str(REPO))
     import tinyguest
     from tinyguest.templates import hivectl_template
 
+    subprocess.run([sys.executable, "-m", "compileall", "-q", str(REPO / "hivectl")], check=True,
+                   stdout=subprocess.DEVNULL)
+    real_qemu = subprocess.run(["sh", "-c", "command -v qemu-system-x86_64"], capture_output=True, text=True,
+                               check=True).stdout.strip()
     art = tinyguest.build()
+    launcher = [sys.executable, "-S", str(REPO / "bin" / "hivectl")]
     with tempfile.TemporaryDirectory(prefix="hvbench.") as tmp:
         vm_dir = Path(tmp) / "vm"
         vm_dir.mkdir()
         rc = Path(tmp) / "rc.conf"
         rc.write_text("")
+        stand_in_dir = Path(tmp) / "bin"
+        stand_in_dir.mkdir()
+        stand_in = stand_in_dir / "qemu-system-x86_64"
+        stand_in.write_text(STAND_IN.format(real=real_qemu))
+        stand_in.chmod(0o755)
+        mark = Path(tmp) / "exec.mark"
         env = {**os.environ, "HIVECTL_VM_DIR": str(vm_dir), "HIVECTL_RC_CONF": str(rc),
-               "HIVECTL_PLATFORM": "linux", "HIVECTL_DRIVER": "qemu", "HIVECTL_QEMU_ACCEL": "tcg"}
+               "HIVECTL_PLATFORM": "linux", "HIVECTL_DRIVER": "qemu", "HIVECTL_QEMU_ACCEL": "tcg",
+               "PYTHONPATH": str(REPO), "PATH": f"{stand_in_dir}{os.pathsep}{os.environ.get('PATH', '')}",
+               "HIVECTL_BENCH_MARK": str(mark)}
 
         def hivectl(*argv: str) -> str:
-            return subprocess.run([sys.executable, "-m", "hivectl", *argv], env=env, check=True,
-                                  capture_output=True, text=True).stdout
+            return subprocess.run([*launcher, *argv], env=env, check=True, capture_output=True, text=True).stdout
 
         hivectl("init")
         (vm_dir / ".templates" / "bench.conf").write_text(hivectl_template(art, switch=None, disk_size="64M"))
@@ -58,35 +101,51 @@ def main() -> int:
         runs = []
         for _ in range(args.runs):
             log = vm_dir / "b1" / "console.log"
-            mark = log.stat().st_size if log.exists() else 0
+            seen = log.stat().st_size if log.exists() else 0
+            mark.unlink(missing_ok=True)
             started = time.time()
-            proc = subprocess.Popen([sys.executable, "-m", "hivectl", "start", "b1"], env=env,
-                                    stdout=subprocess.DEVNULL)
-            cli_started = process_start(proc.pid)
-            if proc.wait() != 0:
-                raise SystemExit("hivectl start failed")
+            proc = subprocess.Popen([*launcher, "start", "b1"], env=env, stdout=subprocess.DEVNULL)
+            _, status, usage = os.wait4(proc.pid, 0)
             returned = time.time()
-            pid = json.loads(hivectl("list", "--json"))[0]["pid"]
-            overhead = process_start(pid) - cli_started
-            while b"HIVECTL-GUEST-READY" not in log.read_bytes()[mark:]:
+            proc.returncode = os.waitstatus_to_exitcode(status)
+            if proc.returncode != 0:
+                raise SystemExit("hivectl start failed")
+            stamp, parent = mark.read_text().splitlines()[:2]
+            cli_cpu = usage.ru_utime + usage.ru_stime
+            supervisor_cpu = cpu_ticks(parent)
+            while b"HIVECTL-GUEST-READY" not in log.read_bytes()[seen:]:
                 if time.time() - started > 120:
                     raise SystemExit("the guest did not become ready within 120 s")
                 time.sleep(0.05)
             ready = time.time()
             hivectl("stop", "--timeout", "30", "b1")
-            runs.append({"overhead_s": round(overhead, 3), "start_returns_s": round(returned - started, 3),
-                         "ready_s": round(ready - started, 3)})
-        plan_times = []
+            runs.append({"own_cpu_s": round(cli_cpu + supervisor_cpu, 3), "cli_cpu_s": round(cli_cpu, 3),
+                         "supervisor_cpu_to_exec_s": round(supervisor_cpu, 3),
+                         "exec_wall_s": round(float(stamp) - started, 3),
+                         "start_returns_s": round(returned - started, 3), "ready_s": round(ready - started, 3)})
+        plan_cpu = []
         for _ in range(5):
-            t0 = time.perf_counter()
+            before = os.times()
             hivectl("start", "--dry-run", "b1")
-            plan_times.append(time.perf_counter() - t0)
+            after = os.times()
+            plan_cpu.append(after.children_user - before.children_user + after.children_system
+                            - before.children_system)
+        imports = {"cli: bin/hivectl start --dry-run": imports_of([*launcher, "start", "--dry-run", "b1"], env),
+                   "supervisor module": imports_of([sys.executable, "-S", "-c", "import hivectl.runner.supervisor"],
+                                                   env),
+                   "python3 -S -c pass": imports_of([sys.executable, "-S", "-c", "pass"], env)}
     result = {
         "accelerator": "tcg",
+        "definition": "own_cpu_s = CPU of the hivectl command line + CPU of its supervisor until QEMU's execve",
+        "target_own_s": 0.05,
+        "load_average": os.getloadavg()[0],
         "runs": runs,
-        "median_overhead_s": statistics.median(r["overhead_s"] for r in runs),
-        "median_ready_s": statistics.median(r["ready_s"] for r in runs),
-        "dry_run_plan_median_s": round(statistics.median(plan_times), 3),
+        "median_own_cpu_s": round(statistics.median(r["own_cpu_s"] for r in runs), 3),
+        "median_exec_wall_s": round(statistics.median(r["exec_wall_s"] for r in runs), 3),
+        "median_start_returns_s": round(statistics.median(r["start_returns_s"] for r in runs), 3),
+        "median_ready_s": round(statistics.median(r["ready_s"] for r in runs), 3),
+        "dry_run_plan_median_cpu_s": round(statistics.median(plan_cpu), 3),
+        "modules_imported": imports,
     }
     print(json.dumps(result, indent=2))
     return 0
