@@ -1,4 +1,11 @@
-"""Helpers for tests that drive the real ``hivectl`` command line."""
+"""Helpers for tests that drive the real ``hivectl`` command line.
+
+``HIVECTL`` is how the tests start it: ``bin/hivectl`` under ``python3 -S`` (README.md), the launcher an
+administrator puts on PATH. The suite starts hivectl thousands of times, and skipping ``site`` (every
+installed package's .pth files) takes about a fifth off each start (docs/reliability.md, "Test suite
+time"). The launcher finds this checkout itself (what it does is tested in tests/cli/test_launcher.py);
+tests that start ``python -m hivectl`` spell it out.
+"""
 
 from __future__ import annotations
 
@@ -9,6 +16,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+HIVECTL: list[str] = [sys.executable, "-S", str(REPO / "bin" / "hivectl")]
 
 
 @dataclass
@@ -23,8 +33,8 @@ class Outcome:
 
 def hivectl(*args: str, env: dict[str, str] | None = None, input_text: str | None = None,
             timeout: float = 60) -> Outcome:
-    """Run the installed ``hivectl`` console script (the real entry point) as a separate process."""
-    done = subprocess.run([sys.executable, "-m", "hivectl", *args], capture_output=True, text=True,
+    """Run the real command line (``HIVECTL``) as a separate process."""
+    done = subprocess.run([*HIVECTL, *args], capture_output=True, text=True,
                           env={**os.environ, **(env or {})}, input=input_text, timeout=timeout, check=False)
     return Outcome(done.returncode, done.stdout, done.stderr)
 

@@ -14,7 +14,6 @@ import os
 import re
 import secrets
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
@@ -23,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from tests.cli_helpers import HIVECTL
 from tinyguest.templates import hivectl_template
 
 READY = re.compile(r"HIVECTL-GUEST-READY ip=(\S+) mac=(\S+) disks=(\S+) boot=(\S+)")
@@ -49,8 +49,7 @@ class Env:
     def hivectl(self, *args: str, input_text: str | None = None, timeout: float = 120) -> Run:
         # nsenter enters only the network namespace: ``ip netns exec`` would also give each command a mount
         # namespace of its own, and then a dataset zfs-fuse mounts during the command stays invisible to it.
-        done = subprocess.run(["nsenter", f"--net=/run/netns/{self.netns}", "--", sys.executable, "-m", "hivectl",
-                               *args],
+        done = subprocess.run(["nsenter", f"--net=/run/netns/{self.netns}", "--", *HIVECTL, *args],
                               env=self.env, capture_output=True, text=True, input=input_text, timeout=timeout,
                               check=False)
         return Run(done.returncode, done.stdout, done.stderr)

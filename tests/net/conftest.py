@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli_helpers import Outcome
+from tests.cli_helpers import HIVECTL, Outcome
 from tests.simhost.fixture import SimHost
 
 NET_BIN = Path(__file__).resolve().parent / "bin"
@@ -104,9 +104,7 @@ def ns_run(ns: str, *argv: str, check: bool = True, timeout: float = 30) -> subp
 
 def ns_hivectl(ns: str, *args: str, timeout: float = 60) -> Outcome:
     """The real command line, run as a process inside namespace ``ns``."""
-    import sys
-
-    done = subprocess.run(["ip", "netns", "exec", ns, sys.executable, "-m", "hivectl", *args], capture_output=True,
+    done = subprocess.run(["ip", "netns", "exec", ns, *HIVECTL, *args], capture_output=True,
                           text=True, timeout=timeout, check=False)
     return Outcome(done.returncode, done.stdout, done.stderr)
 

@@ -14,14 +14,13 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from hivectl.rcfile import read_values
-from tests.cli_helpers import Outcome, hivectl
+from tests.cli_helpers import HIVECTL, Outcome, hivectl
 from tests.net.conftest import FreeBSD
 from tests.net.conftest import freebsd as freebsd
 
@@ -36,7 +35,7 @@ def rounds(default: int) -> int:
 
 def race(argvs: list[list[str]], env: dict[str, str] | None = None) -> list[Outcome]:
     """Start every command at once (real processes, the real entry point) and wait for all of them."""
-    procs = [subprocess.Popen([sys.executable, "-m", "hivectl", *argv], stdout=subprocess.PIPE,
+    procs = [subprocess.Popen([*HIVECTL, *argv], stdout=subprocess.PIPE,
                               stderr=subprocess.PIPE, text=True, env={**os.environ, **(env or {})})
              for argv in argvs]
     results = []
@@ -209,7 +208,7 @@ def test_concurrent_configure_never_overwrites_an_edit_silently(guest: Path, tmp
     def one_round(number: int) -> int:
         nonlocal landed
         guest.write_text(original)
-        procs = [subprocess.Popen([sys.executable, "-m", "hivectl", "configure", "g"], stdout=subprocess.PIPE,
+        procs = [subprocess.Popen([*HIVECTL, "configure", "g"], stdout=subprocess.PIPE,
                                   stderr=subprocess.PIPE, stdin=subprocess.DEVNULL, text=True,
                                   env={**os.environ, "EDITOR": str(editor), "EDIT_TAG": f"{number}-{i}"})
                  for i in range(PROCESSES)]

@@ -306,7 +306,9 @@ def pycache_dir(base: Path) -> str | None:
 def python_link(tmp_path: Path) -> Path | None:
     """A directory with ``python3`` linked to this interpreter, or None inside a virtualenv.
 
-    The stand-ins start with ``#!/usr/bin/env python3``; behind a launcher shim (pyenv) that costs
+    The stand-ins start with ``#!/usr/bin/env -S python3 -S`` (no ``site``: they need nothing outside the
+    standard library and this repository, and every installed package's .pth files would run on each of
+    the suite's thousands of stand-in commands); behind a launcher shim (pyenv) that costs
     about 0.1 s per command, which adds up over a test suite. Outside a virtualenv the link is the same
     interpreter the shim would pick. Inside one it is left out: a link would lose the venv's packages.
     """

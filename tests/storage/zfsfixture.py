@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import subprocess
-import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
 
+from tests.cli_helpers import HIVECTL
 from tests.simhost.fixture import SimHost
 
 
@@ -37,6 +37,6 @@ def zfsvm(simhost: SimHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     rc.write_text("")
     monkeypatch.setenv("HIVECTL_VM_DIR", "zfs:zroot/vm")
     monkeypatch.setenv("HIVECTL_RC_CONF", str(rc))
-    init = subprocess.run([sys.executable, "-m", "hivectl", "init"], capture_output=True, text=True, check=False)
+    init = subprocess.run([*HIVECTL, "init"], capture_output=True, text=True, check=False)
     assert init.returncode == 0, init.stderr
     yield ZfsVm(simhost, Path(simhost.run(["zfs", "list", "-H", "-o", "mountpoint", "zroot/vm"]).stdout.strip()))
