@@ -14,6 +14,7 @@ import json
 import re
 import shlex
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -24,6 +25,7 @@ from hivectl.rcfile import read_values
 from tests.cli_helpers import hivectl
 from tests.simhost import bhyve as sim_bhyve
 from tests.simhost.fixture import SimHost
+from tests.test_store_zfs_simhost import zhost  # noqa: F401  (fixture)
 
 DATA = Path(__file__).resolve().parent / "data"
 UEFI = "/usr/local/share/uefi-firmware/BHYVE_UEFI.fd"
@@ -219,3 +221,20 @@ def test_import_by_script_with_the_cli_then_start_dry_run(simhost: SimHost, tmp_
     assert start.status == 0, start.err
     bhyve = next(json.loads(s) for s in start.out.splitlines() if json.loads(s)[0] == "bhyve")
     assert "1:0,lpc" in " ".join(bhyve) and f"3:0,virtio-blk,{tmp_path}/instances/guest1.img" in " ".join(bhyve)
+
+
+def test_import_into_a_zfs_datastore_makes_the_guest_dataset_and_nothing_else(zhost: Any,  # noqa: F811
+                                                                               tmp_path: Path) -> None:
+    """A ZFS vm_dir: the guest gets its dataset (staged and renamed, as create), its disk stays a zvol path."""
+    node = zhost.path("/dev/zvol/zroot/old/guest1")
+    node.parent.mkdir(parents=True, exist_ok=True)
+    node.write_bytes(b"")
+    line = f"bhyve -c 1 -m 1G -s 0,hostbridge -s 4,virtio-blk,/dev/zvol/zroot/old/guest1 -l bootrom,{UEFI} guest1"
+    before = zhost.datasets()
+    done = hivectl("import", "--bhyve", line)
+    assert done.status == 0, done.err
+    assert set(zhost.datasets()) - set(before) == {"zroot/vm/guest1"}
+    conf = read_values(zhost.vm_root / "guest1" / "guest1.conf")
+    assert conf["disk0_name"] == "/dev/zvol/zroot/old/guest1" and conf["disk0_dev"] == "custom"
+    again = hivectl("import", "--bhyve", line)
+    assert again.status != 0 and "already exists" in again.err
