@@ -178,6 +178,11 @@ def plan_import(host: Host, store: Store, req: ImportRequest) -> ImportResult:
         converted.values["uuid"] = converted.added["uuid"] = new_uuid()
         converted.notes.append(f"no -U: uuid={converted.values['uuid']} (bhyve derived one from the host name)")
 
+    for key, value in converted.values.items():
+        if key.endswith("_name") and converted.values.get(key[:-len("name")] + "dev") == "custom" \
+                and not host.devpath(value).exists():
+            converted.notes.append(f"{key}: {value} does not exist (yet): bhyve cannot start the guest without it")
+
     final = GuestRef(name, datastore)
     config = GuestConfig(RcFile(final.conf_path, _config_text(converted.values, final.conf_path)), name)
     try:

@@ -132,6 +132,21 @@ def test_a_relative_disk_is_found_from_the_given_directory_and_never_copied(tmp_
     assert conf["disk0_name"] == str(tmp_path / "disk.img") and conf["disk0_dev"] == "custom"
     assert conf["disk0_slot"] == "4:0" and sorted(p.name for p in (vm / "g1").iterdir()) == ["g1.conf"]
     assert (tmp_path / "disk.img").read_bytes() == b"data"
+    hv.destroy("g1")  # the guest goes, the disk it was given stays (it was never the guest's own file)
+    assert not (vm / "g1").exists() and (tmp_path / "disk.img").read_bytes() == b"data"
+
+
+def test_a_missing_disk_is_noted_not_refused(tmp_path: Path) -> None:
+    """bhyve would fail at start, but the disk may be made later (a zvol restored, a file copied in)."""
+    from hivectl.context import Context
+    from hivectl.ops.importer import ImportRequest, plan_import
+
+    hv = Hivectl(vm_dir=tmp_path)
+    hv.init()
+    ctx = Context(None, str(tmp_path))
+    result = plan_import(ctx.host, ctx.store, ImportRequest(f"bhyve -c 1 -m 1G -s 4,virtio-blk,/nowhere/d.img "
+                                                            f"-l bootrom,{UEFI} g"))
+    assert any("/nowhere/d.img does not exist" in note for note in result.notes)
 
 
 REFUSALS = [
