@@ -1,11 +1,13 @@
 """Benchmark: what supervising running guests costs in memory, per guest, on the simulated FreeBSD host.
 
 Starts ``--guests`` guests (default 50) with ``hivectl start`` on a fresh simulated host (tests/simhost:
-the bhyve stand-in plays the running guest), then reads ``/proc/PID/smaps_rollup`` of every supervisor
-(the ``pid=`` line of each guest's ``run.lock``). PSS (proportional set size) divides each shared page by
-the number of processes mapping it, so the sum of the supervisors' PSS is what they cost together; RSS
-counts shared pages in full for each. vm-bhyve's own figure (its ``vm _run`` background shell, measured
-the same way under bash): 3.5 MiB PSS per guest.
+the bhyve stand-in plays the running guest), waits until every supervisor is in its waiting phase (the
+lean waiter, ``hivectl/host/waiter.py``, shown by its command line; docs/architecture.md, "Supervision
+memory"), then reads ``/proc/PID/smaps_rollup`` of every supervisor (the ``pid=`` line of each guest's
+``run.lock``): what supervision costs while the guests run, which is nearly all of their lives. PSS
+(proportional set size) divides each shared page by the number of processes mapping it, so the sum of
+the supervisors' PSS is what they cost together; RSS counts shared pages in full for each. vm-bhyve's
+own figure (its ``vm _run`` background shell, measured the same way under bash): 3.5 MiB PSS per guest.
 
     python3 benchmarks/bench_supervise_memory.py [--guests 50] [--parallel 4]
 
@@ -46,6 +48,15 @@ def supervisor_pid(guest_dir: Path) -> int:
     raise SystemExit(f"{guest_dir}/run.lock names no supervisor")
 
 
+def waiting(pid: int) -> bool:
+    """Whether supervisor ``pid`` is the lean waiter now (its command line runs hivectl/host/waiter.py)."""
+    try:
+        argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+    except OSError:
+        return False
+    return len(argv) > 3 and argv[3].endswith(b"/hivectl/host/waiter.py")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--guests", type=int, default=50)
@@ -82,8 +93,12 @@ def main() -> int:
             list(pool.map(lambda n: hivectl("start", n), names))
             start_s = time.monotonic() - started
         try:
-            time.sleep(2)  # let every supervisor settle into its waiting loop
             pids = [supervisor_pid(vm_dir / n) for n in names]
+            deadline = time.monotonic() + 60
+            while sum(waiting(pid) for pid in pids) < len(pids) and time.monotonic() < deadline:
+                time.sleep(0.2)
+            time.sleep(1)  # and settled there
+            lean = sum(waiting(pid) for pid in pids)
             rows = [rollup(pid) for pid in pids]
         finally:
             with ThreadPoolExecutor(args.parallel) as pool:
@@ -93,10 +108,12 @@ def main() -> int:
     private = [(r.get("Private_Clean", 0) + r.get("Private_Dirty", 0)) / MIB for r in rows]
     result = {
         "guests": args.guests,
+        "supervisors_waiting_lean": lean,
         "pss_per_guest_mib": round(sum(pss) / len(pss), 2),
         "rss_per_guest_mib": round(statistics.mean(rss), 2),
         "private_per_guest_mib": round(statistics.mean(private), 2),
         "pss_total_mib": round(sum(pss), 1),
+        "pss_max_mib": round(max(pss), 2),
         "vm_bhyve_pss_per_guest_mib": VM_BHYVE_PSS_MIB,
         "within_target": sum(pss) / len(pss) <= VM_BHYVE_PSS_MIB,
         "start_all_s": round(start_s, 1),

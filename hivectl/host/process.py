@@ -18,9 +18,12 @@ semicolons is one argument, as execve(2) passes it.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
@@ -87,3 +90,78 @@ def capture(argv: Sequence[str], *, env: Mapping[str, str] | None = None, timeou
     except subprocess.TimeoutExpired:
         return ""
     return done.stdout
+
+
+class Child:
+    """A child known by its pid only: the hypervisor a supervisor spawned before it exec'd through the
+    lean waiter and back (``become_waiter``). It is still this process's child, so waitpid(2) works; this
+    offers the ``Process`` methods a supervisor uses (``wait``, ``poll``, ``terminate``, ``kill``).
+
+    ``returncode`` may be given when the waiter already reaped the child and passed its status on.
+    """
+
+    def __init__(self, pid: int, returncode: int | None = None) -> None:
+        self.pid = pid
+        self.returncode = returncode
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            try:
+                pid, status = os.waitpid(self.pid, os.WNOHANG)
+            except ChildProcessError:
+                self.returncode = -9  # reaped elsewhere, or not ours: it is gone, its status unknown
+                return self.returncode
+            if pid == self.pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait(self, timeout: float | None = None) -> int:
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while (code := self.poll()) is None:
+            if deadline is not None and time.monotonic() >= deadline:
+                raise TimeoutExpired(str(self.pid), timeout or 0.0)
+            time.sleep(0.02)
+        return code
+
+    def send_signal(self, number: int) -> None:
+        if self.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, number)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
+
+
+WAITER = Path(__file__).resolve().with_name("waiter.py")
+"""The lean waiter program (``hivectl/host/waiter.py``), run by path: it imports nothing of hivectl."""
+
+
+def waiter_argv(child: int, trap: Sequence[int], back: Sequence[str]) -> list[str]:
+    """The waiter's command line: ``python3 -I -S waiter.py --child PID [--trap N,..] -- BACK...``."""
+    argv = [sys.executable, "-I", "-S", str(WAITER), "--child", str(child)]
+    if trap:
+        argv += ["--trap", ",".join(str(int(number)) for number in trap)]
+    return [*argv, "--", *back]
+
+
+def become_waiter(child: int, trap: Sequence[int], back: Sequence[str], blocked: Sequence[int]) -> None:
+    """Exec this process into the lean waiter (docs/architecture.md, "Supervision memory"); returns only
+    when that cannot be done (``HivectlError``), with the signal mask as it was.
+
+    ``blocked`` are blocked across the exec (execve(2) keeps the mask and pending signals), so a signal
+    that arrives before the waiter installed its handler waits for it instead of killing the process.
+    """
+    argv = waiter_argv(child, trap, back)
+    if not WAITER.is_file():
+        raise HivectlError(f"{WAITER}: missing")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, blocked)
+    try:
+        os.execv(argv[0], argv)
+    except OSError as error:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+        raise HivectlError(f"cannot run {argv[0]}: {error.strerror}") from None

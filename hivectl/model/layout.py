@@ -29,6 +29,7 @@ LOCK_GUARD = ".run.lock.guard"  # flock'd while a lock is inspected or taken
 SUPERVISOR_STATE = "hivectl.state"  # JSON: state and hypervisor pid, written atomically by the supervisor
 LAST_RUN = "hivectl.last"  # JSON: how the last run ended (``info`` shows it)
 STOPPING = "hivectl.stopping"  # `stop` asked for it: the next exit is not a fault
+WAIT_RECORD = "hivectl.waiting"  # JSON: the supervisor's loop state while it waits as the lean waiter
 RESTART_FLAG = "restart"  # vm-bhyve's one-shot flag: the next power-off becomes a restart
 CONSOLE = "console"  # ``comN=/dev/nmdm-NAME.NB`` and ``vnc=ip:port`` lines (vm-bhyve's format)
 SUSPENDING_LOCK = "suspending.lock"  # vm-bhyve's lock while it writes NAME.save
@@ -54,7 +55,7 @@ HYPERVISOR_LOGS = ("bhyve.log", "qemu.log")  # one per driver: ``<driver>.log``
 # Files that describe one run and must never be copied into another guest (clone, backup, restore).
 # The seed and the device map are rebuilt at every start, so they count too.
 RUNTIME_FILES = frozenset({
-    RUN_LOCK, LOCK_GUARD, SUPERVISOR_STATE, LAST_RUN, STOPPING, RESTART_FLAG, CONSOLE, SUSPENDING_LOCK,
+    RUN_LOCK, LOCK_GUARD, SUPERVISOR_STATE, LAST_RUN, STOPPING, WAIT_RECORD, RESTART_FLAG, CONSOLE, SUSPENDING_LOCK,
     LOADER_LOG, BHYVE_CONFIG, DEVICE_MAP, CONSOLE_LOG, SEED, *HYPERVISOR_LOGS,
 })
 RUNTIME_PREFIXES = (VM_LOG, "hivectl.log", VIRT_CONSOLE_PREFIX)
@@ -168,6 +169,10 @@ class GuestLayout:
     @property
     def stopping(self) -> Path:
         return self.directory / STOPPING
+
+    @property
+    def wait_record(self) -> Path:
+        return self.directory / WAIT_RECORD
 
     @property
     def restart_flag(self) -> Path:

@@ -21,7 +21,7 @@ from hivectl.drivers.base import Driver
 from hivectl.errors import Conflict
 from hivectl.host import identity
 from hivectl.host.base import Host
-from hivectl.model.layout import CONSOLE, RESTART_FLAG, RUN_LOCK, STOPPING, SUPERVISOR_STATE
+from hivectl.model.layout import CONSOLE, RESTART_FLAG, RUN_LOCK, STOPPING, SUPERVISOR_STATE, WAIT_RECORD
 from hivectl.runner import lock
 from hivectl.runtime import guest_state, read_lock, read_state
 from hivectl.store import GuestRef
@@ -70,7 +70,7 @@ def teardown(host: Host, driver: Driver, ref: GuestRef, steps: list[list[str]]) 
         with contextlib.suppress(Exception):
             action.apply(host)
     # ``restart`` too: a flag a run did not consume (its supervisor died) must not restart the next run.
-    for name in (CONSOLE, SUPERVISOR_STATE, STOPPING, RESTART_FLAG):
+    for name in (CONSOLE, SUPERVISOR_STATE, STOPPING, RESTART_FLAG, WAIT_RECORD):
         (ref.directory / name).unlink(missing_ok=True)
 
 

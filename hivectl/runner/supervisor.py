@@ -32,14 +32,16 @@ import secrets
 import signal
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Protocol
 
 from hivectl.drivers.base import Driver, Outcome, is_fatal
 from hivectl.errors import Conflict, HivectlError
-from hivectl.host import identity
+from hivectl.host import identity, process
 from hivectl.host.base import Host
-from hivectl.host.process import DEVNULL, Process, TimeoutExpired
+from hivectl.host.process import DEVNULL, Child, Process, TimeoutExpired
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import LOADER_LOG, SUPERVISOR_STATE
 from hivectl.net.ports import Port
@@ -58,6 +60,25 @@ STOP_GRACE = 30.0  # foreground: seconds the guest gets to power off after a sig
 FORCE_GRACE = 10.0  # then seconds after the forced power-off before the hypervisor is killed
 POLL = 0.2
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
+# Detached, only SIGINT ends the guest (Python's KeyboardInterrupt reaches the cleanup); SIGTERM kills the
+# supervisor alone and leaves the guest to be adopted, and SIGHUP is ignored (``main``).
+DETACHED_SIGNALS = (signal.SIGINT,)
+
+
+class Waitable(Protocol):
+    """A loader or hypervisor being waited for: a ``Process`` this supervisor spawned, or a ``Child``
+    known by pid after the lean waiter (``hivectl/host/waiter.py``) handed it back."""
+
+    @property
+    def pid(self) -> int: ...
+
+    def wait(self, timeout: float | None = None) -> int: ...
+
+    def poll(self) -> int | None: ...
+
+    def terminate(self) -> None: ...
+
+    def kill(self) -> None: ...
 
 
 @dataclass
@@ -105,7 +126,7 @@ class Supervisor:
     """Runs one guest until it stops for good."""
 
     def __init__(self, host: Host, store: Store, driver: Driver, ref: GuestRef, install: Path | None = None,
-                 foreground: bool = False) -> None:
+                 foreground: bool = False, back: list[str] | None = None) -> None:
         self.host = host
         self.store = store
         self.driver = driver
@@ -116,7 +137,7 @@ class Supervisor:
         self.foreground = foreground
         self.ports: list[Port] = []
         self.teardown: list[list[str]] = []
-        self.child: Process | None = None
+        self.child: Waitable | None = None
         self.ready_fd = ready.open_writer()
         self.tmux = os.environ.pop(CONSOLE_ENV, "") == "tmux" and foreground
         self.faults: list[float] = []
@@ -126,6 +147,10 @@ class Supervisor:
         self.last_outcome: Outcome | None = None
         self.failure: str | None = None  # why the run failed, for a foreground caller to print
         self.token = ""  # this spawn's HIVECTL_RUN_TOKEN (see ``record_intent``)
+        self.back = back or []  # the command line that resumes this supervisor after the lean waiter
+        self.policy = Policy("restart", "shutdown")
+        self.reboots = backoff.RebootLoop()
+        self.booted = 0.0  # time.monotonic() when the current boot began (CLOCK_MONOTONIC survives exec)
 
     # -- reporting back to ``start`` ---------------------------------------------------------------------
     def report(self, message: str) -> None:
@@ -158,9 +183,13 @@ class Supervisor:
             self.log(f"refused: {error}")
             self.report(f"error: {error}")
             return 1
+        return self.supervised(self._run_locked)
+
+    def supervised(self, body: Callable[[], object]) -> int:
+        """Run ``body`` with the lock held; whatever happens, clean up and answer ``start``."""
         failure = "the guest stopped during start-up; see " + str(self.layout.vm_log)
         try:
-            self._run_locked()
+            body()
         except HivectlError as error:
             self.log(f"fatal; {error}")
             failure = self.failure = str(error)
@@ -218,41 +247,53 @@ class Supervisor:
             write_state(self.dir, "starting", None, teardown=self.teardown)
             Plan(list(port.setup)).apply(self.host)
             self.log(f"port network{port.index}: {port.ifname} on {port.switch or '-'}")
-        policy = Policy.from_config(start.config)
-        steps = start.first
-        loop = backoff.RebootLoop()
+        self.policy = Policy.from_config(start.config)
+        return self.boot_loop(start.first)
+
+    def boot_loop(self, steps: startplan.BootSteps | None, ended: tuple[int, Outcome] | None = None) -> int:
+        """Boot, and boot again while the policy says so; ``ended`` is a boot that already ended (the one
+        the lean waiter watched), handled before any new boot."""
         while True:
-            booted = time.monotonic()
-            status, outcome = self.boot_once(steps)
-            lasted = time.monotonic() - booted
-            self.last_outcome = outcome
-            stopping = self.stop_requested()
-            restart_flag = self.layout.restart_flag.exists()
-            self.layout.restart_flag.unlink(missing_ok=True)
-            again = decide(outcome, policy, stopping, restart_flag)
-            self.write_last(status, outcome)
-            self.log(f"hypervisor exited with status {status} ({outcome.value})"
-                     + ("; restarting" if again else ""))
-            if not again:
+            if ended is None:
+                assert steps is not None
+                self.booted = time.monotonic()
+                ended = self.boot_once(steps)
+            status, outcome = ended
+            ended = None
+            if not self.boot_again(status, outcome):
                 return status
-            if outcome in (Outcome.FAULT, Outcome.ERROR, Outcome.KILLED):
-                now = time.monotonic()
-                self.faults = [t for t in self.faults if now - t < CRASH_WINDOW] + [now]
-                if len(self.faults) > policy.crash_limit:
-                    self.log(f"crash loop: {len(self.faults)} faults within {CRASH_WINDOW:.0f} s; giving up")
-                    return status
-                delay = min(policy.backoff * 2 ** (len(self.faults) - 1), 30)
-                self.log(f"waiting {delay:g} s before restarting")
-                time.sleep(delay)
-            wait = loop.after_boot(lasted)
-            if wait:
-                self.log(f"reboot loop: {loop.rapid} boots in a row lasted less than {backoff.RAPID_BOOT:g} s; "
-                         f"waiting {wait:g} s before booting again")
-                if self.pause(wait):
-                    return status
             # A restart picks up configuration changes (vm-bhyve does not): the next boot is planned afresh.
             steps = startplan.plan_boot(self.driver, self.ref, self.ref.config(), self.ports, self.install,
                                         False, self.foreground)
+
+    def boot_again(self, status: int, outcome: Outcome) -> bool:
+        """After a boot ended: record it, apply the policy (crash-loop limit, back-offs); True to boot again."""
+        lasted = time.monotonic() - self.booted
+        self.last_outcome = outcome
+        stopping = self.stop_requested()
+        restart_flag = self.layout.restart_flag.exists()
+        self.layout.restart_flag.unlink(missing_ok=True)
+        again = decide(outcome, self.policy, stopping, restart_flag)
+        self.write_last(status, outcome)
+        self.log(f"hypervisor exited with status {status} ({outcome.value})" + ("; restarting" if again else ""))
+        if not again:
+            return False
+        if outcome in (Outcome.FAULT, Outcome.ERROR, Outcome.KILLED):
+            now = time.monotonic()
+            self.faults = [t for t in self.faults if now - t < CRASH_WINDOW] + [now]
+            if len(self.faults) > self.policy.crash_limit:
+                self.log(f"crash loop: {len(self.faults)} faults within {CRASH_WINDOW:.0f} s; giving up")
+                return False
+            delay = min(self.policy.backoff * 2 ** (len(self.faults) - 1), 30)
+            self.log(f"waiting {delay:g} s before restarting")
+            time.sleep(delay)
+        wait = self.reboots.after_boot(lasted)
+        if wait:
+            self.log(f"reboot loop: {self.reboots.rapid} boots in a row lasted less than {backoff.RAPID_BOOT:g} s; "
+                     f"waiting {wait:g} s before booting again")
+            if self.pause(wait):
+                return False
+        return True
 
     def pause(self, seconds: float) -> bool:
         """Wait ``seconds`` unless a stop is requested meanwhile; True when it was (do not boot again)."""
@@ -335,19 +376,30 @@ class Supervisor:
         watcher = getattr(self.driver, "watch", None)
         if callable(watcher):
             watcher(self.ref, proc)
+        else:
+            self.wait_lean(proc, hypervisor_log, plan.secrets)  # returns only if the waiter could not run
         status = self.wait_child(proc, loader=False)
+        return self.hypervisor_ended(status, hypervisor_log, plan.secrets, plan.hypervisor[0] if first else "")
+
+    def hypervisor_ended(self, status: int, hypervisor_log: str, secrets: list[Path],
+                         first: str = "") -> tuple[int, Outcome]:
+        """Classify the hypervisor's exit ``status`` (killed, or the driver's outcome); on the first boot
+        (``first`` names the program), an exit before ``start`` had its answer is a failed start."""
         self.child = None
         if first and self.ready_fd >= 0:
             # It never got past its own start-up checks: that is a failed start, not a guest exit.
             detail = self.said(hypervisor_log)
-            raise HivectlError(f"{plan.hypervisor[0]} exited with status {status} while starting"
+            raise HivectlError(f"{first} exited with status {status} while starting"
                                + (f": {detail}" if detail else f"; see {self.dir / hypervisor_log}"))
         if status < 0:
             outcome = Outcome.KILLED
         else:
             outcome = self.driver.classify(status, self.ref)
-        for secret in plan.secrets:
-            secret.unlink(missing_ok=True)
+        for secret in secrets:
+            if inside(self.dir, str(secret)):
+                paths.unlink(self.dir, secret)  # a symlink planted meanwhile is removed, never followed
+            else:
+                secret.unlink(missing_ok=True)
         return status, outcome
 
     def port_record(self) -> list[dict[str, object]]:
@@ -364,7 +416,7 @@ class Supervisor:
     def stop_requested(self) -> bool:
         return self.signals > 0 or self.layout.stopping.exists()
 
-    def wait_child(self, proc: Process, loader: bool) -> int:
+    def wait_child(self, proc: Waitable, loader: bool) -> int:
         """Wait for a loader or hypervisor, escalating a signalled stop while it does not end."""
         while True:
             try:
@@ -374,7 +426,7 @@ class Supervisor:
             if self.signals:
                 self.escalate(proc, loader)
 
-    def escalate(self, proc: Process, loader: bool) -> None:
+    def escalate(self, proc: Waitable, loader: bool) -> None:
         """One step of a signalled stop: ACPI request, then forced power-off, then SIGKILL."""
         now = time.monotonic()
         if self.stop_started is None:
@@ -401,7 +453,7 @@ class Supervisor:
             self.log("still running after the forced power-off; killing it")
             proc.kill()
 
-    def confirm_started(self, proc: Process) -> None:
+    def confirm_started(self, proc: Waitable) -> None:
         """Report success only once the hypervisor survived its own start-up checks."""
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
@@ -449,6 +501,93 @@ class Supervisor:
         data = {"status": status, "outcome": outcome.value, "time": time.time()}
         atomic_write(self.layout.last_run, json.dumps(data) + "\n", 0o644)
 
+    # -- waiting as the lean waiter (docs/architecture.md, "Supervision memory") ----------------------------
+    def trapped(self) -> tuple[signal.Signals, ...]:
+        """The signals this supervisor acts on, which the lean waiter must hand back."""
+        return STOP_SIGNALS if self.foreground else DETACHED_SIGNALS
+
+    def wait_lean(self, proc: Process, hypervisor_log: str, secrets: list[Path]) -> None:
+        """Exec into ``hivectl/host/waiter.py`` until the hypervisor exits or a stop signal arrives; the
+        waiter then execs ``self.back`` and :meth:`resume` carries on where this left off.
+
+        Only once ``start`` has its answer (the first boot passed its checks), with no stop signal being
+        acted on and the hypervisor still running. What the loop knows (policy, crash and reboot-loop
+        counters, ports, teardown, the boot's secrets) goes first to ``NAME/hivectl.waiting``, written
+        atomically. Returns (waiting here as before) when the waiter cannot be run.
+        """
+        if not self.back or self.ready_fd >= 0 or self.signals or proc.poll() is not None:
+            return
+        record = {"child": proc.pid, "hypervisor_log": hypervisor_log, "secrets": [str(p) for p in secrets],
+                  "booted": self.booted, "faults": self.faults, "rapid": self.reboots.rapid,
+                  "policy": [self.policy.on_restart, self.policy.on_fault, self.policy.crash_limit,
+                             self.policy.backoff],
+                  "teardown": self.teardown, "ports": self.port_record(), "token": self.token, "tmux": self.tmux}
+        atomic_write(self.layout.wait_record, json.dumps(record) + "\n", 0o600)
+        try:
+            process.become_waiter(proc.pid, self.trapped(), self.back, STOP_SIGNALS)
+        except HivectlError as error:
+            self.log(f"waiting in the full supervisor: {error}")
+            self.layout.wait_record.unlink(missing_ok=True)
+
+    def resume(self, waited: str) -> int:
+        """Back from the lean waiter (``--waited exit:STATUS``, ``signal:NUM`` or ``lost``): restore the
+        loop, finish the boot the waiter watched, then go on as :meth:`run` would."""
+        if self.foreground:
+            for sig in STOP_SIGNALS:
+                signal.signal(sig, self._on_signal)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
+        return self.supervised(lambda: self._resume_locked(waited))
+
+    def _resume_locked(self, waited: str) -> int:
+        record = self.load_wait_record()
+        child = record["child"]
+        assert isinstance(child, int)  # checked by load_wait_record
+        how, _, value = waited.partition(":")
+        if how == "exit" and value.lstrip("-").isdigit():
+            self.child = Child(child, int(value))
+            status = int(value)
+        elif how == "signal":
+            self.child = Child(child)
+            self.signals += 1
+            status = self.wait_child(self.child, loader=False)
+        else:
+            self.child = Child(child)
+            raise HivectlError(f"the lean waiter lost hypervisor {child} ({waited})")
+        listed = record.get("secrets")
+        # Only files of this guest's directory are removed, whatever the record says.
+        secrets = [Path(str(p)) for p in listed if inside(self.dir, str(p))] if isinstance(listed, list) else []
+        ended = self.hypervisor_ended(status, str(record.get("hypervisor_log", "")), secrets)
+        return self.boot_loop(None, ended)
+
+    def load_wait_record(self) -> dict[str, object]:
+        """Read (and remove) ``NAME/hivectl.waiting``; restore the loop's state from it."""
+        path = self.layout.wait_record
+        try:
+            data = json.loads(paths.read_bytes(self.dir, path))
+        except (OSError, ValueError, paths.UnsafePath) as error:
+            self.teardown = recorded_teardown(self.dir)
+            raise HivectlError(f"{path}: cannot resume the supervisor: {error}") from None
+        finally:
+            paths.unlink(self.dir, path)
+        if not isinstance(data, dict) or not isinstance(data.get("child"), int):
+            self.teardown = recorded_teardown(self.dir)
+            raise HivectlError(f"{path}: not a supervisor's wait record")
+        teardown, faults, policy = data.get("teardown"), data.get("faults"), data.get("policy")
+        self.teardown = [[str(w) for w in argv] for argv in teardown if isinstance(argv, list)] \
+            if isinstance(teardown, list) else recorded_teardown(self.dir)
+        self.ports = ports_of(data.get("ports"))
+        self.faults = [float(t) for t in faults if isinstance(t, int | float)] if isinstance(faults, list) else []
+        rapid, booted = data.get("rapid"), data.get("booted")
+        self.reboots.rapid = rapid if isinstance(rapid, int) else 0
+        self.booted = float(booted) if isinstance(booted, int | float) else 0.0
+        self.token = str(data.get("token") or "")
+        self.tmux = bool(data.get("tmux"))
+        if isinstance(policy, list) and len(policy) == 4:
+            self.policy = Policy(str(policy[0]), str(policy[1]), int(policy[2]), float(policy[3]))
+        else:
+            self.policy = Policy.from_config(self.ref.config())
+        return data
+
     # -- cleanup on every exit path ----------------------------------------------------------------------
     def finish(self) -> None:
         if self.child is not None and self.child.poll() is None:
@@ -470,6 +609,14 @@ def cleanup(host: Host, driver: Driver, ref: GuestRef, teardown: list[list[str]]
     lock.release(ref.directory)
 
 
+def inside(directory: Path, path: str) -> bool:
+    """Whether ``path`` names a file inside ``directory`` (no ``..``, no other place)."""
+    try:
+        return bool(paths.relative_parts(directory, path))
+    except paths.UnsafePath:
+        return False
+
+
 def recorded_teardown(directory: Path) -> list[list[str]]:
     """The port teardown commands the running supervisor recorded in the state file."""
     return stale.recorded_teardown(directory)
@@ -479,8 +626,12 @@ def recorded_ports(directory: Path) -> list[Port]:
     """The ports the running supervisor recorded (``Supervisor.port_record``), without setup or teardown."""
     from hivectl.runtime import read_state
 
+    return ports_of(read_state(directory).get("ports"))
+
+
+def ports_of(recorded: object) -> list[Port]:
+    """Ports from their ``Supervisor.port_record`` form (a state file's or the wait record's)."""
     found: list[Port] = []
-    recorded = read_state(directory).get("ports")
     for item in recorded if isinstance(recorded, list) else []:
         if isinstance(item, dict):
             mtu = item.get("mtu")
@@ -521,6 +672,12 @@ def adopt(host: Host, store: Store, driver: Driver, ref: GuestRef, pid: int) -> 
         return 1
     assert me is not None
     log.write(ref.directory, f"supervisor adopted running hypervisor {pid}")
+    watcher = getattr(driver, "watch", None)
+    if callable(watcher):
+        # QEMU: reconnect to NAME/qmp.sock (the dead supervisor's connection is closed), so the SHUTDOWN
+        # event classifies the exit (``exit_of_adopted``).
+        with contextlib.suppress(Exception):
+            watcher(ref, pid)
     write_state(ref.directory, "running", pid, start=me.start, driver=driver.name, adopted=True, teardown=teardown,
                 ports=ports if isinstance(ports, list) else [])
     if ready_fd >= 0:
@@ -550,7 +707,8 @@ def exit_of_adopted(driver: Driver, ref: GuestRef) -> str:
 
 
 def main(argv: list[str]) -> int:
-    """``hivectl _supervise NAME [--install PATH] [--foreground] [--adopt PID]`` (internal)."""
+    """``hivectl _supervise NAME [--install PATH] [--foreground] [--adopt PID] [--waited HOW]`` (internal;
+    ``--waited`` only from the lean waiter, ``hivectl/host/waiter.py``)."""
     import argparse
 
     from hivectl.context import Context
@@ -561,6 +719,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--foreground", action="store_true")
     parser.add_argument("--adopt", type=int)
     parser.add_argument("--driver")
+    parser.add_argument("--waited")
     parser.add_argument("name")
     args = parser.parse_args(argv)
     if not args.foreground:
@@ -571,7 +730,8 @@ def main(argv: list[str]) -> int:
         driver = get_driver(ctx.driver, ctx.host, ctx.store)
         if args.adopt:
             return adopt(ctx.host, ctx.store, driver, ref, args.adopt)
-        supervisor = Supervisor(ctx.host, ctx.store, driver, ref, args.install, args.foreground)
+        back = resume_argv(argv, args.foreground, args.driver, args.install, args.name)
+        supervisor = Supervisor(ctx.host, ctx.store, driver, ref, args.install, args.foreground, back)
     except HivectlError as error:
         # Before the supervisor took over the answer channel: answer here, or ``start`` only sees silence.
         fd = ready.open_writer()
@@ -579,7 +739,20 @@ def main(argv: list[str]) -> int:
             ready.send(fd, f"error: {error}")
         sys.stderr.write(f"hivectl supervisor: {error}\n")
         return 1
-    return supervisor.run()
+    return supervisor.resume(args.waited) if args.waited else supervisor.run()
+
+
+def resume_argv(argv: list[str], foreground: bool, driver: str | None, install: Path | None, name: str) -> list[str]:
+    """The command line that starts this supervisor again after the lean waiter: the interpreter and its
+    options as this process was started (``sys.orig_argv``), then the options, the guest name last."""
+    started = list(sys.orig_argv)
+    prefix = started[:len(started) - len(argv)] if argv and started[-len(argv):] == argv else []
+    if not prefix:
+        prefix = [sys.executable, "-S", "-m", "hivectl.runner.supervisor"]
+    prefix[0] = sys.executable
+    options = (["--foreground"] if foreground else []) + (["--driver", driver] if driver else [])
+    options += ["--install", str(install)] if install is not None else []
+    return [*prefix, *options, name]
 
 
 if __name__ == "__main__":

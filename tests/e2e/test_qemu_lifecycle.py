@@ -118,3 +118,24 @@ def test_vnc_screenshot_is_not_blank(e2e: Env) -> None:
     assert width >= 640 and height >= 400
     assert len(set(pixels)) > 1, "the framebuffer shows something (the kernel's console text)"
     e2e.ok("stop", "--timeout", "30", "v1")
+
+
+def test_adopted_guest_exit_is_classified_through_qmp(e2e: Env) -> None:
+    """A QEMU whose supervisor was killed is adopted by the next ``start``, which reconnects to its QMP
+    socket: the power-off that follows is classified from QEMU's SHUTDOWN event (host-qmp-quit), not
+    recorded as "unknown" as it was while adoption only watched the pid."""
+    e2e.ok("create", "-t", "tiny-direct", "a1")
+    e2e.ok("start", "a1")
+    e2e.wait_console("a1", READY)
+    pid = e2e.state("a1")["pid"]
+    lock = (e2e.vm_dir / "a1" / "run.lock").read_text()
+    supervisor = int(lock.split("pid=")[1].split()[0])
+    os.kill(supervisor, signal.SIGKILL)
+    time.sleep(0.5)
+    assert "adopted" in e2e.ok("start", "a1").out
+    time.sleep(1.0)  # the adopter's watcher connects to qmp.sock in the background
+    e2e.ok("poweroff", "-f", "a1")
+    e2e.wait_state("a1", lambda s: s == "Stopped", timeout=30)
+    last = json.loads((e2e.vm_dir / "a1" / "hivectl.last").read_text())
+    assert last["adopted"] is True and last["outcome"] == "poweroff", last
+    assert pid not in qemu_processes(e2e.vm_dir)

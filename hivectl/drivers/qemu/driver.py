@@ -153,6 +153,19 @@ class QemuDriver(Driver):
             watch.stop()
         return watch.outcome(status)
 
+    def adopted_outcome(self, ref: GuestRef) -> Outcome | None:
+        """How an adopted QEMU ended, from the events its adopter's ``watch`` saw (a SHUTDOWN reason or a
+        panic), or None when none arrived: its exit status is not the adopter's to read (wait(2)), so
+        the reason is all there is, and without one the outcome stays unknown rather than guessed."""
+        watch = self._watches.pop(ref.directory, None)
+        if watch is None:
+            return None
+        if not watch.wait(WATCH_DRAIN_TIMEOUT):
+            watch.stop()
+        if watch.shutdown_reason is None and not watch.panicked:
+            return None
+        return watch.outcome(0)
+
     # -- control ---------------------------------------------------------------------------------------
     def _control(self, ref: GuestRef, command: str) -> object:
         return qmp.command(self.sockets(ref).control, command)

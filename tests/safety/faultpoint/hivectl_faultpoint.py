@@ -54,8 +54,11 @@ def _install() -> None:
         return
     at_role, _, at_text = os.environ.get("HIVECTL_FAULT_AT", "").partition(":")
     kill_at = int(at_text) if at_role == role and at_text else 0
-    log = os.open(os.path.join(directory, f"{role}.{os.getpid()}"), os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
-    count = 0
+    path = os.path.join(directory, f"{role}.{os.getpid()}")
+    log = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    # A supervisor execs itself (through the lean waiter and back) under the same pid: its steps go on
+    # counting from where the previous image stopped, so step N means one point of the whole run.
+    count = os.pread(log, os.fstat(log).st_size, 0).count(b"\n")
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
         nonlocal count
