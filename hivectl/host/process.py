@@ -10,7 +10,10 @@ everywhere except ``hivectl/host/``):
 - ``run_hook``: a user's hook (vm-bhyve's ``prestart``) run to completion with a time limit;
 - ``interactive``: a program that shares the terminal (``$EDITOR``); returns its exit status;
 - ``replace``: this process becomes another program (``cu``, ``tmux attach``), as vm-bhyve's ``console``
-  does with ``exec``.
+  does with ``exec``;
+- ``become_waiter``: a supervisor becomes its lean waiting phase (``hivectl/host/waiter.py``) while its
+  hypervisor runs, and ``Child`` waits for that hypervisor by pid once it is back (docs/architecture.md,
+  "Supervision memory").
 
 Argv lists only, never ``shell=True``, never a command string: a guest's name or a path with spaces or
 semicolons is one argument, as execve(2) passes it.
