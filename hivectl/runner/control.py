@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from hivectl.store import GuestRef, Store
 
 START_TIMEOUT = 60.0
+CLEANUP_TIMEOUT = 60.0  # stop: how long a live supervisor may take to clean up after its hypervisor exited
 REBOOT_TIMEOUT = 60.0  # restart/reset: how long the next boot may take to reach its hypervisor
 
 
@@ -209,16 +210,28 @@ def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force
             continue  # it stopped meanwhile: nothing to do, and no reason to leave the others half-stopped
         asked.append(ref)
     pending = wait_stopped(asked, timeout)
+    # A guest whose hypervisor has exited did power off: its supervisor is only cleaning up (after
+    # exec'ing back from its lean waiter, which takes an interpreter start, longer on a loaded host).
+    cleaning = [ref for ref in pending if cleaning_up(ref)]
+    pending = [ref for ref in pending if ref not in cleaning]
     for ref in pending:
         notes.append(f"{ref.name}: did not power off within {timeout:g} s; forcing power-off")
         force_off(driver, ref)
-    pending = wait_stopped(pending, force_after)
+    pending = wait_stopped(pending, force_after) + wait_stopped(cleaning, CLEANUP_TIMEOUT)
     for ref in pending:
         notes.append(f"{ref.name}: still running after forced power-off; killing it")
         kill(host, driver, ref)
     for ref in orphans:
         reap_orphan(host, driver, ref)
     return notes
+
+
+def cleaning_up(ref: GuestRef) -> bool:
+    """The guest's hypervisor (and loader) has exited and its live supervisor has not finished cleaning
+    up: the lock still names a live supervisor, the state file no live process."""
+    state = guest_state(ref.directory, ref.name)
+    return state.running and state.supervisor is not None and state.pid is None \
+        and read_state(ref.directory).get("state") != "spawning"
 
 
 def _clear_stale_run(host: Host, driver: Driver, ref: GuestRef) -> bool:
