@@ -26,13 +26,16 @@ import os
 import signal
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
 from hivectl.net import names
-from hivectl.net.switches import Switch
+from hivectl.net.switches import Switch, SwitchConfig
 from hivectl.plan import Action, Call, Run, WriteFile
+from hivectl.rcfile import atomic_write
+from hivectl.safety.filelock import locked
 
 LEASE_TIME = "12h"
 
@@ -230,6 +233,16 @@ class NatPlanner:
             return []
         return [WriteFile(path, text, ["tee", str(path)], mode=0o600), load]
 
+    def reload_from(self, conf: Path, sw: Switch, bridge: str) -> ReloadRules:
+        """A reload of the switch's rules from ``system.conf`` as it is when applied (``switch forward``):
+        planned *after* the config edit, so the kernel only ever gets forwards the file holds."""
+        path = self.rules_path(sw.name)
+        if self.platform == "freebsd":
+            shown = [["tee", str(path)], ["pfctl", "-a", names.pf_anchor(sw.name), "-f", str(path)]]
+        else:
+            shown = [["tee", str(path)], ["nft", "-f", str(path)]]
+        return ReloadRules(self, conf, sw.name, bridge, shown)
+
     def dnsmasq_argv(self, sw: Switch, bridge: str) -> list[str]:
         if sw.addr is None:
             raise HivectlError(f"switch {sw.name}: DHCP needs an IPv4 address on the switch")
@@ -271,3 +284,73 @@ class NatPlanner:
             if path.exists():
                 actions.append(Call(["rm", "-f", str(path)], functools.partial(path.unlink, missing_ok=True)))
         return actions
+
+
+@dataclass
+class ReloadRules(Action):
+    """Write a switch's rule file from ``system.conf`` as it is now and load it; undo puts the old back.
+
+    Why not the rules computed at plan time: ``switch forward add`` and ``remove`` change ``system.conf``
+    under its lock (``hivectl.plan.EditFile``), and two of them may run at once. The rules are therefore
+    computed, written and loaded under that same lock, from the file as the edits left it, after the edit:
+    whichever command reloads last loads every forward, and a refused edit (a port forwarded meanwhile)
+    reloads nothing. When the load fails (pfctl(8) and ``nft -f`` load a file whole or not at all), the
+    previous rule file is put back and the plan's undo restores ``system.conf``: nothing is half-applied.
+    """
+
+    nat: NatPlanner
+    conf: Path
+    switch: str
+    bridge: str
+    shown: list[list[str]]
+    _previous: str | None = field(default=None, repr=False)
+    _wrote: bool = field(default=False, repr=False)
+
+    def argv(self) -> list[str]:
+        return list(self.shown[-1])
+
+    def argvs(self) -> list[list[str]]:
+        return [list(argv) for argv in self.shown]
+
+    def _load_argv(self, path: Path) -> list[str]:
+        if self.nat.platform == "freebsd":
+            return ["pfctl", "-a", names.pf_anchor(self.switch), "-f", str(path)]
+        return ["nft", "-f", str(path)]
+
+    def _flush_argv(self) -> list[str]:
+        if self.nat.platform == "freebsd":
+            return ["pfctl", "-a", names.pf_anchor(self.switch), "-F", "all"]
+        return ["nft", "delete", "table", "inet", names.nft_table(self.switch)]
+
+    def apply(self, host: Host) -> None:
+        path = self.nat.rules_path(self.switch)
+        with locked(self.conf):
+            sw = SwitchConfig.load(self.conf).get(self.switch)
+            if self.nat.platform == "freebsd":
+                text = pf_rules(sw, self.bridge, self.nat.uplink())
+            else:
+                text = nft_rules(sw, self.bridge)
+            self._previous = _read(path)
+            atomic_write(path, text, 0o600)
+            self._wrote = True
+            try:
+                host.run(self._load_argv(path))
+            except BaseException:
+                self._restore_file(path)
+                raise
+
+    def _restore_file(self, path: Path) -> None:
+        if self._previous is None:
+            path.unlink(missing_ok=True)
+        else:
+            atomic_write(path, self._previous, 0o600)
+        self._wrote = False
+
+    def undo(self, host: Host) -> None:
+        """A later step failed: the previous rules back in the file and in the kernel."""
+        if not self._wrote:
+            return
+        path = self.nat.rules_path(self.switch)
+        with locked(self.conf):
+            self._restore_file(path)
+            host.run(self._load_argv(path) if self._previous is not None else self._flush_argv(), check=False)

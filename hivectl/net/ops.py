@@ -262,9 +262,13 @@ class SwitchOps:
             raise UsageError(f"switch {sw.name} does not do NAT (create one with 'switch create --nat')")
         return sw
 
-    def _reload(self, sw: Switch) -> list[Action]:
+    def _edit_then_reload(self, sw: Switch) -> Plan:
+        """The ``system.conf`` edit first, then the rules reloaded from the file as edited (not from the
+        switch as it was at plan time): a refused edit loads nothing, a failed load undoes the edit, and
+        concurrent forward edits end with every forward loaded (``hivectl.net.nat.ReloadRules``)."""
         bridge = self.planner.bridge(sw)
-        return self.nat.rules(sw, bridge) if bridge is not None else []
+        reload = [self.nat.reload_from(self.config.path, sw, bridge)] if bridge is not None else []
+        return Plan([*self.save(), *reload])
 
     def plan_forward_add(self, name: str, proto: str, host_port: str, target: str) -> Plan:
         sw = self._nat_switch(name)
@@ -286,7 +290,7 @@ class SwitchOps:
             config.put(replace(now, forwards=(*now.forwards, fwd)))
 
         self._change(add)
-        return self.plan(self._reload(new))
+        return self._edit_then_reload(new)
 
     def plan_forward_remove(self, name: str, proto: str, host_port: str) -> Plan:
         sw = self._nat_switch(name)
@@ -302,7 +306,7 @@ class SwitchOps:
             config.put(replace(now, forwards=tuple(f for f in now.forwards if (f.proto, f.host_port) != (proto, port))))
 
         self._change(remove)
-        return self.plan(self._reload(new))
+        return self._edit_then_reload(new)
 
     def forwards(self, name: str) -> list[Forward]:
         return list(self._nat_switch(name).forwards)
