@@ -311,7 +311,7 @@ class Store:
         """Like ``find`` but the name is validated first and a missing guest is an error."""
         from hivectl import validate
 
-        validate.name(None, "name", name, "guest name")
+        validate.guest_name(None, "name", name)
         ref = self.find(name)
         if ref is None:
             raise NotFound(f"guest {name} does not exist")

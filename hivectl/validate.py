@@ -47,6 +47,43 @@ def name(source: Source, key: str, value: str, what: str = "name") -> str:
     return value
 
 
+# Guest names. vm-bhyve's rule (lib/vm-util ``util::check_name``, FreeBSD 13 and later) is, ignoring
+# case, ``^[a-z0-9][.a-z0-9_-]{0,229}[a-z0-9]$``: at most 231 characters. hivectl accepts the same
+# characters (and, as it always did, one-character names and a last '.', '_' or '-') up to that length
+# for a guest that exists, so a guest vm-bhyve made can be found, listed, started and destroyed.
+VM_BHYVE_NAME_MAX = 231
+GUEST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,230}")  # VM_BHYVE_NAME_MAX in all
+# A name hivectl gives a new guest must also fit every file name hivectl makes from it: a file name holds
+# NAME_MAX = 255 bytes (FreeBSD's and Linux's limits.h), and the longest hivectl derives is a backup's
+# temporary file, ``.NAME.<UTC time, 23>.backup.tar.zst.<8>.tmp``, NAME + 53 (storage/backup.py), then
+# ``.hivectl-tombstone-NAME-<8>`` (NAME + 28, model/staging.py) and the config's temporary file
+# ``.NAME.conf.<pid>.<8>.tmp`` (up to NAME + 27, rcfile.py). tests/test_validate_names.py builds each of
+# them for a name of this length. bhyve's own limit is higher (VM_MAX_NAMELEN, 229 bytes since FreeBSD
+# 13, sys/amd64/include/vmm.h) and is checked at start (drivers/bhyve/driver.py) for guests vm-bhyve made.
+NAME_MAX = 255
+LONGEST_DERIVED_SUFFIX = 53
+NEW_GUEST_NAME_MAX = NAME_MAX - LONGEST_DERIVED_SUFFIX
+
+
+def guest_name(source: Source, key: str, value: str, new: bool = False) -> str:
+    """A guest's name: vm-bhyve's characters, at most 231 characters for an existing guest, at most
+    ``NEW_GUEST_NAME_MAX`` for one hivectl creates (``create``, ``rename``'s new name, ``clone``, restores,
+    images); see the comment above for both numbers."""
+    limit = NEW_GUEST_NAME_MAX if new else VM_BHYVE_NAME_MAX
+    if not value:
+        raise ConfigError(source, key, value, "a guest name cannot be empty")
+    if len(value) > limit:
+        why = (f"the longest file name hivectl makes from it adds {LONGEST_DERIVED_SUFFIX} characters and a "
+               f"file name holds {NAME_MAX} bytes" if new else "vm-bhyve's limit")
+        raise ConfigError(source, key, value,
+                          f"a guest name is at most {limit} characters ({why}); this one has {len(value)}")
+    if not GUEST_NAME_RE.fullmatch(value) or ".." in value:
+        raise ConfigError(source, key, value,
+                          "a guest name must start with a letter or digit and contain only letters, digits, "
+                          "'.', '_' and '-' (no '..')")
+    return value
+
+
 def yesno(value: str) -> bool:
     """vm-bhyve's boolean reading: empty/no/false/off/0 (any case) is false, anything else is true."""
     return value.strip().lower() not in FALSE_WORDS

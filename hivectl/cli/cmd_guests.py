@@ -62,7 +62,7 @@ datastores. diskN_size is consumed. Nothing is left behind if a step fails."""
                    help="with -C: network settings of the next NIC (repeat for network1, ...): interface, ip, "
                         "gateway4, gateway6, nameservers, searchdomains, hostname")
     p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
-    p.add_argument("name", help="guest name: letters, digits, '.', '_', '-'; at most 63 characters")
+    p.add_argument("name", help="guest name: letters, digits, '.', '_', '-'; at most 202 characters")
 
 
 def run_create(ctx: Context, args: argparse.Namespace) -> int:

@@ -43,6 +43,12 @@ with a crash-loop limit, and cleans up taps, /dev/vmm/NAME and the lock on every
 names, vm_delay seconds pass between starts. A guest whose supervisor died while it kept running is
 adopted by a new supervisor instead of being started twice.
 
+Before anything is done the host is checked, as vm-bhyve does: vmm loaded, VT-x/EPT or AMD-V/NPT,
+unrestricted guest for UEFI/grub loaders and several vCPUs, the I/O MMU for passthru, memory within
+hw.physmem (and vm.max_user_wired when wired); on Linux KVM when forced, IOMMU groups, MemTotal. Each
+problem is one line naming the sysctl; vm_disable_host_checks="yes" in rc.conf skips them. --dry-run
+shows them as warnings.
+
 With 'hivectl set console=tmux' the supervisor runs in a detached tmux session named after the guest
 ('.' becomes '~'), whose terminal is com1; 'hivectl console NAME' attaches to it.
 

@@ -277,7 +277,7 @@ def plan_remove(names: Sequence[str]) -> tuple[Plan, list[str]]:
 
     The guests need not exist any more: a destroyed guest's stale entry must stay removable.
     """
-    unwanted = list(dict.fromkeys(validate.name(None, "name", name, "guest name") for name in names))
+    unwanted = list(dict.fromkeys(validate.guest_name(None, "name", name) for name in names))
     found = load()
     absent = [name for name in unwanted if name not in found.words]
     if len(absent) == len(unwanted):
@@ -306,7 +306,7 @@ def entries(store: Store) -> list[Entry]:
     """
     result = []
     for order, name in enumerate(store.settings.vm_list, 1):
-        if not validate.NAME_RE.fullmatch(name) or ".." in name:
+        if not validate.GUEST_NAME_RE.fullmatch(name) or ".." in name:
             result.append(Entry(order, name, None, "invalid name"))
             continue
         ref = store.find(name)

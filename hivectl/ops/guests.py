@@ -85,7 +85,7 @@ class CreateRequest:
 
 def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
     """Validate a ``create`` request and plan it (vm-bhyve's ``core::create`` in ``lib/vm-core``)."""
-    validate.name(None, "name", req.name, "guest name")
+    validate.guest_name(None, "name", req.name, new=True)
     if req.size is not None:
         validate.disk_size(None, "-s", req.size)
     if req.cpu is not None:
@@ -279,8 +279,8 @@ def plan_rename(store: Store, old: str, new: str) -> Plan:
     is the clean-up. A rename killed after the publish is finished by running it again: ``ref`` is None
     (OLD is gone) and NEW's directory still holds ``OLD.conf``, so only the clean-up is planned.
     """
-    validate.name(None, "name", old, "guest name")
-    validate.name(None, "new name", new, "guest name")
+    validate.guest_name(None, "name", old)
+    validate.guest_name(None, "new name", new, new=True)
     ref = store.find(old)
     if ref is None:
         done = store.find(new)
@@ -312,7 +312,7 @@ def plan_destroy(store: Store, name: str) -> Plan:
     tombstone is removed. If that removal fails, the command fails naming what remains, and running
     ``destroy NAME`` again (the guest is gone, its tombstone is not) finishes the job.
     """
-    validate.name(None, "name", name, "guest name")
+    validate.guest_name(None, "name", name)
     ref = store.find(name)
     if ref is None:
         plan = collect_plan(store, name)

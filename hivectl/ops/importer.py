@@ -163,7 +163,7 @@ def plan_import(host: Host, store: Store, req: ImportRequest) -> ImportResult:
     loader = loaders.parse(loader_argv, loader_line) if loader_argv else None
     name = req.name or vm_name
     try:
-        validate.name(None, "name", name, "guest name")
+        validate.guest_name(None, "name", name, new=True)
     except ConfigError as error:
         raise ImportRefused(None if req.name else name_where, error.why) from None
     store.require_free(name)

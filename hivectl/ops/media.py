@@ -59,7 +59,7 @@ def plan_restore(store: Store, request: RestoreRequest) -> list[list[str]]:
     target = store.datastore(request.datastore or "default")
     if not target.holds_guests:
         raise UsageError(f"datastore {target.name} is an {target.kind} store; guests cannot live there")
-    guest = validate.name(None, "NAME", request.name or str(header["guest"]), "guest name")
+    guest = validate.guest_name(None, "NAME", request.name or str(header["guest"]), new=True)
     store.require_free(guest, "; restore under another NAME or destroy it first")
     ref = GuestRef(guest, target)
     if header.get("kind") == "zfs":

@@ -226,7 +226,7 @@ class _Reader:
         if not isinstance(guest, str):
             raise self.refuse(MANIFEST, f"guest={guest!r}: expected a guest name")
         try:
-            validate.name(None, "guest", guest, "guest name")
+            validate.guest_name(None, "guest", guest)
         except ConfigError as error:
             raise self.refuse(MANIFEST, str(error)) from None
         named = FILE_RE.fullmatch(archive.name)

@@ -723,7 +723,7 @@ def restore(store: Store, source: Path, datastore: str | None = None, name: str 
     spool = _spool(sys.stdin.buffer, store_.path) if str(source) == "-" else None
     try:
         chain, checked = check_chain(store, source, store_, spool)
-        guest = validate.name(None, "NAME", name or checked[0].guest, "guest name")
+        guest = validate.guest_name(None, "NAME", name or checked[0].guest, new=True)
         # Staging and tombstone entries of this name that killed commands left (a live command's are kept),
         # first: also when the guest exists (a restore killed between its publish and its clean-up).
         for leftover in store.leftovers(guest):

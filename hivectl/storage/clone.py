@@ -34,7 +34,7 @@ from hivectl.store import GuestRef, Store
 
 def plan_clone(store: Store, spec: str, new: str) -> Plan:
     name, snap = zfs.split_spec(spec)
-    validate.name(None, "NEW", new, "guest name")
+    validate.guest_name(None, "NEW", new, new=True)
     ref = store.get(name)
     store.require_free(new)
     final = GuestRef(new, ref.datastore)

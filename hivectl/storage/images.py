@@ -123,7 +123,7 @@ def _write_stream(argv: list[str], target: Path, compress: str) -> None:
 
 def plan_provision(store: Store, uuid: str, new: str, datastore: str = "default") -> Plan:
     """A new guest NEW from an image: ``zfs recv``, config renamed, identity generalised."""
-    validate.name(None, "NEW", new, "guest name")
+    validate.guest_name(None, "NEW", new, new=True)
     _, rc, stream = _manifest(store, uuid)
     if not stream.is_file():
         raise NotFound(f"{stream} is missing")
@@ -134,7 +134,7 @@ def plan_provision(store: Store, uuid: str, new: str, datastore: str = "default"
     ref = GuestRef(new, target_store)
     assert ref.dataset is not None
     dataset = ref.dataset
-    old = validate.name(rc.path, "name", rc.get("name"), "guest name")
+    old = validate.guest_name(rc.path, "name", rc.get("name"))
     snap = uuid.split("-")[0]
     plan = Plan()
 

@@ -41,7 +41,7 @@ def snapshot_name(value: str, key: str = "snapshot") -> str:
 def split_spec(spec: str, need_snapshot: bool = False) -> tuple[str, str | None]:
     """``NAME`` or ``NAME@SNAP``, both parts validated."""
     name, at, snap = spec.partition("@")
-    validate.name(None, "name", name, "guest name")
+    validate.guest_name(None, "name", name)
     if at:
         return name, snapshot_name(snap)
     if need_snapshot:

@@ -34,6 +34,7 @@ from hivectl.store import GuestRef, Store
 # value), 71 (EX_OSERR), 100 (unknown suspend reason) and 134 (abort() after an unhandled VM exit) are bhyve
 # giving up, not the guest's choice. 128+n only appears when a shell reports a signal; hivectl never runs
 # bhyve through a shell, so a signal arrives as a negative status (KILLED).
+VM_MAX_NAMELEN = 229  # SPECNAMELEN 255 - 10 - 15 - 1 (sys/amd64/include/vmm.h, FreeBSD 13 and later)
 EXIT_OUTCOMES = {0: Outcome.REBOOT, 1: Outcome.POWEROFF, 2: Outcome.HALT, 3: Outcome.FAULT, 4: Outcome.ERROR}
 
 
@@ -50,6 +51,10 @@ class BhyveDriver(Driver):
         if problems:
             return problems  # the checks below assume valid values
         problems += [Problem(str(e)) for e in config_problems(ref, config)]
+        if len(ref.name.encode()) > VM_MAX_NAMELEN:  # vm-bhyve allows 231 characters; the kernel does not
+            problems.append(Problem(f"the guest name has {len(ref.name.encode())} characters, but bhyve's VM names "
+                                    f"are at most {VM_MAX_NAMELEN} (VM_MAX_NAMELEN, sys/amd64/include/vmm.h): "
+                                    "rename the guest"))
         if not self.store.settings.disable_host_checks:  # vm-bhyve's vm_disable_host_checks
             problems += hostchecks.bhyve(self.host, config)
         for tool in ("bhyve", "bhyvectl"):
