@@ -20,7 +20,6 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
@@ -30,7 +29,7 @@ from typing import Any
 import pytest
 
 from hivectl.rcfile import read_values
-from tests.cli_helpers import Outcome
+from tests.cli_helpers import HIVECTL, Outcome
 
 FAULTPOINT = Path(__file__).resolve().parent / "faultpoint"
 REPO = Path(__file__).resolve().parent.parent.parent
@@ -51,7 +50,7 @@ class Bed:
         for entry in self.fault_dir.iterdir():
             entry.unlink()
         env = {**self.env, "HIVECTL_FAULT_AT": kill_at}
-        done = subprocess.run([sys.executable, "-m", "hivectl", *args], capture_output=True, text=True, env=env,
+        done = subprocess.run([*HIVECTL, *args], capture_output=True, text=True, env=env,
                               timeout=120, check=False)
         return Outcome(done.returncode, done.stdout, done.stderr)
 

@@ -5,8 +5,8 @@ with this directory on ``PYTHONPATH``: the warnings filter names a category by m
 interpreter imports this module at start-up, even under ``python -S`` (the supervisor), where
 ``sitecustomize`` is not read. It then installs a ``sys.addaudithook`` hook (PEP 578) that counts the
 audit events that change the file system or start a process. Only processes whose role it recognises
-count: ``python -m hivectl`` ("cli") and ``python -m hivectl.runner.supervisor`` ("supervisor"); the
-simulated host's stand-ins (also Python) are left alone.
+count: ``python -m hivectl`` or ``python -S bin/hivectl`` ("cli") and ``python -m hivectl.runner.supervisor``
+("supervisor"); the simulated host's stand-ins (also Python) are left alone.
 
 Environment: ``HIVECTL_FAULT_DIR`` (each counting process appends one line per step to
 ``<dir>/<role>.<pid>``), ``HIVECTL_FAULT_AT=ROLE:N`` (SIGKILL itself before step N of that role).
@@ -32,9 +32,16 @@ class Unused(Warning):
 
 
 def _role(argv: list[str]) -> str | None:
-    for index, arg in enumerate(argv[:-1]):
+    """The role from the interpreter's own arguments: the ``-m`` module, or the launcher script."""
+    args = argv[1:]
+    for index, arg in enumerate(args):
         if arg == "-m":
-            return {"hivectl": "cli", "hivectl.runner.supervisor": "supervisor"}.get(argv[index + 1])
+            module = args[index + 1] if index + 1 < len(args) else ""
+            return {"hivectl": "cli", "hivectl.runner.supervisor": "supervisor"}.get(module)
+        if not arg.startswith("-"):  # the script: bin/hivectl is the CLI, anything else (a stand-in) is not
+            script = os.path.abspath(arg)
+            is_launcher = os.path.basename(script) == "hivectl" and os.path.basename(os.path.dirname(script)) == "bin"
+            return "cli" if is_launcher else None
     return None
 
 
