@@ -12,7 +12,7 @@ from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import ConfigError, ValidationErrors
-from hivectl.model import keys
+from hivectl.model import backing, keys
 from hivectl.rcfile import RcFile
 
 
@@ -23,13 +23,18 @@ class Disk:
     index: int
     type: str
     name: str
-    dev: str = "file"
+    dev: str = backing.DEFAULT
     opts: str = ""
     slot: str = ""
 
     @property
     def key(self) -> str:
         return f"disk{self.index}"
+
+    @property
+    def backing(self) -> backing.Backing:
+        """What ``diskN_dev`` means for this disk's storage (hivectl/model/backing.py)."""
+        return backing.of(self.dev)
 
 
 @dataclass(frozen=True)
@@ -115,8 +120,9 @@ class GuestConfig:
         result = []
         for i in _indexed(values, "disk", "name"):
             p = f"disk{i}_"
-            result.append(Disk(i, values.get(p + "type", ""), values[p + "name"], values.get(p + "dev", "") or "file",
-                               values.get(p + "opts", ""), values.get(p + "slot", "")))
+            result.append(Disk(i, values.get(p + "type", ""), values[p + "name"],
+                               values.get(p + "dev", "") or backing.DEFAULT, values.get(p + "opts", ""),
+                               values.get(p + "slot", "")))
         return result
 
     @property

@@ -23,7 +23,6 @@ from hivectl.net.switchtypes import registry
 from hivectl.net.switchtypes.base import SwitchType
 from hivectl.rcfile import RcFile
 
-TYPES = registry.NAMES  # one module per type: hivectl/net/switchtypes/
 PER_SWITCH_KEYS = ("type", "ports", "vlan", "addr", "addr6", "mtu", "private", "bridge", "nat", "forward")
 PROTOCOLS = ("tcp", "udp")
 
@@ -76,7 +75,7 @@ def check_name(source: Source, key: str, value: str) -> str:
 
 
 def check_type(source: Source, key: str, value: str) -> str:
-    return validate.choice(source, key, value, TYPES)
+    return validate.choice(source, key, value, registry.NAMES)  # one module per type: net/switchtypes/
 
 
 def check_ifname(source: Source, key: str, value: str) -> str:

@@ -1,34 +1,42 @@
-"""One place per bhyve device kind: a module of hivectl/drivers/bhyve/devices/ registered in ``registry.KINDS``.
+"""One place per bhyve device kind: a module of hivectl/drivers/bhyve/devices/ that ``registry`` finds.
 
 The guard walks the driver's syntax trees: a comparison with a device-kind string (``kind == "disk"``,
 ``emulation in ("virtio-blk", "nvme")``, ``disk.type == "virtio-9p"``) outside the kind's own module is a
 second place that must learn about every new kind, which is what issue 9 point 5 removes. The plug-in test
-adds a device kind without touching any other module and checks it reaches the command line, the
-bhyve_config(5) file and the slot order.
+writes a new device as files only (its kind module, its keys module) into extra package directories and
+checks that it reaches the key table, validation, the slot order, the command line and the bhyve_config(5)
+file, with no other module edited.
 """
 
 from __future__ import annotations
 
 import ast
+import dataclasses
 import sys
+import textwrap
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+import hivectl.drivers.bhyve.devices as bhyve_devices
+import hivectl.model.devices as model_devices
+from hivectl.cli.main import keys_help
 from hivectl.drivers.bhyve import render
 from hivectl.drivers.bhyve.devices import registry, tpm
-from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput
-from hivectl.drivers.bhyve.model import PciDevice
-from hivectl.drivers.bhyve.slots import OwnSlot, Placement, Rule
-from hivectl.model.keys import DISK_TYPES, NIC_TYPES
+from hivectl.model import keys
+from hivectl.model.devices import disk, nic
+from hivectl.model.devices import tpm as tpm_keys
+from hivectl.model.guest import GuestConfig
+from hivectl.rcfile import RcFile
 from tests.bhyve import cases
 from tests.bhyve.harness import GOLDEN_ENV, plan_case
 
 DRIVER = Path(__file__).resolve().parents[2] / "hivectl" / "drivers" / "bhyve"
 EMULATIONS = ("hostbridge", "amd_hostbridge", "lpc", "ahci", "virtio-rnd", "passthru", "fbuf", "xhci", "hda",
-              "virtio-console", *DISK_TYPES, *NIC_TYPES)
+              "virtio-console", *disk.TYPES, *nic.TYPES)
 DISK_DEVS = ("file", "zvol", "sparse-zvol", "custom", "9p", "iscsi")
-TPM_TYPES = ("swtpm", "passthru")
+TPM_TYPES = tpm_keys.TYPES
 
 
 def kind_strings() -> set[str]:
@@ -86,26 +94,79 @@ def test_every_module_of_the_package_is_one_registered_kind() -> None:
     assert len(placements) == len(set(placements))
 
 
-class VirtioInput(DeviceKind):
-    """A kind bhyve has (virtio-input) and hivectl does not: a test of what adding one takes."""
-
-    name = "input"
-    placements = ("input",)
-
-    def rule(self, boot: LayoutInput) -> Rule | None:
-        return OwnSlot(self.name) if boot.config.values.get("virt_random") else None
-
-    def build(self, ctx: DeviceContext, placement: Placement, built: list[PciDevice]) -> PciDevice:
-        return PciDevice(placement, "virtio-input", "/dev/input/event0")
+def test_the_discovered_order_is_vm_bhyves_slot_order() -> None:
+    """lib/vm-run: host bridge, LPC, then from start_slot disks, NICs, virtio-rnd, passthru, fbuf, xhci, hda,
+    virtio-console; the install medium last on the command line."""
+    assert [k.name for k in registry.KINDS] == ["hostbridge", "lpc", "disk", "nic", "rnd", "passthru", "fbuf",
+                                                "xhci", "hda", "console", "install"]
 
 
-def test_a_new_kind_is_one_module_plugged_into_the_registry(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_two_kinds_with_one_slot_order_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(sys.modules[f"{bhyve_devices.__name__}.xhci"].KIND, "slot_order", 80)  # hda's
+    with pytest.raises(ValueError, match="same slot_order 80"):
+        registry.discover()
+
+
+# A device bhyve has (virtio-input) and hivectl does not, written as a developer would: one kind module in
+# the driver's package and one keys module in the model's, nothing else.
+KIND_MODULE = """
+    from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput
+    from hivectl.drivers.bhyve.model import PciDevice, check_text
+    from hivectl.drivers.bhyve.slots import OwnSlot, Placement, Rule
+
+
+    class VirtioInput(DeviceKind):
+        name = "input"
+        slot_order = 95  # after virtio-console: no existing guest's device moves
+        placements = ("input",)
+
+        def rule(self, boot: LayoutInput) -> Rule | None:
+            return OwnSlot(self.name) if boot.config.flag("virt_input") else None
+
+        def build(self, ctx: DeviceContext, placement: Placement, built: list[PciDevice]) -> PciDevice:
+            return PciDevice(placement, "virtio-input", check_text(ctx.config.path, "virt_input_device",
+                                                                   ctx.config.get("virt_input_device")))
+
+
+    KIND = VirtioInput()
+"""
+KEYS_MODULE = """
+    from hivectl.model.keyspec import KeySpec, boolean, path
+
+    KEYS = (
+        KeySpec("virt_input", boolean, "virtio-input device", "no", hivectl=True),
+        KeySpec("virt_input_device", path, "the host evdev device it reads", "/dev/input/event0", hivectl=True),
+    )
+"""
+
+
+@pytest.fixture
+def plugged_in(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """The two modules in extra directories of the two packages, and the tables built again from them."""
+    for package, text in ((bhyve_devices, KIND_MODULE), (model_devices, KEYS_MODULE)):
+        extra = tmp_path / package.__name__
+        extra.mkdir()
+        (extra / "virtio_input.py").write_text(textwrap.dedent(text))
+        monkeypatch.setattr(package, "__path__", [*package.__path__, str(extra)])
+    monkeypatch.setattr(registry, "KINDS", registry.discover())
+    monkeypatch.setattr(keys, "KEYS", keys.assemble())
+    yield
+    for package in (bhyve_devices, model_devices):
+        sys.modules.pop(f"{package.__name__}.virtio_input", None)
+
+
+@pytest.mark.usefixtures("plugged_in")
+def test_a_new_device_is_two_files_and_no_edit() -> None:
+    spec = keys.spec_for("virt_input_device")
+    assert spec is not None and spec.default == "/dev/input/event0"
+    assert "virt_input_device" in keys_help()
+    bad = GuestConfig(RcFile(Path("g.conf"), 'loader="uefi"\ncpu=1\nmemory=1G\nvirt_input="maybe"\n'), "g").errors()
+    assert [(e.key, e.value) for e in bad] == [("virt_input", "maybe")]
+
     case = next(c for c in cases.HAND_WRITTEN if c.name == "uefi-devices")
     before = plan_case(case, GOLDEN_ENV)[0][1]
-    kinds = list(registry.KINDS)
-    kinds.insert(kinds.index(registry.install.KIND), VirtioInput())
-    monkeypatch.setattr(registry, "KINDS", tuple(kinds))
-    after = plan_case(case, GOLDEN_ENV)[0][1]
+    assert not [d for d in before.invocation.devices if d.placement.kind == "input"]  # off by default
+    after = plan_case(dataclasses.replace(case, config=case.config + 'virt_input="yes"\n'), GOLDEN_ENV)[0][1]
 
     added = [d for d in after.invocation.devices if d.placement.kind == "input"]
     assert len(added) == 1
@@ -113,8 +174,10 @@ def test_a_new_kind_is_one_module_plugged_into_the_registry(monkeypatch: pytest.
     console = next(d.placement.addr for d in before.invocation.devices if d.placement.kind == "console")
     taken = {d.placement.addr for d in before.invocation.all_devices}
     assert addr.func == 0 and addr > console and addr not in taken  # counted after the last counted kind
-    assert render.slot_arg(added[0]) == f"{addr},virtio-input,/dev/input/event0"
+    assert render.slot_arg(added[0]) == f"{addr},virtio-input,/dev/input/event0"  # the table's default
     assert f"pci.{addr.bus}.{addr.slot}.{addr.func}.device=virtio-input" in after.config_text.splitlines()
     old = [d for d in after.invocation.devices if d.placement.kind != "input"]
     assert [(d.placement, d.emulation, d.head, d.opts) for d in old] == \
         [(d.placement, d.emulation, d.head, d.opts) for d in before.invocation.devices]
+
+

@@ -1,19 +1,22 @@
-"""One place per switch type: a module of hivectl/net/switchtypes/ registered in ``registry.TYPES``.
+"""One place per switch type: a module of hivectl/net/switchtypes/ that ``registry`` finds.
 
 The guard walks the network layer, the operations and the CLI: comparing ``sw.type`` (or a listed row's
 ``type``) with a switch-type string outside the type's own module is a second place that must learn about
-every new type. The same AST walk as the device-kind guard (tests/bhyve/test_device_kinds.py).
+every new type. The same AST walk as the device-kind guard (tests/bhyve/test_device_kinds.py). The plug-in
+test writes a type module into an extra directory of the package and finds it accepted as ``type_S``.
 """
 
 from __future__ import annotations
 
 import sys
+import textwrap
 from pathlib import Path
 
 import pytest
 
-from hivectl.errors import UsageError
-from hivectl.net.switches import Switch
+import hivectl.net.switchtypes as switchtypes
+from hivectl.errors import ConfigError, UsageError
+from hivectl.net.switches import Switch, check_type
 from hivectl.net.switchtypes import registry
 from hivectl.net.switchtypes.base import SwitchType
 from tests.bhyve.test_device_kinds import kind_tests
@@ -37,6 +40,41 @@ def test_every_module_of_the_package_is_one_registered_type() -> None:
     registered = {_module_file(t).name for t in registry.TYPES}
     assert {p.name for p in (HIVECTL / "net" / "switchtypes").glob("*.py")} - helpers == registered
     assert len(set(registry.NAMES)) == len(registry.TYPES)
+
+
+def test_the_discovered_order_is_vm_bhyves() -> None:
+    assert registry.NAMES == ("standard", "manual", "vale", "netgraph", "vxlan")
+    assert registry.DEFAULT == "standard"
+
+
+TYPE_MODULE = """
+    from hivectl.net.switchtypes.base import SwitchType
+
+
+    class Geneve(SwitchType):
+        name = "geneve"
+        order = 50
+        linux = False
+
+
+    TYPE = Geneve()
+"""
+
+
+def test_a_new_type_is_one_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    with pytest.raises(ConfigError, match="geneve"):
+        check_type("system.conf", "type_s1", "geneve")
+    (tmp_path / "geneve.py").write_text(textwrap.dedent(TYPE_MODULE))
+    monkeypatch.setattr(switchtypes, "__path__", [*switchtypes.__path__, str(tmp_path)])
+    try:
+        types = registry.discover()
+    finally:
+        sys.modules.pop(f"{switchtypes.__name__}.geneve", None)
+    monkeypatch.setattr(registry, "TYPES", types)
+    monkeypatch.setattr(registry, "NAMES", tuple(t.name for t in types))
+    assert registry.NAMES == ("standard", "manual", "vale", "netgraph", "vxlan", "geneve")
+    assert check_type("system.conf", "type_s1", "geneve") == "geneve"
+    assert Switch("s1", "geneve").kind is types[-1]
 
 
 @pytest.mark.parametrize("kind", registry.TYPES, ids=lambda t: t.name)

@@ -8,7 +8,7 @@ Linux hosts. Module map:
 - ``argv``: pure rendering of one boot (``BootPlan``) from the config;
 - ``machine``, ``firmware``, ``consoles``: one part of the command line each;
 - ``devices/``: one module per device kind (install medium, disk, nic, rng, passthru, graphics, usb, sound,
-  virt_console), listed in ``devices/registry.py`` in vm-bhyve's order, which ``argv`` walks;
+  virt_console), found by ``devices/registry.py`` and sorted into vm-bhyve's order, which ``argv`` walks;
 - ``slots``: PCI addresses on q35's root bus; ``options``: QEMU option-string quoting;
 - ``accel``: KVM only where it is real hardware virtualisation, else TCG;
 - ``qmp``: a small synchronous QMP client; ``events``: the run-long QMP watcher that tells a reboot from

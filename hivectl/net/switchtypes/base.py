@@ -1,7 +1,8 @@
 """What every switch type answers: its settings, its host objects on each platform, how guests attach.
 
-A switch type is one module of this package holding ``TYPE``; ``registry.TYPES`` lists them (the
-``type_S`` values vm-bhyve writes to system.conf, the ``switch create -t`` choices). The platform planners
+A switch type is one module of this package holding ``TYPE``; ``registry.TYPES`` finds them by scanning
+the package and sorts them by ``order`` (the ``type_S`` values vm-bhyve writes to system.conf, the
+``switch create -t`` choices, in vm-bhyve's order). The platform planners
 (``net/freebsd.py``: ifconfig; ``net/linux.py``: iproute2) provide the host mechanics and ask the type
 which of them a switch needs, so no other module tests a switch type by name
 (``tests/net/test_switch_types.py`` keeps it that way).
@@ -46,9 +47,12 @@ class SwitchType:
     ``has_bridge``: a bridge interface carries it on the host (members, private mode, MTU, addresses).
     ``create_options``: the ``switch create`` options that apply. ``linux``: the type exists on Linux.
     ``claims_existing_bridge``: the switch names an existing bridge, which no other switch may use.
+    ``order``: the type's place in ``switch create -t``'s list (standard 0, manual 10, vale 20, netgraph
+    30, vxlan 40, as vm-bhyve's vm.8 lists them).
     """
 
     name = ""
+    order = -1
     has_bridge = False
     create_options: frozenset[str] = frozenset()
     linux = True

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 class Manual(SwitchType):
     name = "manual"
+    order = 10
     has_bridge = True
     create_options = frozenset({"-b", "-p"})
     claims_existing_bridge = True

@@ -40,6 +40,7 @@ def free_link(host: Host, switch: str, taken: set[int]) -> int:
 
 class Netgraph(SwitchType):
     name = "netgraph"
+    order = 30
     linux = False
 
     def iface(self, sw: Switch, planner: Planner) -> str:

@@ -1,13 +1,36 @@
-"""Every switch type, in the order ``switch create -t`` lists them (vm-bhyve's types, ``lib/vm-switch-*``)."""
+"""Every switch type, found in this package and listed in the order ``switch create -t`` shows them
+(vm-bhyve's types, ``lib/vm-switch-*``). A type is a module of this package with ``TYPE``; ``discover``
+sorts them by ``order`` (switchtypes/base.py), so a new type adds no line here.
+"""
 
 from __future__ import annotations
 
-from hivectl.net.switchtypes import manual, netgraph, standard, vale, vxlan
+import importlib
+import pkgutil
+import sys
+
 from hivectl.net.switchtypes.base import SwitchType
 
-TYPES: tuple[SwitchType, ...] = (standard.TYPE, manual.TYPE, vale.TYPE, netgraph.TYPE, vxlan.TYPE)
+_PACKAGE = __name__.rpartition(".")[0]
+
+
+def discover() -> tuple[SwitchType, ...]:
+    """The ``TYPE`` of every module of the package (helpers have none), in ``order``; two types with one
+    name or one ``order`` are refused."""
+    types: list[SwitchType] = []
+    for module in pkgutil.iter_modules(sys.modules[_PACKAGE].__path__):
+        kind = getattr(importlib.import_module(f"{_PACKAGE}.{module.name}"), "TYPE", None)
+        if isinstance(kind, SwitchType):
+            types.append(kind)
+    types.sort(key=lambda t: t.order)
+    if len({t.order for t in types}) != len(types) or len({t.name for t in types}) != len(types):
+        raise ValueError(f"switch types need distinct names and orders: {[(t.name, t.order) for t in types]}")
+    return tuple(types)
+
+
+TYPES: tuple[SwitchType, ...] = discover()
 NAMES = tuple(t.name for t in TYPES)
-DEFAULT = standard.TYPE.name
+DEFAULT = TYPES[0].name  # standard (order 0): vm-bhyve's default type (vm.8, switch create)
 
 
 def get(name: str) -> SwitchType:

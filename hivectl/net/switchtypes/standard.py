@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 class Standard(SwitchType):
     name = "standard"
+    order = 0
     has_bridge = True
     create_options = frozenset({"-i", "-n", "-m", "-a", "-p", "--nat"})
 

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 class Vale(SwitchType):
     name = "vale"
+    order = 20
     linux = False
 
     def iface(self, sw: Switch, planner: Planner) -> str:

@@ -17,6 +17,7 @@ if TYPE_CHECKING:
 
 class Vxlan(SwitchType):
     name = "vxlan"
+    order = 40
     has_bridge = True
     create_options = frozenset({"-i", "-n", "-m", "-a", "-p"})
 

@@ -3,9 +3,11 @@
 A device kind is one module of this package holding one ``DeviceKind``: where its devices go on the PCI
 bus (a placement rule of ``slots``), how each is built from the guest config (a ``PciDevice`` with
 structured options), the text bhyve(8) gets after ``-s B:S:F,<emulation>,`` and the bhyve_config(5)
-keys of the same device for ``bhyve -k``. ``registry.KINDS`` lists the kinds in vm-bhyve's slot order
-(``lib/vm-run``); the allocator, the builder and both renderers iterate it and ask the kind, so no other
-module tests a device kind by name (``tests/bhyve/test_device_kinds.py`` keeps it that way).
+keys of the same device for ``bhyve -k``. ``registry.KINDS`` holds every kind the package's modules
+declare, sorted by ``slot_order`` into vm-bhyve's slot order (``lib/vm-run``); the allocator, the builder
+and both renderers iterate it and ask the kind, so no other module tests a device kind by name
+(``tests/bhyve/test_device_kinds.py`` keeps it that way). The kind's config keys are declared, for every
+driver, in its module of hivectl/model/devices/.
 """
 
 from __future__ import annotations
@@ -83,11 +85,16 @@ class DeviceKind:
     """One kind of bhyve PCI device. The defaults fit a device written ``<emulation>[,<head>][,opts]``.
 
     ``placements`` are the ``Placement.kind`` values this kind builds (the disk kind also builds the
-    shared AHCI controller); ``after_options`` puts the device after the other flags, where vm-bhyve puts
-    the install medium; ``wires_memory`` means bhyve needs ``-S`` (passthru, bhyve(8)).
+    shared AHCI controller); ``slot_order`` places the kind among the others: counted slots are handed out
+    and devices written in increasing ``slot_order`` (vm-bhyve's order: host bridge 0, LPC 10, disks 20,
+    NICs 30, virtio-rnd 40, passthru 50, fbuf 60, xhci 70, hda 80, virtio-console 90, the install medium
+    1000; a kind vm-bhyve lacks takes a free number after 90, so no existing guest's addresses move);
+    ``after_options`` puts the device after the other flags, where vm-bhyve puts the install medium;
+    ``wires_memory`` means bhyve needs ``-S`` (passthru, bhyve(8)).
     """
 
     name = ""
+    slot_order = -1
     placements: tuple[str, ...] = ()
     after_options = False
     wires_memory = False

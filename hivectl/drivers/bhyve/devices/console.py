@@ -44,6 +44,7 @@ def console_ports(config: GuestConfig, directory: Path) -> list[tuple[str, str]]
 
 class VirtioConsole(DeviceKind):
     name = "console"
+    slot_order = 90
     placements = ("console",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:

@@ -101,6 +101,7 @@ def single_port_keys(device: PciDevice, node: str) -> Pairs:
 
 class DiskKind(DeviceKind):
     name = "disk"
+    slot_order = 20
     placements = ("disk", SHARED_CONTROLLER)
 
     def rule(self, boot: LayoutInput) -> Rule | None:

@@ -33,6 +33,7 @@ class Fbuf:
 
 class FrameBuffer(DeviceKind):
     name = "fbuf"
+    slot_order = 60
     placements = ("fbuf",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:

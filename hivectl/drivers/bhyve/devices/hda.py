@@ -9,6 +9,7 @@ from hivectl.drivers.bhyve.slots import Placement, Rule, own_slot
 
 class Hda(DeviceKind):
     name = "hda"
+    slot_order = 80
     placements = ("hda",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:

@@ -16,6 +16,7 @@ AMD = "amd_hostbridge"
 
 class HostBridge(DeviceKind):
     name = "hostbridge"
+    slot_order = 0
     placements = ("hostbridge",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:

@@ -20,6 +20,7 @@ def nulliso_attached(config: GuestConfig, installing: bool) -> bool:
 
 class Install(DeviceKind):
     name = "install"
+    slot_order = 1000
     placements = ("install",)
     after_options = True
 

@@ -16,6 +16,7 @@ from hivectl.errors import ConfigError
 
 class Lpc(DeviceKind):
     name = "lpc"
+    slot_order = 10
     placements = ("lpc",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:

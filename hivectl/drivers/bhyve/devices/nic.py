@@ -32,6 +32,7 @@ def backend(port: Port) -> str:
 
 class NicKind(DeviceKind):
     name = "nic"
+    slot_order = 30
     placements = ("nic",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:

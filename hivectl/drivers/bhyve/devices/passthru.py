@@ -33,6 +33,7 @@ def requests(config: GuestConfig) -> list[GroupItem]:
 
 class Passthru(DeviceKind):
     name = "passthru"
+    slot_order = 50
     placements = ("passthru",)
     wires_memory = True
 

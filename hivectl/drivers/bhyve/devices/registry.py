@@ -1,33 +1,46 @@
-"""Every bhyve device kind, in the order vm-bhyve places them (``lib/vm-run``).
+"""Every bhyve device kind, found in this package and sorted into the order vm-bhyve places them (``lib/vm-run``).
 
 Host bridge and LPC at their fixed slots; from ``start_slot``: disks, NICs, virtio-rnd, passthru, then
 fbuf, xhci, hda and virtio-console each on a new slot; the install medium at ``install_slot``. The order
-is the slot order and the command-line order, so guests keep their PCI addresses: add a new kind where
-vm-bhyve would place it (at the end, before ``install``, if vm-bhyve has no such device).
+is the slot order and the command-line order, so guests keep their PCI addresses. A kind is a module of
+this package with ``KIND``; ``discover`` imports every module and sorts the kinds by ``slot_order``
+(hivectl/drivers/bhyve/devices/base.py), so adding a kind adds no line here.
 """
 
 from __future__ import annotations
 
-from hivectl.drivers.bhyve.devices import (
-    console,
-    disk,
-    fbuf,
-    hda,
-    hostbridge,
-    install,
-    lpc,
-    nic,
-    passthru,
-    virtio_rnd,
-    xhci,
-)
+import importlib
+import itertools
+import pkgutil
+import sys
+
 from hivectl.drivers.bhyve.devices.base import DeviceKind
 from hivectl.drivers.bhyve.model import PciDevice
 
-KINDS: tuple[DeviceKind, ...] = (
-    hostbridge.KIND, lpc.KIND, disk.KIND, nic.KIND, virtio_rnd.KIND, passthru.KIND,
-    fbuf.KIND, xhci.KIND, hda.KIND, console.KIND, install.KIND,
-)
+_PACKAGE = __name__.rpartition(".")[0]
+
+
+def discover() -> tuple[DeviceKind, ...]:
+    """The ``KIND`` of every module of the package (helpers have none), in ``slot_order``; two kinds with
+    one ``slot_order`` or one placement kind would make the order or the lookup ambiguous and are refused."""
+    package = sys.modules[_PACKAGE]
+    kinds: list[DeviceKind] = []
+    for module in pkgutil.iter_modules(package.__path__):
+        kind = getattr(importlib.import_module(f"{_PACKAGE}.{module.name}"), "KIND", None)
+        if isinstance(kind, DeviceKind):
+            kinds.append(kind)
+    kinds.sort(key=lambda k: k.slot_order)
+    for first, second in itertools.pairwise(kinds):
+        if first.slot_order == second.slot_order:
+            raise ValueError(f"bhyve device kinds {first.name} and {second.name} have the same slot_order "
+                             f"{first.slot_order}")
+    placements = [p for k in kinds for p in k.placements]
+    if len(set(placements)) != len(placements):
+        raise ValueError(f"two bhyve device kinds build the same placement kind: {sorted(placements)}")
+    return tuple(kinds)
+
+
+KINDS: tuple[DeviceKind, ...] = discover()
 
 
 def for_placement(placement_kind: str) -> DeviceKind:

@@ -9,6 +9,7 @@ from hivectl.drivers.bhyve.slots import Placement, Rule, own_slot
 
 class VirtioRnd(DeviceKind):
     name = "rnd"
+    slot_order = 40
     placements = ("rnd",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:

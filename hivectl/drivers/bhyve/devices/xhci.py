@@ -12,6 +12,7 @@ from hivectl.drivers.bhyve.slots import Placement, Rule, own_slot
 
 class Xhci(DeviceKind):
     name = "xhci"
+    slot_order = 70
     placements = ("xhci",)
 
     def rule(self, boot: LayoutInput) -> Rule | None:

@@ -302,6 +302,7 @@ def name_nvme_serials(devices: list[PciDevice]) -> None:
 
 class Disks(QemuDeviceKind):
     name = "disk"
+    slot_order = 10
 
     def devices(self, ctx: DeviceContext) -> list[PciDevice]:
         return disk_devices(ctx.request.ref, ctx.request.config, ctx.problems)

@@ -10,6 +10,7 @@ from hivectl.drivers.qemu.slots import PciDevice
 
 class Graphics(QemuDeviceKind):
     name = "graphics"
+    slot_order = 50
 
     def devices(self, ctx: DeviceContext) -> list[PciDevice]:
         config = ctx.request.config

@@ -25,6 +25,7 @@ def install_device(media: Path, install_slot: str) -> PciDevice:
 
 class Install(QemuDeviceKind):
     name = "install"
+    slot_order = 0
 
     def devices(self, ctx: DeviceContext) -> list[PciDevice]:
         request = ctx.request

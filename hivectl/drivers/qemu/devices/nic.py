@@ -69,6 +69,7 @@ def _nic(config: GuestConfig, nic: Nic, port: Port) -> PciDevice:
 
 class Nics(QemuDeviceKind):
     name = "nic"
+    slot_order = 20
 
     def devices(self, ctx: DeviceContext) -> list[PciDevice]:
         return nic_devices(ctx.request.config, ctx.request.ports, ctx.problems)

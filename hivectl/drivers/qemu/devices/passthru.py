@@ -16,6 +16,7 @@ _PASSTHRU = re.compile(r"([0-9]{1,3})/([0-9]{1,2})/([0-7])(?:=([0-9]{1,2}(?::[0-
 
 class Passthru(QemuDeviceKind):
     name = "passthru"
+    slot_order = 40
 
     def devices(self, ctx: DeviceContext) -> list[PciDevice]:
         config, problems = ctx.request.config, ctx.problems

@@ -1,26 +1,38 @@
-"""Every QEMU device kind, in the order vm-bhyve places bhyve's (``lib/vm-run``): the install medium, disks,
-NICs, the RNG, passthrough, graphics, the USB tablet, sound, virtio consoles.
+"""Every QEMU device kind, found in this package and sorted into the order vm-bhyve places bhyve's
+(``lib/vm-run``): the install medium, disks, NICs, the RNG, passthrough, graphics, the USB tablet, sound,
+virtio consoles.
 
-The order is the command-line order and the order automatic PCI slots are handed out in, so a new kind
-goes where vm-bhyve would place its bhyve counterpart, or last if it has none.
+The order is the command-line order and the order automatic PCI slots are handed out in. A kind is a
+module of this package with ``KIND``; ``discover`` sorts them by ``slot_order`` (devices/base.py), so a
+new kind adds no line here.
 """
 
 from __future__ import annotations
 
-from hivectl.drivers.qemu.devices import (
-    disk,
-    graphics,
-    install,
-    nic,
-    passthru,
-    rng,
-    sound,
-    usb,
-    virt_console,
-)
+import importlib
+import itertools
+import pkgutil
+import sys
+
 from hivectl.drivers.qemu.devices.base import QemuDeviceKind
 
-KINDS: tuple[QemuDeviceKind, ...] = (
-    install.KIND, disk.KIND, nic.KIND, rng.KIND, passthru.KIND, graphics.KIND, usb.KIND, sound.KIND,
-    virt_console.KIND,
-)
+_PACKAGE = __name__.rpartition(".")[0]
+
+
+def discover() -> tuple[QemuDeviceKind, ...]:
+    """The ``KIND`` of every module of the package (helpers have none), in ``slot_order``; two kinds with
+    one ``slot_order`` would leave the order to chance and are refused."""
+    kinds: list[QemuDeviceKind] = []
+    for module in pkgutil.iter_modules(sys.modules[_PACKAGE].__path__):
+        kind = getattr(importlib.import_module(f"{_PACKAGE}.{module.name}"), "KIND", None)
+        if isinstance(kind, QemuDeviceKind):
+            kinds.append(kind)
+    kinds.sort(key=lambda k: k.slot_order)
+    for first, second in itertools.pairwise(kinds):
+        if first.slot_order == second.slot_order:
+            raise ValueError(f"QEMU device kinds {first.name} and {second.name} have the same slot_order "
+                             f"{first.slot_order}")
+    return tuple(kinds)
+
+
+KINDS: tuple[QemuDeviceKind, ...] = discover()

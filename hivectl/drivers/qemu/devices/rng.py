@@ -9,6 +9,7 @@ from hivectl.drivers.qemu.slots import PciDevice
 
 class Rng(QemuDeviceKind):
     name = "rng"
+    slot_order = 30
 
     def devices(self, ctx: DeviceContext) -> list[PciDevice]:
         if not ctx.request.config.flag("virt_random"):

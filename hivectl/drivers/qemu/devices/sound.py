@@ -9,6 +9,7 @@ from hivectl.drivers.qemu.slots import PciDevice
 
 class Sound(QemuDeviceKind):
     name = "sound"
+    slot_order = 70
 
     def devices(self, ctx: DeviceContext) -> list[PciDevice]:
         if not ctx.request.config.flag("sound"):

@@ -9,6 +9,7 @@ from hivectl.drivers.qemu.slots import PciDevice
 
 class Usb(QemuDeviceKind):
     name = "usb"
+    slot_order = 60
 
     def devices(self, ctx: DeviceContext) -> list[PciDevice]:
         if not ctx.request.config.flag("xhci_mouse"):

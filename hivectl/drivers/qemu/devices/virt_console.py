@@ -18,6 +18,7 @@ _PORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 class VirtConsole(QemuDeviceKind):
     name = "virt_console"
+    slot_order = 80
 
     def devices(self, ctx: DeviceContext) -> list[PciDevice]:
         config = ctx.request.config
