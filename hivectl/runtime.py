@@ -125,7 +125,7 @@ class GuestState:
     state: str  # Running, Bootloader, Stopping, Stopped, Locked, Suspended
     pid: int | None = None  # the hypervisor (or loader) process
     host: str | None = None
-    stale: bool = False
+    stale: bool = False  # Stopped (or Suspended) with a dead run of this host left to clear (lock, taps, VM)
     supervisor: int | None = None  # None when the supervisor is gone but the hypervisor still runs
 
     @property
@@ -136,7 +136,7 @@ class GuestState:
         if self.running and self.pid:
             return f"{self.state} ({self.pid})"
         if self.state == "Locked":
-            return f"Locked ({self.host}{', stale' if self.stale else ''})"
+            return f"Locked ({self.host})"
         return self.state
 
 
@@ -145,16 +145,23 @@ def guest_state(directory: Path, name: str) -> GuestState:
 
     A guest runs while its supervisor *or* its hypervisor is alive: the hypervisor outlives a supervisor
     killed with SIGKILL, and ``list`` must keep showing it as running (``start`` adopts it again).
+
+    A run of this host that is provably over (its lock is from an earlier boot, or neither the lock's
+    supervisor nor the recorded hypervisor is still the process that was recorded: dead, or its pid now
+    belongs to another process) is not a lock: the guest is Stopped (or Suspended), with ``stale`` set so
+    that the next ``start`` or ``stop`` tears down what that run left (``hivectl/runner/stale.py``).
+    vm-bhyve's ``list`` (lib/vm-core) shows ``Locked (HOST)`` for any ``run.lock`` of a stopped guest,
+    because its lock holds only a host name and a leftover cannot be told from a live run; hivectl keeps
+    that for such a lock (one vm-bhyve wrote) and for another host's lock, and tells its own apart.
     """
     lock = read_lock(directory)
+    at_rest = "Suspended" if (directory / suspend_name(name)).exists() else "Stopped"
     if lock is None:
-        if (directory / suspend_name(name)).exists():
-            return GuestState("Suspended")
-        return GuestState("Stopped")
+        return GuestState(at_rest)
     if not lock.local:
         return GuestState("Locked", host=lock.host)
     if lock.from_earlier_boot:
-        return GuestState("Locked", host=lock.host, stale=True)
+        return GuestState(at_rest, host=lock.host, stale=True)
     if not lock.pid:
         # Written by vm-bhyve (host name only): we cannot tell from files alone; show it as vm-bhyve does.
         return GuestState("Locked", host=lock.host)
@@ -168,7 +175,7 @@ def guest_state(directory: Path, name: str) -> GuestState:
     else:
         hyp_pid = None if watching else hypervisor_pid(state, name)
     if not watching and hyp_pid is None:
-        return GuestState("Locked", host=lock.host, stale=True)
+        return GuestState(at_rest, host=lock.host, stale=True)
     label = {"running": "Running", "bootloader": "Bootloader", "stopping": "Stopping",
              "starting": "Starting", "spawning": "Starting"}.get(str(state.get("state", "")), "Running")
     if not watching and state.get("state") == "spawning":

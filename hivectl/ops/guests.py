@@ -15,9 +15,10 @@ from pathlib import Path
 from hivectl import validate
 from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
 from hivectl.model.guest import GuestConfig
-from hivectl.model.identity import new_mac, new_uuid, taken_macs
+from hivectl.model.identity import new_mac, new_uuid
 from hivectl.model.layout import config_name
 from hivectl.model.staging import staging_name, tombstone_name
+from hivectl.ops import macs
 from hivectl.plan import (
     Action,
     Call,
@@ -35,6 +36,7 @@ from hivectl.runtime import guest_state
 from hivectl.safety import disks as disk_rules
 from hivectl.safety import values
 from hivectl.staging import Collect, MakeStaging, Publish
+from hivectl.storage.guards import stale_refusal
 from hivectl.store import Datastore, GuestRef, Store
 
 DEFAULT_DISK_SIZE = "20G"
@@ -44,6 +46,8 @@ def require_stopped(ref: GuestRef, action: str) -> None:
     state = guest_state(ref.directory, ref.name)
     if state.state != "Stopped":
         raise Conflict(f"cannot {action} {ref.name}: it is {state.label()}; stop it first")
+    if state.stale:
+        raise Conflict(stale_refusal(ref.name, action))
 
 
 def disk_plan(ref: GuestRef, index: int, dev: str, disk_name: str, size_text: str, zvol_opts: str,
@@ -109,7 +113,7 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
     ref = final.staged(staging_name(req.name))  # built out of sight, published by one rename at the end
     conf = RcFile(ref.conf_path, template.rc.text())
     conf.set("uuid", new_uuid())
-    conf.set("network0_mac", new_mac(taken_macs(store.iter_guests())))
+    conf.set("network0_mac", new_mac(macs.macs_in_use(store)))  # checked again under the MAC lock when written
     if req.cpu is not None:
         conf.set("cpu", req.cpu)
     if req.memory is not None:
@@ -133,7 +137,8 @@ def plan_create(store: Store, req: CreateRequest) -> tuple[Plan, GuestRef]:
                            str(template_path))
         conf.unset(f"disk{disk.index}_size")
     storage = _plan_image_and_seed(store, ref, req, template, conf)
-    plan.add(WriteFile(ref.conf_path, conf.text(), ["cp", str(template_path), str(ref.conf_path)]))
+    plan.add(macs.WriteNewConfig(store, ref.conf_path, conf, ["cp", str(template_path), str(ref.conf_path)],
+                                 fixed=req.cloud_init))
     plan.extend(disks)
     plan.extend(storage)
     plan.add(publish(staging, ref, final))
@@ -176,7 +181,7 @@ def _plan_image_and_seed(store: Store, ref: GuestRef, req: CreateRequest, templa
         from hivectl.storage.cloudinit import CloudInitRequest, plan_cloud_init
 
         actions += plan_cloud_init(ref, conf, CloudInitRequest(req.keyfile, req.userdata, list(req.netconfig)),
-                                   taken_macs(store.iter_guests()))
+                                   macs.macs_in_use(store))
     return actions
 
 
@@ -233,13 +238,13 @@ def plan_add_network(store: Store, ref: GuestRef, switch: str) -> Plan:
         updates = {f"network{index}_type": emulation, f"network{index}_switch": switch}
         key = f"network{index}_mac"
         if not config.get(key):
-            taken = taken_macs(store.iter_guests()) | _macs(config)
+            taken = macs.macs_in_use(store) | _macs(config)  # under the MAC lock when applied
             if chosen.get(key, "") in taken or key not in chosen:
                 chosen[key] = new_mac(taken)
             updates[key] = chosen[key]
         return updates, []
 
-    return Plan([_conf_edit(ref, change)])
+    return Plan([macs.UnderMacLock(store, _conf_edit(ref, change))])
 
 
 def _macs(config: GuestConfig) -> set[str]:

@@ -228,7 +228,7 @@ def stop(ctx: Context, request: StopRequest) -> StopResult:
     running = []
     for ref in [ctx.store.get(n) for n in request.names]:
         state = _state(ref)
-        if state.running or (state.state == "Locked" and state.stale and not request.dry_run):
+        if state.running or (state.stale and not request.dry_run):
             running.append(ref)  # a stale run is cleared by control.stop (its taps and VM), and said so
         else:
             result.not_running.append(f"{ref.name} is not running ({state.label()})")

@@ -240,14 +240,14 @@ def _clear_stale_run(host: Host, driver: Driver, ref: GuestRef) -> bool:
     state = guest_state(ref.directory, ref.name)
     from hivectl.runner import stale
 
-    return state.state == "Locked" and state.stale and stale.clear_if_stale(host, driver, ref)
+    return state.stale and stale.clear_if_stale(host, driver, ref)
 
 
 def reap_orphan(host: Host, driver: Driver, ref: GuestRef) -> None:
     """Clean up after a guest that stopped while no supervisor watched it (its supervisor was killed).
 
     Its supervisor would have removed the taps, ``/dev/vmm/NAME``, the state files and the lock; without
-    this they stay behind and the guest shows as ``Locked (host, stale)``. Only a stale lock is cleaned,
+    this they stay behind (the guest lists Stopped with a stale run to clear). Only a stale lock is cleaned,
     under the lock guard (``stale.clear_if_stale``), so a run that started meanwhile is left alone.
     """
     from hivectl.runner import stale

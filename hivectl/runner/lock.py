@@ -56,7 +56,7 @@ def acquire(directory: Path, name: str, owner_pid: int | None = None,
         path = directory / RUN_LOCK
         if path.exists():
             state = guest_state(directory, name)
-            if state.state == "Locked" and state.stale:
+            if state.stale:
                 old = read_lock(directory)
                 if on_stale is not None and old is not None:
                     on_stale(old)

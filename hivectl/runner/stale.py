@@ -80,7 +80,7 @@ def clear_if_stale(host: Host, driver: Driver, ref: GuestRef) -> bool:
     with lock.guarded(ref.directory):
         current = read_lock(ref.directory)
         state = guest_state(ref.directory, ref.name)
-        if current is None or not current.local or not (state.state == "Locked" and state.stale):
+        if current is None or not current.local or not state.stale:
             return False
         teardown(host, driver, ref, recorded_teardown(ref.directory))
         (ref.directory / RUN_LOCK).unlink(missing_ok=True)

@@ -13,3 +13,12 @@ def require_stopped(ref: GuestRef, action: str, hint: str = "stop it first") -> 
     state = guest_state(ref.directory, ref.name)
     if state.state != "Stopped":
         raise Conflict(f"cannot {action} {ref.name}: it is {state.label()}; {hint}")
+    if state.stale:
+        raise Conflict(stale_refusal(ref.name, action))
+
+
+def stale_refusal(name: str, action: str) -> str:
+    """A stopped guest whose last run died without cleaning up: what it left (run.lock, recorded taps, its
+    VM) is torn down by the next ``stop`` or ``start`` (hivectl/runner/stale.py), not by a disk operation."""
+    return (f"cannot {action} {name}: its last run ended without cleaning up (run.lock, taps or VM left); "
+            f"'hivectl stop {name}' clears that")

@@ -72,7 +72,13 @@ def test_a_pid_now_owned_by_another_process_is_never_trusted(host: Any, stranger
     if recorded_start:
         record["start"] = recorded_start
     (guest / "hivectl.state").write_text(json.dumps(record))
-    assert not state_of("g1")["state"].startswith("Running")
+    # The run is over (its pids are someone else's): Stopped, not "Locked (host, stale)"; the disk
+    # operations refuse until stop or start clears what the run left.
+    assert state_of("g1")["state"] == "Stopped"
+    listed = hivectl("list")
+    assert listed.status == 0 and listed.out.splitlines()[1].split()[-1] == "Stopped", listed.out
+    refused = hivectl("destroy", "-f", "g1")
+    assert refused.status == 1 and "hivectl stop g1" in refused.err and guest.is_dir(), refused.err
     stopped = hivectl("stop", "--timeout", "5", "g1")
     assert stranger.poll() is None, "stop signalled a process hivectl did not start"
     assert stopped.status == 0 and state_of("g1")["state"] == "Stopped", stopped.err
@@ -147,7 +153,8 @@ def test_the_taps_of_a_killed_supervisor_are_torn_down_by_whoever_clears_its_run
     host.exit_guest("g1", 1)
     wait_for(lambda: bhyve_pid(host, "g1") is None, what="bhyve exited")
     assert len(taps(host)) == 1 and host.vm_exists("g1"), "the dead run left its tap and VM"
-    assert "stale" in state_of("g1")["state"]
+    # The run is over: Stopped, its lock left for whoever clears the run (stop or start) to remove.
+    assert state_of("g1")["state"] == "Stopped" and (guest / "run.lock").exists()
     result = hivectl(who, "g1")
     assert result.status == 0, result.err
     if who == "stop":
