@@ -76,7 +76,8 @@ def test_a_pid_now_owned_by_another_process_is_never_trusted(host: Any, stranger
     # operations refuse until stop or start clears what the run left.
     assert state_of("g1")["state"] == "Stopped"
     listed = hivectl("list")
-    assert listed.status == 0 and listed.out.splitlines()[1].split()[-1] == "Stopped", listed.out
+    header, row = (line.split() for line in listed.out.splitlines()[:2])
+    assert listed.status == 0 and row[header.index("STATE")] == "Stopped", listed.out
     refused = hivectl("destroy", "-f", "g1")
     assert refused.status == 1 and "hivectl stop g1" in refused.err and guest.is_dir(), refused.err
     stopped = hivectl("stop", "--timeout", "5", "g1")
