@@ -240,7 +240,11 @@ def test_grub_files_are_written_by_prepare(tmp_path: Path) -> None:
 
 READY = {"kldstat -q -m vmm": (0, ""), "sysctl -n hw.vmm.maxcpu": (0, "8\n"),
          "pciconf -l": (0, "hostb0@pci0:0:0:0:\tclass=0x060000\nppt0@pci0:2:0:0:\tclass=0x020000\n"
-                           "em0@pci0:0:31:6:\tclass=0x020000\n")}
+                           "em0@pci0:0:31:6:\tclass=0x020000\n"),
+         # an Intel host with EPT, unrestricted guest and VT-d that vmm uses (hivectl/drivers/hostchecks.py)
+         "sysctl -n hw.model": (0, "Intel(R) Xeon(R) CPU E5-2620 v4 @ 2.10GHz\n"),
+         "sysctl -n hw.vmm.vmx.initialized": (0, "1\n"), "sysctl -n hw.vmm.vmx.cap.unrestricted_guest": (0, "1\n"),
+         "sysctl -n hw.vmm.iommu.enable": (0, "1\n"), "acpidump -t": (0, "  DMAR: Length=80, Revision=1\n")}
 
 
 def test_a_ready_host_has_no_problems(tmp_path: Path) -> None:
