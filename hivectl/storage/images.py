@@ -21,7 +21,7 @@ from hivectl.host import streams as pipes
 from hivectl.model.identity import new_uuid
 from hivectl.plan import Call, Plan, Run, WriteFile
 from hivectl.rcfile import RcFile
-from hivectl.storage import compression
+from hivectl.storage import compression, zfs
 from hivectl.storage.clone import generalise_action
 from hivectl.store import GuestRef, Store
 
@@ -90,7 +90,7 @@ def plan_create(store: Store, name: str, description: str = "", compress: str = 
     if not directory.is_dir():
         plan.add(Run(["zfs", "create", images_ds], undo_argv=["zfs", "destroy", images_ds]))
     plan.add(Run(["zfs", "snapshot", "-r", snap], undo_argv=["zfs", "destroy", "-r", snap]))
-    send = ["zfs", "send", "-R", snap]
+    send = _send_argv(store, ref.dataset, snap)
     plan.add(Call(send, lambda: _write_stream(send, target, compress), lambda: target.unlink(missing_ok=True)))
     manifest = RcFile(directory / f"{uuid}.manifest")
     for key, value in (("description", description or f"image of {name}"),
@@ -101,6 +101,29 @@ def plan_create(store: Store, name: str, description: str = "", compress: str = 
                        0o600))
     plan.add(Run(["zfs", "destroy", "-r", snap]))
     return plan, uuid
+
+
+def _send_argv(store: Store, dataset: str, snap: str) -> list[str]:
+    """The one ``zfs send`` whose stream ``zfs recv`` can apply on any pool, as vm-bhyve's single ``UUID.zfs``.
+
+    ``zfs send -R`` carries the guest's dataset with its disks (child zvols) and properties, but it keeps a
+    clone a clone (zfs(8), *send -R*): the stream of a guest made by ``hivectl clone`` would only receive
+    where the clone's origin exists, and would come back as a clone of it on the same pool, so the
+    original's snapshot could no longer be destroyed. A clone without child datasets is sent as one full
+    stream (``-p`` keeps its properties), which needs nothing. A clone with children cannot be one
+    self-contained stream (vm-bhyve's image format is a single stream applied by one ``zfs recv``): refused,
+    naming the way to an independent copy.
+    """
+    origins = zfs.origins(store.host, dataset)
+    outside = {m: o for m, o in origins.items() if o and o.split("@")[0] not in origins}
+    if not outside:
+        return ["zfs", "send", "-R", snap]
+    if len(origins) == 1:
+        return ["zfs", "send", "-p", snap]
+    member, origin = next(iter(outside.items()))
+    raise HivectlError(f"{dataset}: {member} is a ZFS clone of {origin}, and an image of a clone with disk "
+                       "datasets would need that origin wherever it is provisioned; make an independent copy "
+                       "first ('hivectl backup' then 'hivectl restore' under a new name), and image that")
 
 
 def _write_stream(argv: list[str], target: Path, compress: str) -> None:

@@ -68,6 +68,18 @@ def datasets(host: Host, dataset: str) -> list[str]:
     return [line for line in out.splitlines() if line]
 
 
+def origins(host: Host, dataset: str) -> dict[str, str | None]:
+    """The dataset and every filesystem and volume below it (parents first), each with the snapshot it was
+    cloned from (``origin``; None for a dataset that is no clone)."""
+    out = host.run(["zfs", "list", "-H", "-o", "name,origin", "-r", "-t", "filesystem,volume", dataset]).stdout
+    found: dict[str, str | None] = {}
+    for line in out.splitlines():
+        name, _, origin = line.partition("\t")
+        if name:
+            found[name] = None if origin in ("", "-") else origin
+    return found
+
+
 def snapshots(host: Host, dataset: str) -> list[Snapshot]:
     """Snapshots of ``dataset`` itself (not of its children), oldest first.
 

@@ -128,6 +128,36 @@ def test_image_create_provision_destroy(zfsvm: ZfsVm) -> None:
     assert list(images.iterdir()) == []
 
 
+def test_image_of_a_clone_provisions_an_independent_guest(zfsvm: ZfsVm) -> None:
+    """A clone's image is one full stream: provisioned, it is no clone, and its source can be destroyed
+    (``zfs send -R`` kept the clone a clone of the source's snapshot)."""
+    assert hivectl("create", "-s", "64M", "gold").status == 0
+    (zfsvm.root / "gold" / "disk0.img").write_bytes(b"GOLD" * 256)
+    assert hivectl("clone", "gold", "copy").status == 0
+    assert zfsvm.host.datasets()["zroot/vm/copy"].get("origin"), "the clone is a ZFS clone"
+    made = hivectl("image", "create", "-u", "copy")
+    assert made.status == 0, made.err
+    sent = [argv for argv in zfsvm.host.commands() if argv[:2] == ["zfs", "send"]]
+    assert sent and "-R" not in sent[-1], sent
+    done = hivectl("image", "provision", made.out.strip(), "web")
+    assert done.status == 0, done.err
+    assert not zfsvm.host.datasets()["zroot/vm/web"].get("origin"), "provisioned as a clone of gold's snapshot"
+    assert hivectl("destroy", "-f", "copy").status == 0
+    assert hivectl("destroy", "-f", "gold").status == 0, "gold's snapshot is still an origin"
+    assert (zfsvm.root / "web" / "disk0.img").read_bytes() == b"GOLD" * 256
+
+
+def test_image_of_a_clone_with_disk_datasets_is_refused(zfsvm: ZfsVm) -> None:
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "64M", "gold").status == 0
+    assert hivectl("clone", "gold", "copy").status == 0
+    before = zfsvm.datasets()
+    made = hivectl("image", "create", "copy")
+    assert made.status == 1 and "is a ZFS clone of" in made.err and "hivectl backup" in made.err, made.err
+    assert len(made.err.strip().splitlines()) == 1
+    assert zfsvm.datasets() == before, "no snapshot or images dataset left"
+    assert not (zfsvm.root / "images").exists() or not list((zfsvm.root / "images").iterdir())
+
+
 def test_failed_provision_leaves_no_guest(zfsvm: ZfsVm) -> None:
     assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "gold").status == 0
     uuid = hivectl("image", "create", "-u", "gold").out.strip()
