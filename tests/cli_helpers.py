@@ -2,7 +2,7 @@
 
 ``HIVECTL`` is how the tests start it: ``bin/hivectl`` under ``python3 -S`` (README.md), the launcher an
 administrator puts on PATH. The suite starts hivectl thousands of times, and skipping ``site`` (every
-installed package's .pth files) takes about a fifth off each start (docs/reliability.md, "Test suite
+installed package's .pth files) takes about a third off each start's CPU (docs/reliability.md, "Test suite
 time"). The launcher finds this checkout itself (what it does is tested in tests/cli/test_launcher.py);
 tests that start ``python -m hivectl`` spell it out.
 """

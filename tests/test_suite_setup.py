@@ -2,7 +2,7 @@
 and safe on two xdist workers, so that a new file cannot quietly undo them.
 
 - Every stand-in of the simulated host starts with ``python3 -S``: the suite runs them thousands of times,
-  and ``site`` (every installed package's .pth files) is a sixth of each start.
+  and ``site`` (every installed package's .pth files) is about a seventh of each start's CPU.
 - Every test file that starts QEMU on the host (through tests/qemu/running.py, the e2e environment or the
   tiny guest's own driver) lies in tests/conftest.py's ``QEMU_PATHS``, so it runs in the one xdist group
   that keeps QEMU guests one after another.
