@@ -273,7 +273,9 @@ emulation of the last NIC and a new stable MAC address."""
     p.add_argument("-d", dest="device", required=True, choices=("disk", "network"), help="what to add")
     p.add_argument("-s", dest="spec", required=True, metavar="SIZE|SWITCH",
                    help="disk size (e.g. 10G) or switch name")
-    p.add_argument("-t", dest="dev", default="file", choices=("file", "zvol", "sparse-zvol"),
+    from hivectl.model import backing  # here, not at the top: list shares this module and is timed
+
+    p.add_argument("-t", dest="dev", default=backing.DEFAULT, choices=backing.MANAGED,
                    help="disk backing (default file)")
     p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
     p.add_argument("name")

@@ -25,11 +25,12 @@ class Backing:
     driver can attach it.
     """
 
-    __slots__ = ("in_directory", "literal", "name", "share", "sparse", "supported", "zvol")
+    __slots__ = ("in_directory", "label", "literal", "name", "share", "sparse", "supported", "zvol")
 
     def __init__(self, name: str, *, in_directory: bool = False, zvol: bool = False, sparse: bool = False,
-                 share: bool = False, supported: bool = True) -> None:
+                 share: bool = False, supported: bool = True, label: str = "") -> None:
         self.name = name
+        self.label = label or name  # how messages name it
         self.in_directory = in_directory
         self.zvol = zvol
         self.sparse = sparse
@@ -43,6 +44,12 @@ class Backing:
         ``disk resize``): a file or a zvol; a literal location is the administrator's."""
         return self.in_directory or self.zvol
 
+    @property
+    def host_path(self) -> bool:
+        """``diskN_name`` is a path on the host that hivectl neither makes nor removes (``custom``): it must
+        exist when the guest starts."""
+        return self.literal and self.supported and not self.share
+
     def __repr__(self) -> str:
         return f"Backing({self.name!r})"
 
@@ -53,7 +60,7 @@ BACKINGS: tuple[Backing, ...] = (
     Backing("zvol", zvol=True),
     Backing("sparse-zvol", zvol=True, sparse=True),
     Backing("custom"),
-    Backing("iscsi", supported=False),
+    Backing("iscsi", supported=False, label="iSCSI"),
     Backing("9p", share=True),
 )
 NAMES = tuple(b.name for b in BACKINGS)

@@ -13,6 +13,7 @@ from pathlib import Path
 from hivectl import validate
 from hivectl.errors import ConfigError, ValidationErrors
 from hivectl.model import backing, keys
+from hivectl.model.devices import disk as disk_keys
 from hivectl.rcfile import RcFile
 
 
@@ -35,6 +36,11 @@ class Disk:
     def backing(self) -> backing.Backing:
         """What ``diskN_dev`` means for this disk's storage (hivectl/model/backing.py)."""
         return backing.of(self.dev)
+
+    @property
+    def is_cd(self) -> bool:
+        """A CD drive (``ahci-cd``: an install ISO, the cloud-init seed), not a disk hivectl sizes or copies."""
+        return disk_keys.is_cd(self.type)
 
 
 @dataclass(frozen=True)

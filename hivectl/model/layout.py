@@ -60,10 +60,6 @@ RUNTIME_FILES = frozenset({
 })
 RUNTIME_PREFIXES = (VM_LOG, "hivectl.log", VIRT_CONSOLE_PREFIX)
 
-ZVOL_DEVS = ("zvol", "sparse-zvol")
-LITERAL_DEVS = ("custom", "9p", "iscsi")  # diskN_name is the location itself
-
-
 def config_name(guest: str) -> str:
     """``NAME.conf``: the guest's configuration file inside its directory."""
     return f"{guest}.conf"
@@ -139,13 +135,17 @@ class GuestLayout:
         ``file`` disks are in the guest directory, zvols are ``/dev/zvol/<dataset>/<name>``, and
         ``custom``/``9p``/``iscsi`` name their location themselves. The drivers check the name first
         (confinement, a dataset for zvols) and report the key at fault; this only composes the path.
-        Raises ``LookupError`` for a zvol of a guest that is not on a ZFS datastore.
+        Raises ``LookupError`` for a zvol of a guest that is not on a ZFS datastore. What each ``dev`` means
+        is hivectl/model/backing.py's (imported here, not at the top: ``list`` imports this module).
         """
-        if dev in ZVOL_DEVS:
+        from hivectl.model import backing
+
+        kind = backing.of(dev)
+        if kind.zvol:
             if self.dataset is None:
                 raise LookupError(f"{self.name} is not on a ZFS datastore, so it has no zvols")
             return f"/dev/zvol/{self.dataset}/{name}"
-        if dev in LITERAL_DEVS:
+        if kind.literal:
             return name
         return str(self.directory / name)
 

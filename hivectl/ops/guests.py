@@ -14,6 +14,7 @@ from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
+from hivectl.model import backing
 from hivectl.model.guest import GuestConfig
 from hivectl.model.identity import new_mac, new_uuid
 from hivectl.model.layout import config_name
@@ -54,17 +55,18 @@ def disk_plan(ref: GuestRef, index: int, dev: str, disk_name: str, size_text: st
               source: str) -> list[Run | SparseFile]:
     """The action that makes one new disk: a sparse file, a (sparse) zvol, or nothing for custom disks."""
     size = validate.disk_size(source, f"disk{index}_size", size_text)
-    disk_rules.check_name(source, f"disk{index}_name", dev, disk_name)
-    if dev in ("zvol", "sparse-zvol"):
+    kind = backing.of(dev)
+    disk_rules.check_name(source, f"disk{index}_name", disk_name, zvol=kind.zvol, in_directory=kind.in_directory)
+    if kind.zvol:
         if ref.dataset is None:
             raise HivectlError(f"{source}: disk{index}_dev={dev!r}: zvols need a ZFS datastore, and "
                                f"{ref.datastore.name} ({ref.datastore.spec}) is a plain directory")
-        argv = ["zfs", "create", "-sV" if dev == "sparse-zvol" else "-V", size_text, "-o", "volmode=dev"]
+        argv = ["zfs", "create", "-sV" if kind.sparse else "-V", size_text, "-o", "volmode=dev"]
         for opt in values.zfs_properties(source, "zfs_zvol_opts", zvol_opts):  # never volmode, mountpoint...
             argv += ["-o", opt]
         volume = f"{ref.dataset}/{disk_name}"
         return [Run([*argv, volume], undo_argv=["zfs", "destroy", "-r", volume])]
-    if dev == "file":
+    if kind.in_directory:
         # The drivers refuse such a disk at start; made here, it would land outside the guest's directory,
         # where 'destroy' never removes it (the one rule: hivectl/safety/disks.py).
         return [SparseFile(disk_rules.file_disk(ref.directory, source, f"disk{index}_name", disk_name), size,
@@ -167,7 +169,7 @@ def _plan_image_and_seed(store: Store, ref: GuestRef, req: CreateRequest, templa
         from hivectl.storage import diskimage
 
         disk0 = template.disks[0]
-        if disk0.dev not in ("file", "zvol", "sparse-zvol"):
+        if not disk0.backing.managed:
             raise UsageError(f"-i needs disk0 to be a file or zvol, not {disk0.dev}")
         image = diskimage.inspect(diskimage.resolve(store, req.image))
         size_text = req.size or template.get("disk0_size") or DEFAULT_DISK_SIZE
@@ -191,15 +193,15 @@ def plan_add_disk(store: Store, ref: GuestRef, size: str, dev: str = "file") -> 
     The index is chosen again under the config's lock when the plan is applied, and the disk is made
     under that lock too, so concurrent ``add -d disk`` each get their own diskN (docs/reliability.md).
     """
-    validate.choice(None, "-t", dev, ("file", "zvol", "sparse-zvol"))
+    validate.choice(None, "-t", dev, backing.MANAGED)
 
     def change(conf: RcFile, applying: bool) -> tuple[dict[str, str], list[Action]]:
         config = GuestConfig(conf, ref.name)
         index = config.next_free("disk", "name")
         # The emulation of the last hard disk (a cloud-init seed or install CD must not turn new disks into CDs).
-        hard = [d.type for d in config.disks if d.type != "ahci-cd"]
+        hard = [d.type for d in config.disks if not d.is_cd]
         emulation = hard[-1] if hard else "virtio-blk"
-        disk_name = f"disk{index}.img" if dev == "file" else f"disk{index}"
+        disk_name = f"disk{index}.img" if backing.of(dev).in_directory else f"disk{index}"
         path = ref.directory / disk_name
         actions: list[Action] = []
         # Checked when applied, under the config's lock: while planning, the file may be the disk another

@@ -29,6 +29,7 @@ from hivectl.importer import compare, loaders, script, tree
 from hivectl.importer.convert import Converted, convert
 from hivectl.importer.loaders import Loader
 from hivectl.importer.words import ImportRefused, Where
+from hivectl.model import backing
 from hivectl.model.guest import GuestConfig
 from hivectl.model.identity import new_uuid
 from hivectl.model.staging import staging_name
@@ -179,7 +180,7 @@ def plan_import(host: Host, store: Store, req: ImportRequest) -> ImportResult:
         converted.notes.append(f"no -U: uuid={converted.values['uuid']} (bhyve derived one from the host name)")
 
     for key, value in converted.values.items():
-        if key.endswith("_name") and converted.values.get(key[:-len("name")] + "dev") == "custom" \
+        if key.endswith("_name") and backing.of(converted.values.get(key[:-len("name")] + "dev", "")).host_path \
                 and not host.devpath(value).exists():
             converted.notes.append(f"{key}: {value} does not exist (yet): bhyve cannot start the guest without it")
 

@@ -299,8 +299,8 @@ def _add_disk(tar: tarfile.TarFile, path: Path, name: str, digests: dict[str, An
 
 def _add_directory(tar: tarfile.TarFile, ref: GuestRef, config: GuestConfig, digests: dict[str, Any],
                    written: Written) -> None:
-    disks = {d.name for d in config.disks if d.dev == "file" and "/" not in d.name and d.type != "ahci-cd"}
-    written.skipped = [f"{d.key} ({d.dev} {d.name})" for d in config.disks if d.dev not in ("file",)]
+    disks = {d.name for d in config.disks if d.backing.in_directory and "/" not in d.name and not d.is_cd}
+    written.skipped = [f"{d.key} ({d.dev} {d.name})" for d in config.disks if not d.backing.in_directory]
 
     def walk(directory: Path, rel: str) -> None:
         for entry in sorted(os.scandir(directory), key=lambda e: e.name):

@@ -26,6 +26,8 @@ from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import ConfigError, HivectlError, UsageError
+from hivectl.model import backing
+from hivectl.model.devices import disk as disk_keys
 from hivectl.model.guest import GuestConfig, Nic
 from hivectl.model.identity import new_mac
 from hivectl.model.layout import SEED
@@ -268,9 +270,9 @@ def plan_cloud_init(ref: GuestRef, conf: RcFile, req: CloudInitRequest, taken_ma
     if len(specs) > len(nics):
         raise UsageError(f"{len(specs)} -n options given but the guest has {len(nics)} network interfaces")
     index = config.next_free("disk", "name")
-    conf.set(f"disk{index}_type", "ahci-cd")
+    conf.set(f"disk{index}_type", disk_keys.CD)
     conf.set(f"disk{index}_name", SEED)
-    conf.set(f"disk{index}_dev", "file")
+    conf.set(f"disk{index}_dev", backing.FILE.name)
 
     directory = ref.directory / CLOUD_DIR
     files = {"meta-data": meta_data(conf.get("uuid"), _hostname(ref.name, specs)), "user-data": user,

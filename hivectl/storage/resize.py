@@ -42,10 +42,10 @@ def find_disk(ref: GuestRef, spec: str) -> Disk:
 
 
 def current_size(store: Store, ref: GuestRef, disk: Disk) -> int:
-    if disk.dev in ("zvol", "sparse-zvol"):
-        disk_rules.check_name(ref.conf_path, f"{disk.key}_name", disk.dev, disk.name)
+    if disk.backing.zvol:
+        disk_rules.check_name(ref.conf_path, f"{disk.key}_name", disk.name, zvol=True)
         return zfs.volsize(store.host, f"{zfs.require_zfs(ref, 'a zvol disk')}/{disk.name}")
-    if disk.dev == "file":
+    if disk.backing.in_directory:
         # The drivers' own rule: inside the guest directory, no symlink (never grow a host file).
         path = disk_rules.file_disk(ref.directory, ref.conf_path, f"{disk.key}_name", disk.name)
         try:
@@ -59,7 +59,7 @@ def plan_resize(store: Store, name: str, spec: str, size_text: str) -> Resize:
     """Grow one disk to ``SIZE`` (or by ``+SIZE``)."""
     ref = store.get(name)
     disk = find_disk(ref, spec)
-    if disk.type == "ahci-cd" or disk.name == SEED:
+    if disk.is_cd or disk.name == SEED:
         raise HivectlError(f"{disk.key} is a CD ({disk.name}); it cannot be resized")
     old = current_size(store, ref, disk)
     grow = size_text.startswith("+")
@@ -76,7 +76,7 @@ def plan_resize(store: Store, name: str, spec: str, size_text: str) -> Resize:
     plan = Plan()
     if new == old:
         return Resize(plan, disk, old, new)
-    if disk.dev == "file":
+    if disk.backing.in_directory:
         path = ref.directory / disk.name
 
         def set_size(size: int, expected: int | None) -> None:

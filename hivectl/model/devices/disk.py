@@ -10,6 +10,12 @@ from hivectl.model.keyspec import KeySpec, Source, choice, integer, path, pci_sl
 from hivectl.safety import values
 
 TYPES = ("virtio-blk", "ahci-hd", "ahci-cd", "nvme", "virtio-scsi", "virtio-9p")
+CD = "ahci-cd"  # a read-only medium: never resized, never backed up as a disk, never copied as new disks' type
+
+
+def is_cd(disk_type: str) -> bool:
+    """True for a CD drive (an install ISO, the cloud-init seed)."""
+    return disk_type == CD
 
 
 def _opts(source: Source, key: str, value: str) -> None:

@@ -41,28 +41,29 @@ def disk_path(ref: GuestRef, config: GuestConfig, disk: Disk) -> str:
     """The host path (FreeBSD spelling) of a disk's data, or ``share=/dir`` for a 9p share."""
     source = config.path
     name_key, dev_key = f"{disk.key}_name", f"{disk.key}_dev"
-    if is_share(disk) != (disk.dev == "9p"):
+    kind = disk.backing  # what diskN_dev means (hivectl/model/backing.py)
+    if is_share(disk) != kind.share:
         raise ConfigError(source, dev_key, disk.dev, f"{disk.key}_type=virtio-9p and {disk.key}_dev=9p go "
                                                      f"together (this disk has type {disk.type!r})")
-    if disk.dev in ("zvol", "sparse-zvol", "file"):
-        shared.check_name(source, name_key, disk.dev, disk.name)  # the one disk rule (hivectl/safety/disks.py)
-    if disk.dev in ("zvol", "sparse-zvol"):
+    if not kind.supported:
+        raise ConfigError(source, dev_key, disk.dev, f"{kind.label} disks are not supported by hivectl's bhyve "
+                                                     "driver; use diskN_dev=custom with the device's /dev path")
+    if kind.managed:  # the one disk rule (hivectl/safety/disks.py)
+        shared.check_name(source, name_key, disk.name, zvol=kind.zvol, in_directory=kind.in_directory)
+    if kind.zvol:
         if ref.dataset is None:
             raise ConfigError(source, dev_key, disk.dev, f"zvols need a ZFS datastore; {ref.datastore.name} "
                                                          f"({ref.datastore.spec}) is a plain directory")
         return check_text(source, name_key, ref.layout.disk_path(disk.dev, disk.name))
-    if disk.dev == "custom":
-        if not disk.name.startswith("/"):
-            raise ConfigError(source, name_key, disk.name, "a custom disk is a full path starting with '/'")
-        return check_text(source, name_key, disk.name)
-    if disk.dev == "9p":
+    if kind.share:
         match = _SHARE.fullmatch(disk.name)
         if not match:
             raise ConfigError(source, name_key, disk.name, "a 9p share is written sharename=/host/directory")
         return check_text(source, name_key, disk.name)
-    if disk.dev == "iscsi":
-        raise ConfigError(source, dev_key, disk.dev, "iSCSI disks are not supported by hivectl's bhyve driver; "
-                                                     "use diskN_dev=custom with the /dev/daN path")
+    if kind.literal:
+        if not disk.name.startswith("/"):
+            raise ConfigError(source, name_key, disk.name, "a custom disk is a full path starting with '/'")
+        return check_text(source, name_key, disk.name)
     shared.file_disk(ref.directory, source, name_key, disk.name)
     return check_text(source, name_key, ref.layout.disk_path(disk.dev, disk.name))
 

@@ -134,15 +134,17 @@ def file_format(disk: Disk, path: Path, source: Path) -> str:
 
 def disk_path(ref: GuestRef, disk: Disk, source: Path) -> Path:
     """Where a disk's data is, by ``diskN_dev`` (vm-bhyve's rules, composed by ``GuestLayout.disk_path``)."""
-    if disk.dev in ("zvol", "sparse-zvol", "file"):
-        shared.check_name(source, f"{disk.key}_name", disk.dev, disk.name)
-    if disk.dev in ("zvol", "sparse-zvol") and not ref.dataset:
+    kind = disk.backing  # what diskN_dev means (hivectl/model/backing.py)
+    if not kind.supported:
+        raise ConfigError(source, f"{disk.key}_dev", disk.dev, f"{kind.label} disks are not supported by the qemu "
+                                                               "driver")
+    if kind.managed:
+        shared.check_name(source, f"{disk.key}_name", disk.name, zvol=kind.zvol, in_directory=kind.in_directory)
+    if kind.zvol and not ref.dataset:
         raise ConfigError(source, f"{disk.key}_dev", disk.dev, "zvol disks need a guest on a ZFS datastore")
-    if disk.dev == "custom" and not disk.name.startswith("/"):
+    if kind.literal and not kind.share and not disk.name.startswith("/"):
         raise ConfigError(source, f"{disk.key}_name", disk.name, "a custom disk is a full path")
-    if disk.dev == "iscsi":
-        raise ConfigError(source, f"{disk.key}_dev", disk.dev, "iSCSI disks are not supported by the qemu driver")
-    if disk.dev == "file":
+    if kind.in_directory:
         # The bhyve driver's rule, shared (hivectl/safety/disks.py): inside the guest directory, no symlink.
         return shared.file_disk(ref.directory, source, f"{disk.key}_name", disk.name)
     return Path(ref.layout.disk_path(disk.dev, disk.name))
@@ -263,7 +265,7 @@ def _ahci_port(ref: GuestRef, disk: Disk, opts: DiskOptions, source: Path, bus: 
     if opts.logical and opts.logical != 512:
         raise ConfigError(source, f"{disk.key}_opts", disk.opts,
                           "ahci-hd disks have 512-byte logical sectors under QEMU (sectorsize=512/4096 works)")
-    fmt = file_format(disk, path, source) if disk.dev == "file" else "raw"
+    fmt = file_format(disk, path, source) if disk.backing.in_directory else "raw"
     drive = drive_args(ident, path, fmt, opts)
     return [*drive, "-device", join("ide-hd", [("bus", bus), ("drive", ident), *_block_props(opts, order.take(opts))])]
 
@@ -279,7 +281,7 @@ def _single(ref: GuestRef, disk: Disk, opts: DiskOptions, source: Path, order: _
         return PciDevice(disk.key, "virtio-9p-pci", [("fsdev", f"fsdev{disk.index}"), ("mount_tag", tag)], *pin,
                          before=["-fsdev", join("local", fsdev)])
     path = disk_path(ref, disk, source)
-    fmt = file_format(disk, path, source) if disk.dev == "file" else "raw"
+    fmt = file_format(disk, path, source) if disk.backing.in_directory else "raw"
     drive = drive_args(ident, path, fmt, opts)
     props = [("drive", ident), *_block_props(opts, order.take(opts))]
     if disk.type == "virtio-blk":
