@@ -12,14 +12,13 @@ vm-bhyve) may own them.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import re
 
 from hivectl import validate
 from hivectl.errors import ConfigError
 from hivectl.model import devices
 from hivectl.model.keyspec import KeySpec, Source, any_text, boolean, choice, integer, path, zfs_properties
+from hivectl.model.modules import submodules
 from hivectl.safety import values
 
 
@@ -108,8 +107,8 @@ GUEST_KEYS: tuple[KeySpec, ...] = (
 def device_keys() -> tuple[KeySpec, ...]:
     """The ``KEYS`` of every module of hivectl/model/devices/, in module-name order."""
     found: list[KeySpec] = []
-    for module in sorted(pkgutil.iter_modules(devices.__path__), key=lambda m: m.name):
-        found += importlib.import_module(f"{devices.__name__}.{module.name}").KEYS
+    for module in submodules(devices.__name__, devices.__path__):
+        found += module.KEYS
     return tuple(found)
 
 

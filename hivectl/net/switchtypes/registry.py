@@ -5,10 +5,9 @@ sorts them by ``order`` (switchtypes/base.py), so a new type adds no line here.
 
 from __future__ import annotations
 
-import importlib
-import pkgutil
 import sys
 
+from hivectl.model.modules import submodules
 from hivectl.net.switchtypes.base import SwitchType
 
 _PACKAGE = __name__.rpartition(".")[0]
@@ -18,8 +17,8 @@ def discover() -> tuple[SwitchType, ...]:
     """The ``TYPE`` of every module of the package (helpers have none), in ``order``; two types with one
     name or one ``order`` are refused."""
     types: list[SwitchType] = []
-    for module in pkgutil.iter_modules(sys.modules[_PACKAGE].__path__):
-        kind = getattr(importlib.import_module(f"{_PACKAGE}.{module.name}"), "TYPE", None)
+    for module in submodules(_PACKAGE, sys.modules[_PACKAGE].__path__):
+        kind = getattr(module, "TYPE", None)
         if isinstance(kind, SwitchType):
             types.append(kind)
     types.sort(key=lambda t: t.order)

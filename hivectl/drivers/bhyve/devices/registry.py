@@ -9,13 +9,12 @@ this package with ``KIND``; ``discover`` imports every module and sorts the kind
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import pkgutil
 import sys
 
 from hivectl.drivers.bhyve.devices.base import DeviceKind
 from hivectl.drivers.bhyve.model import PciDevice
+from hivectl.model.modules import submodules
 
 _PACKAGE = __name__.rpartition(".")[0]
 
@@ -23,10 +22,9 @@ _PACKAGE = __name__.rpartition(".")[0]
 def discover() -> tuple[DeviceKind, ...]:
     """The ``KIND`` of every module of the package (helpers have none), in ``slot_order``; two kinds with
     one ``slot_order`` or one placement kind would make the order or the lookup ambiguous and are refused."""
-    package = sys.modules[_PACKAGE]
     kinds: list[DeviceKind] = []
-    for module in pkgutil.iter_modules(package.__path__):
-        kind = getattr(importlib.import_module(f"{_PACKAGE}.{module.name}"), "KIND", None)
+    for module in submodules(_PACKAGE, sys.modules[_PACKAGE].__path__):
+        kind = getattr(module, "KIND", None)
         if isinstance(kind, DeviceKind):
             kinds.append(kind)
     kinds.sort(key=lambda k: k.slot_order)

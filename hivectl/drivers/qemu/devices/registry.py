@@ -9,12 +9,11 @@ new kind adds no line here.
 
 from __future__ import annotations
 
-import importlib
 import itertools
-import pkgutil
 import sys
 
 from hivectl.drivers.qemu.devices.base import QemuDeviceKind
+from hivectl.model.modules import submodules
 
 _PACKAGE = __name__.rpartition(".")[0]
 
@@ -23,8 +22,8 @@ def discover() -> tuple[QemuDeviceKind, ...]:
     """The ``KIND`` of every module of the package (helpers have none), in ``slot_order``; two kinds with
     one ``slot_order`` would leave the order to chance and are refused."""
     kinds: list[QemuDeviceKind] = []
-    for module in pkgutil.iter_modules(sys.modules[_PACKAGE].__path__):
-        kind = getattr(importlib.import_module(f"{_PACKAGE}.{module.name}"), "KIND", None)
+    for module in submodules(_PACKAGE, sys.modules[_PACKAGE].__path__):
+        kind = getattr(module, "KIND", None)
         if isinstance(kind, QemuDeviceKind):
             kinds.append(kind)
     kinds.sort(key=lambda k: k.slot_order)
