@@ -84,7 +84,7 @@ def start(ctx: Context, request: StartRequest, progress: Progress | None = None)
     """
     import time
 
-    from hivectl.runner import control
+    from hivectl.runner import control, stale
 
     result = StartResult()
     names = list(request.names)
@@ -112,7 +112,14 @@ def start(ctx: Context, request: StartRequest, progress: Progress | None = None)
         if index:
             time.sleep(ctx.settings.vm_delay)
         try:
-            started = control.start(ctx.store.get(name), ctx.driver, request.install, console=console)
+            ref = ctx.store.get(name)
+            try:
+                started = control.start(ref, ctx.driver, request.install, console=console)
+            except HivectlError:
+                # A supervisor killed before it answered leaves a stale run (its lock, the taps it made):
+                # tear it down now (runner/stale.py) rather than leave it for the next command.
+                stale.clear_if_stale(ctx.host, ctx.driver_impl(), ref)
+                raise
             item = StartedGuest(name, started.pid, started.adopted)
             result.started.append(item)
             if progress:

@@ -223,6 +223,10 @@ def stop(host: Host, driver: Driver, refs: list[GuestRef], timeout: float, force
         kill(host, driver, ref)
     for ref in orphans:
         reap_orphan(host, driver, ref)
+    for ref in asked:
+        # A supervisor killed during its own tear-down leaves a stale run (lock, taps, VM): finish it.
+        if ref not in orphans and _clear_stale_run(host, driver, ref):
+            notes.append(f"{ref.name}: its supervisor died while cleaning up; finished its clean-up (taps, VM)")
     return notes
 
 

@@ -2,23 +2,37 @@
 
 Issue 10's first "done means": a step counter in the test harness (``tests/safety/faultpoint``: an audit
 hook loaded into the hivectl process, see its docstring), not a random sleep. For each command: one run
-without a kill counts its steps (N); then for every k in 1..N the command runs on a fresh copy of the
+without a kill counts its steps (N); then for each chosen k in 1..N the command runs on a fresh copy of the
 state and SIGKILLs itself just before step k. After each kill the test checks that every guest is complete
 or absent (its config and every disk it names exist, or nothing of it is visible), that no dataset is left
 without its guest; then it runs the command again, which must succeed (or, if the kill came after the
 command had published its result, be refused only because the work is done), and checks that nothing is
 left over: no staging or tombstone entry, no temp file, no tap or ``/dev/vmm`` node without a running
-guest.
+guest. ``restore`` (a ZFS chain, full then incremental, and a directory datastore) also compares the
+restored disk byte for byte with the original's.
 
-The simulated FreeBSD host (tests/simhost) plays bhyve, zfs and ifconfig, with a ZFS vm_dir
-(``zfs:zroot/vm``) plus a plain-directory datastore, so both kinds of guest storage are exercised.
-Figures (kill points per command, time) are recorded in docs/reliability.md.
+``start`` is killed at each of its own steps and, separately, its supervisor at each of its steps (set-up,
+then the tear-down that ``stop`` triggers), with a guest that has a tap on a switch, an nmdm console and a
+ZFS volume: after each kill the guest runs (hypervisor alive, recorded, Running, its tap, VM and console
+there) or nothing of the run is left (no tap, ``/dev/vmm`` or nmdm node, lock, state file or live
+process); then ``start`` (after ``stop`` if it ran) succeeds and ``stop`` leaves the host clean.
+
+Which k: with ``HIVECTL_FAULT_FULL=1`` every step (the exhaustive run, for the figures in
+docs/reliability.md). By default, to keep the suite's time sane, every process step (a command run or
+spawned: each changes the host) and the first step of every other kind (event and file name, temp-file
+randomness left out), so every kind of step is still killed at least once; ``HIVECTL_FAULT_POINTS=5,21``
+re-runs chosen points. The simulated FreeBSD host (tests/simhost) plays bhyve, bhyveload, zfs and
+ifconfig, with a ZFS vm_dir (``zfs:zroot/vm``) plus a plain-directory datastore, so both kinds of guest
+storage are exercised. ``HIVECTL_FAULT_REPORT=FILE`` writes one line per case: steps, kill points, seconds.
 """
 
 from __future__ import annotations
 
+import contextlib
 import os
+import re
 import shutil
+import signal
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -46,8 +60,9 @@ class Bed:
     fault_dir: Path
     values: dict[str, str] = field(default_factory=dict)  # ``{key}`` in a case's command (set by its setup)
 
-    def run(self, *args: str, kill_at: str = "") -> Outcome:
-        for entry in self.fault_dir.iterdir():
+    def run(self, *args: str, kill_at: str = "", clear: bool = True) -> Outcome:
+        """Run hivectl; the step logs of earlier runs are removed first unless ``clear`` is False."""
+        for entry in self.fault_dir.iterdir() if clear else ():
             entry.unlink()
         env = {**self.env, "HIVECTL_FAULT_AT": kill_at}
         done = subprocess.run([*HIVECTL, *args], capture_output=True, text=True, env=env,
@@ -270,7 +285,8 @@ def test_every_kill_point_leaves_a_consistent_host(simhost: Any, tmp_path: Path,
     failures: list[str] = [f"{case.name}: after the run without a kill: {p}" for p in case.check(bed)]
     steps = bed.steps()
     assert steps, "the step counter saw no step: the audit hook is not loaded"
-    for k in range(1, len(steps) + 1):
+    points = kill_points(steps)
+    for k in points:
         restore(bed, snapshot)
         killed = bed.run(*command, kill_at=f"cli:{k}")
         where = f"{case.name}: killed before step {k} ({steps[k - 1]})"
@@ -289,8 +305,8 @@ def test_every_kill_point_leaves_a_consistent_host(simhost: Any, tmp_path: Path,
         result = bed.run(*args)
         if result.status != 0:
             failures.append(f"{case.name}: after the last re-run, {args} failed: {result.err.strip()}")
-    record.append(f"{case.name}\t{len(steps)}\t{time.monotonic() - started:.1f}")
-    assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:20])
+    record.append(f"{case.name}\t{len(steps)}\t{len(points)}\t{time.monotonic() - started:.1f}")
+    assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:200])
 
 
 # -- fresh state for every kill point ---------------------------------------------------------------------
@@ -321,3 +337,155 @@ def record() -> Iterator[list[str]]:
     out = os.environ.get("HIVECTL_FAULT_REPORT")
     if out:
         Path(out).write_text("".join(f"{line}\n" for line in lines))
+
+
+# -- start: kill the command, or its supervisor, at each step --------------------------------------------
+# The guest has what a run sets up on the host: a tap on switch "public" (network0), an nmdm console
+# (com1, /dev/nmdm-g.1A/B) and a ZFS volume disk, and boots through bhyveload then bhyve.
+START = ["create", "-s", "64M", "-t", "freebsd-zvol", "g"]
+SETTLE = 30.0  # seconds a run left by a killed command may take to finish starting or stopping
+
+
+def run_problems(bed: Bed, name: str = "g") -> tuple[bool, list[str]]:
+    """Either the guest runs (hypervisor alive, recorded, shown Running, its tap and VM there) or nothing of
+    a run is left (no tap, /dev/vmm node, nmdm node, lock, state file, live supervisor or hypervisor).
+    Returns (running, problems)."""
+    from hivectl.runtime import guest_state
+
+    directory = bed.root / name
+    state = guest_state(directory, name)
+    alive = name in bed.sim.running()
+    taps = sorted(t for t in bed.sim.interfaces() if t.startswith("tap"))
+    vmm = (bed.sim.root / "dev" / "vmm" / name).exists()
+    nmdm = sorted(p.name for p in (bed.sim.root / "dev").glob(f"nmdm-{name}.*"))
+    if state.running or alive:
+        problems = [] if alive else [f"listed {state.label()} but no hypervisor runs"]
+        if state.state != "Running":
+            problems.append(f"a hypervisor runs but the guest is listed {state.label()}")
+        if not taps or not vmm or not nmdm:
+            problems.append(f"running without its tap/VM/console: taps {taps}, /dev/vmm/{name} {vmm}, nmdm {nmdm}")
+        return True, problems
+    problems = [f"{tap}: left over (the guest is {state.label()})" for tap in taps]
+    problems += [f"/dev/vmm/{name}: left over"] if vmm else []
+    problems += [f"/dev/{node}: left over" for node in nmdm]
+    problems += [f"{directory / f}: left over" for f in ("run.lock", "hivectl.state", "console")
+                 if (directory / f).exists()]
+    problems += [f"{role} {pid} still alive" for role, pid in live_processes(bed)]
+    return False, problems
+
+
+def live_processes(bed: Bed) -> list[tuple[str, int]]:
+    """The supervisors the step counter saw that still run, and the live bhyve or bhyveload of any run."""
+    found: list[tuple[str, int]] = []
+    for log in sorted(bed.fault_dir.glob("supervisor.*")):
+        pid = int(log.name.split(".")[1])
+        with contextlib.suppress(OSError):
+            if b"hivectl" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                found.append(("supervisor", pid))
+    found += [("bhyve", int(rec["pid"])) for rec in bed.sim.running().values()]
+    return found
+
+
+def settle(bed: Bed, name: str = "g") -> None:
+    """Wait until no supervisor of the guest is half-way through setting up or tearing down."""
+    from hivectl.runtime import guest_state
+
+    deadline = time.monotonic() + SETTLE
+    while time.monotonic() < deadline:
+        state = guest_state(bed.root / name, name)
+        supervising = [pid for role, pid in live_processes(bed) if role == "supervisor"]
+        if (state.state == "Running" and name in bed.sim.running()) or not supervising:
+            return
+        time.sleep(0.2)
+
+
+def reap(bed: Bed) -> None:
+    """Kill whatever a failed kill point left running, before the next one restores the saved state."""
+    for _role, pid in live_processes(bed):
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 5
+    while live_processes(bed) and time.monotonic() < deadline:
+        time.sleep(0.1)
+
+
+def kill_points(steps: list[str]) -> list[int]:
+    """Which steps to kill before: all with HIVECTL_FAULT_FULL=1; by default every process step and the
+    first step of every other kind (event and file name, temp-file randomness left out)."""
+    only = os.environ.get("HIVECTL_FAULT_POINTS")  # e.g. "5,21": re-run chosen kill points of a failure
+    if only:
+        return [int(k) for k in only.split(",") if 0 < int(k) <= len(steps)]
+    if os.environ.get("HIVECTL_FAULT_FULL") == "1":
+        return list(range(1, len(steps) + 1))
+    chosen, kinds = [], set()
+    for k, line in enumerate(steps, 1):
+        _, event, what = [*line.split("\t"), "", ""][:3]
+        name = re.sub(r"\.\d+\.[a-z0-9_]+\.tmp$", ".tmp", Path(what).name)  # temp names: writer pid, random
+        kind = (event, "FD" if name.isdigit() else name)
+        if event in PROCESS_EVENTS or kind not in kinds:
+            chosen.append(k)
+        kinds.add(kind)
+    return chosen
+
+
+PROCESS_EVENTS = {"subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork"}
+
+
+@pytest.mark.parametrize("role", ["cli", "supervisor"])
+def test_every_kill_point_of_start_leaves_the_guest_running_or_nothing(simhost: Any, tmp_path: Path, role: str,
+                                                                       record: list[str]) -> None:
+    """Kill ``start`` (role cli) or the supervisor it launched (role supervisor, through the whole run: set-up,
+    then the tear-down at ``stop``) before each step. After the kill: the guest runs or nothing of the run
+    is left; then ``start`` (after ``stop`` if it runs) succeeds and ``stop`` leaves the host clean."""
+    started = time.monotonic()
+    bed = make_bed(simhost, tmp_path)
+    result = bed.run(*START)
+    assert result.status == 0, result.err
+    snapshot = tmp_path / "snapshot"
+    save(bed, snapshot)
+    first = bed.run("start", "g")
+    assert first.status == 0, first.err
+    steps = bed.steps("cli")  # those of ``start`` only
+    stopped = bed.run("stop", "g", clear=False)
+    assert stopped.status == 0, stopped.err
+    if role == "supervisor":
+        steps = bed.steps("supervisor")  # set-up, then the tear-down after ``stop``
+    assert steps, f"the step counter saw no {role} step"
+    failures: list[str] = []
+    points = kill_points(steps)
+    for k in points:
+        reap(bed)
+        restore(bed, snapshot)
+        where = f"start ({role}): killed before step {k} ({steps[k - 1]})"
+        killed = bed.run("start", "g", kill_at=f"{role}:{k}")
+        if role == "cli" and killed.status != -9:
+            failures.append(f"{where}: expected SIGKILL, exit status {killed.status}: {killed.err.strip()}")
+            continue
+        if role == "supervisor" and killed.status == 0:
+            bed.run("stop", "g", kill_at=f"{role}:{k}", clear=False)  # the kill point is in the tear-down
+        seen = bed.steps(role)
+        if len(seen) != k or not seen[-1].startswith(f"{k}\t"):
+            failures.append(f"{where}: the {role} was not killed at step {k} (it logged {len(seen)} steps)")
+        settle(bed)
+        running, problems = run_problems(bed)
+        failures += [f"{where}: {p}" for p in problems]
+        if running:
+            again = bed.run("stop", "g", clear=False)
+            if again.status != 0:
+                failures.append(f"{where}: stop of the guest left running failed: {again.err.strip()}")
+        again = bed.run("start", "g", clear=False)
+        if again.status != 0:
+            failures.append(f"{where}: the next start failed: {again.err.strip()}")
+        running, problems = run_problems(bed)
+        if not running:
+            problems.append("the next start did not leave the guest running")
+        failures += [f"{where}, then start: {p}" for p in problems]
+        done = bed.run("stop", "g", clear=False)
+        if done.status != 0:
+            failures.append(f"{where}: the final stop failed: {done.err.strip()}")
+        settle(bed)
+        running, problems = run_problems(bed)
+        failures += [f"{where}, then start and stop: {p}" for p in problems + (["still running"] if running else [])]
+    reap(bed)
+    record.append(f"start-{role}\t{len(steps)}\t{len(points)}\t{time.monotonic() - started:.1f}")
+    assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:200])
