@@ -397,6 +397,13 @@ def startall(ctx: Context, request: StartallRequest) -> StartResult:
     started, errors = control.startall(ctx.store, ctx.driver, ctx.settings.vm_delay, control.console_mode(ctx.store))
     result.started = [StartedGuest(s.name, s.pid, s.adopted) for s in started]
     result.errors = errors
+    if errors:
+        # As ``start``: a supervisor killed before it answered leaves a stale run; tear it down now.
+        from hivectl.runner import stale
+
+        done = {s.name for s in started}
+        for ref in [r for r in ctx.store.iter_guests() if r.name in ctx.settings.vm_list and r.name not in done]:
+            stale.clear_if_stale(ctx.host, ctx.driver_impl(), ref)
     return result
 
 

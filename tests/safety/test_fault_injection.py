@@ -489,3 +489,24 @@ def test_every_kill_point_of_start_leaves_the_guest_running_or_nothing(simhost: 
     reap(bed)
     record.append(f"start-{role}\t{len(steps)}\t{len(points)}\t{time.monotonic() - started:.1f}")
     assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:200])
+
+
+def test_a_startall_whose_supervisor_is_killed_during_set_up_leaves_nothing(simhost: Any, tmp_path: Path) -> None:
+    """``startall`` launches supervisors as ``start`` does: one killed during its set-up (before its second
+    ifconfig) must not leave its lock, state file or tap behind (before the fix: run.lock and hivectl.state)."""
+    bed = make_bed(simhost, tmp_path)
+    for args in (START, ["autostart", "add", "g"]):
+        assert bed.run(*args).status == 0
+    assert bed.run("startall").status == 0
+    steps = bed.steps("supervisor")
+    assert bed.run("stopall").status == 0
+    ifconfigs = [k for k, line in enumerate(steps, 1) if line.split("\t")[1:3] == ["subprocess.Popen", "ifconfig"]]
+    k = ifconfigs[1]
+    killed = bed.run("startall", kill_at=f"supervisor:{k}")
+    seen = bed.steps("supervisor")
+    assert len(seen) == k, f"the supervisor was not killed at step {k}: {seen[-1:]}"
+    assert killed.status != 0
+    settle(bed)
+    running, problems = run_problems(bed)
+    assert not running and not problems, problems
+    reap(bed)
