@@ -84,7 +84,7 @@ def start(ctx: Context, request: StartRequest, progress: Progress | None = None)
     """
     import time
 
-    from hivectl.runner import control, stale
+    from hivectl.runner import control
 
     result = StartResult()
     names = list(request.names)
@@ -118,6 +118,8 @@ def start(ctx: Context, request: StartRequest, progress: Progress | None = None)
             except HivectlError:
                 # A supervisor killed before it answered leaves a stale run (its lock, the taps it made):
                 # tear it down now (runner/stale.py) rather than leave it for the next command.
+                from hivectl.runner import stale
+
                 stale.clear_if_stale(ctx.host, ctx.driver_impl(), ref)
                 raise
             item = StartedGuest(name, started.pid, started.adopted)
