@@ -19,8 +19,10 @@ from hivectl import validate
 from hivectl.errors import ConfigError, HivectlError, NotFound, UsageError
 from hivectl.host import streams as pipes
 from hivectl.model.identity import new_uuid
+from hivectl.model.staging import staging_name
 from hivectl.plan import Call, Plan, Run, WriteFile
 from hivectl.rcfile import RcFile
+from hivectl.staging import Collect, MakeStaging, Publish
 from hivectl.storage import compression, zfs
 from hivectl.storage.clone import generalise_action
 from hivectl.store import GuestRef, Store
@@ -145,7 +147,14 @@ def _write_stream(argv: list[str], target: Path, compress: str) -> None:
 
 
 def plan_provision(store: Store, uuid: str, new: str, datastore: str = "default") -> Plan:
-    """A new guest NEW from an image: ``zfs recv``, config renamed, identity generalised."""
+    """A new guest NEW from an image: ``zfs recv``, config renamed, identity generalised, out of sight.
+
+    As ``create`` and ``restore`` (docs/reliability.md): the stream is received under a hidden, locked
+    staging dataset of the datastore (``zfs recv`` makes the dataset it receives, so the guest is
+    ``STAGING/NEW`` and the staging dataset holds only it and the lock), generalised there, and published
+    by one ``zfs rename``; a killed provision leaves only a staging entry that the next command of that
+    name collects, never a half-made guest under NEW.
+    """
     validate.guest_name(None, "NEW", new, new=True)
     _, rc, stream = _manifest(store, uuid)
     if not stream.is_file():
@@ -154,20 +163,26 @@ def plan_provision(store: Store, uuid: str, new: str, datastore: str = "default"
     target_store = store.datastore(datastore)
     if target_store.dataset is None:
         raise UsageError(f"datastore {target_store.name} is not on ZFS; images are provisioned into ZFS datastores")
-    ref = GuestRef(new, target_store)
-    assert ref.dataset is not None
-    dataset = ref.dataset
+    final = GuestRef(new, target_store)
+    assert final.dataset is not None
+    entry = staging_name(new)
+    holder = MakeStaging(target_store.path / entry, f"{target_store.dataset}/{entry}",
+                         ["zfs", "create", f"{target_store.dataset}/{entry}"])
+    staged = GuestRef(new, target_store, f"{entry}/{new}")
+    assert staged.dataset is not None
+    dataset = staged.dataset
     old = validate.guest_name(rc.path, "name", rc.get("name"))
     snap = uuid.split("-")[0]
     plan = Plan()
-
-    def undo_receive() -> None:
-        store.host.run(["zfs", "destroy", "-r", dataset], check=False)
-
-    plan.add(Call(["zfs", "recv", dataset], lambda: _receive(stream, dataset), undo_receive))
+    for leftover in store.leftovers(new, target_store):
+        plan.add(Collect(leftover.path, leftover.dataset))
+    plan.add(holder)
+    plan.add(Call(["zfs", "recv", dataset], lambda: _receive(stream, dataset)))  # undone with the holder
     plan.add(Run(["zfs", "destroy", "-r", f"{dataset}@{snap}"]))
-    plan.add(Call(["rm", "-f", str(ref.layout.run_lock)], lambda: ref.layout.run_lock.unlink(missing_ok=True)))
-    plan.add(generalise_action(store, old, ref))
+    plan.add(Call(["rm", "-f", str(staged.layout.run_lock)], lambda: staged.layout.run_lock.unlink(missing_ok=True)))
+    plan.add(generalise_action(store, old, staged))
+    plan.add(Publish(None, staged.directory, final.directory, staged.dataset, final.dataset))
+    plan.add(Call(["zfs", "destroy", "-r", holder.dataset or ""], lambda: holder.undo(store.host)))
     return plan
 
 

@@ -165,7 +165,23 @@ def test_failed_provision_leaves_no_guest(zfsvm: ZfsVm) -> None:
     zfsvm.fail_next("destroy", "cannot destroy snapshot: dataset is busy")
     result = hivectl("image", "provision", uuid, "web")
     assert result.status == 1 and "busy" in result.err
-    assert not [n for n in zfsvm.datasets() if n.startswith("zroot/vm/web")]
+    assert not [n for n in zfsvm.datasets() if n.startswith(("zroot/vm/web", "zroot/vm/.hivectl-"))]
+    assert not [p.name for p in zfsvm.root.iterdir() if p.name.startswith(".hivectl-")]
+
+
+def test_provision_builds_out_of_sight_and_publishes_by_one_rename(zfsvm: ZfsVm) -> None:
+    """The stream is received under a hidden staging dataset; NEW appears only by the final zfs rename."""
+    assert hivectl("create", "-t", "freebsd-zvol", "-s", "64M", "gold").status == 0
+    uuid = hivectl("image", "create", "-u", "gold").out.strip()
+    zfsvm.host.clear_commands()
+    assert hivectl("image", "provision", uuid, "web").status == 0
+    zfs_calls = [argv[1:] for argv in zfsvm.host.commands() if argv[0] == "zfs" and argv[1] in ("recv", "rename")]
+    (recv, target), (rename, source, final) = zfs_calls[0][:2], zfs_calls[-1]
+    assert recv == "recv" and target.startswith("zroot/vm/.hivectl-staging-web-") and target.endswith("/web")
+    assert (rename, source, final) == ("rename", target, "zroot/vm/web")
+    assert {"zroot/vm/web", "zroot/vm/web/disk0"} <= zfsvm.datasets()
+    assert not [n for n in zfsvm.datasets() if ".hivectl-" in n], "the staging dataset is removed"
+    assert (zfsvm.root / "web" / "web.conf").is_file() and not (zfsvm.root / "web" / "gold.conf").exists()
 
 
 def test_failed_image_create_leaves_no_image(zfsvm: ZfsVm) -> None:
