@@ -31,7 +31,7 @@ from hivectl.model import keys as key_table
 
 FIRMWARE_DIR = "/usr/local/share/uefi-firmware"
 EDK2_DIR = "/usr/local/share/edk2-bhyve"
-# Firmware files and the loader that boots them (bhyve-spec: edk2-bhyve installs BHYVE_UEFI.fd as a copy of
+# Firmware files and the loader that boots them (the edk2-bhyve package installs BHYVE_UEFI.fd as a copy of
 # the CODE image, and uefi-firmware/ holds links to it, so these name one firmware).
 FIRMWARE_LOADERS = {
     f"{FIRMWARE_DIR}/BHYVE_UEFI.fd": "uefi", f"{FIRMWARE_DIR}/BHYVE_UEFI_CODE.fd": "uefi",
