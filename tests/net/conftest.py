@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from tests.cli_helpers import HIVECTL, Outcome
+from tests.net.standins import kill_daemons
 from tests.simhost.fixture import SimHost
 
 NET_BIN = Path(__file__).resolve().parent / "bin"
@@ -64,16 +65,6 @@ class FreeBSD:
         return self.sim.run(list(argv))
 
 
-def _kill_pidfile_list(path: Path) -> None:
-    try:
-        pids = [int(line) for line in path.read_text().split()]
-    except (OSError, ValueError):
-        return
-    for pid in pids:
-        with contextlib.suppress(ProcessLookupError):
-            os.kill(pid, signal.SIGKILL)
-
-
 @pytest.fixture
 def freebsd(simhost: SimHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[FreeBSD]:
     """The simulated host plus the switch stand-ins (route, ngctl, dnsmasq) and an initialised vm_dir."""
@@ -89,7 +80,7 @@ def freebsd(simhost: SimHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     try:
         yield FreeBSD(simhost, vm_dir)
     finally:
-        _kill_pidfile_list(simhost.root / "dnsmasq.pids")
+        kill_daemons(simhost.root)
 
 
 # -- Linux network namespaces ------------------------------------------------------------------------------

@@ -9,6 +9,7 @@ issues and refuse everything else. The ``bin/`` wrappers are put first on PATH b
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import signal
@@ -92,6 +93,19 @@ def ngctl(args: list[str]) -> int:
 
 # -- dnsmasq(8) ------------------------------------------------------------------------------------------
 PIDS = "dnsmasq.pids"
+
+
+def kill_daemons(sim_root: os.PathLike[str] | str) -> None:
+    """SIGKILL every dnsmasq stand-in started on the simulated host whose root is ``sim_root`` (they
+    daemonise like the real one, so a test that made a NAT switch must end them)."""
+    try:
+        with open(os.path.join(sim_root, PIDS)) as handle:
+            pids = [int(word) for word in handle.read().split()]
+    except (OSError, ValueError):
+        return
+    for pid in pids:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGKILL)
 
 
 def dnsmasq(args: list[str]) -> int:

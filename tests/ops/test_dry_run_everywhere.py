@@ -19,6 +19,7 @@ import pytest
 from hivectl.rcfile import RcFile
 from tests.cli_helpers import hivectl, tree
 from tests.net.conftest import NET_BIN
+from tests.net.standins import kill_daemons
 from tests.simhost.common import COMMANDS_FILE
 from tests.test_api_coverage import command_paths
 from tests.test_store_zfs_simhost import zhost  # noqa: F401  (fixture)
@@ -138,13 +139,23 @@ def test_dry_run_on_every_mutating_command(zhost: Any, tmp_path: Path,  # noqa: 
     conf.set("network0_switch", "lan0")  # not public, whose 'switch destroy' dry run must still plan
     conf.save()
     _ok(hivectl("start", "running"))
+    try:
+        failures = _dry_run_each(zhost, rc, tmp_path, mutating, fill)
+    finally:
+        hivectl("stop", "running")
+        kill_daemons(zhost.root)  # the NAT switch's dnsmasq
+    assert failures == []
+
+
+def _dry_run_each(sim: Any, rc: Path, tmp_path: Path, mutating: list[tuple[str, ...]],
+                  fill: dict[str, str]) -> list[str]:
     failures = []
     for path in mutating:
         argv = [fill.get(w, w) if w in fill else w.replace("{tmp}", str(tmp_path)) for w in ARGV[path]]
         argv = _with_dry_run(argv)
-        before = _state(zhost, rc, tmp_path)
+        before = _state(sim, rc, tmp_path)
         result = hivectl(*argv, env={"EDITOR": "true"})
-        after = _state(zhost, rc, tmp_path)
+        after = _state(sim, rc, tmp_path)
         ok = result.status == 0 and before == after
         if not ok:
             changed = [k for k in set(before[0]) | set(after[0]) if before[0].get(k) != after[0].get(k)]
@@ -156,8 +167,7 @@ def test_dry_run_on_every_mutating_command(zhost: Any, tmp_path: Path,  # noqa: 
             shown = [json.loads(line) for line in result.out.splitlines()]
             if not any(step[:len(want)] == want for step in shown for want in LIFECYCLE_PLANS[path]):
                 failures.append(f"{' '.join(argv)}: none of {LIFECYCLE_PLANS[path]} in its plan {shown}")
-    _ok(hivectl("stop", "running"))
-    assert failures == []
+    return failures
 
 
 @pytest.mark.parametrize("argv", [["configure", "--dry-run", "web"]])
