@@ -373,12 +373,22 @@ SWEEP = [",zzinj=1", ",,zzinj=1", "%(zzinj)", "\\,zzinj=1", " -s 29,zzinj", "%em
          "\rzzinj=1", "\0"]
 
 
+# Without one of bhyve's or QEMU's separators (',', '=', '%', '\\', blanks, control characters), a value
+# cannot add an option; it can only be another valid value (disk0_slot="90:7:0" for "0:7:0" puts the disk
+# on bus 90, for which hivectl rightly adds -Y), so its options are not compared with the clean value's.
+PLAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789:._-+/")
+
+
+def _plain(value: str) -> bool:
+    return set(value) <= PLAIN
+
+
 def check_key_value(fast: Any, key: str, hostile: str, clean: str) -> None:
     """Plan with ``key=hostile``: no traceback, no write, no added option; the options of ``key=clean``."""
     shapes = plan_shapes(fast, {**BASE_GUEST, key: hostile}, reparse=key not in RAW_KEYS)
     if key in RAW_KEYS:
         return
-    if hostile != clean and any(shapes.values()):
+    if hostile != clean and any(shapes.values()) and not _plain(hostile):
         reference = plan_shapes(fast, {**BASE_GUEST, key: clean})
         for driver, shape in shapes.items():
             if shape is not None and reference[driver] is not None:

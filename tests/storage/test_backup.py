@@ -14,6 +14,7 @@ from pathlib import Path
 from hivectl.rcfile import read_values
 from hivectl.storage.sparse import file_digest
 from tests.cli_helpers import hivectl, tree
+from tests.lifecycle_helpers import running_stand_in
 
 MIB = 1 << 20
 
@@ -176,9 +177,9 @@ def test_keep_prunes_old_backups(vmdir: Path, tmp_path: Path) -> None:
 
 def test_running_guest_is_refused(vmdir: Path, tmp_path: Path) -> None:
     assert hivectl("create", "-s", "1M", "r").status == 0
-    (vmdir / "r" / "run.lock").write_text(f"{os.uname().nodename}\npid={os.getpid()}\n")
-    result = hivectl("backup", "--to", str(tmp_path / "out"), "r")
-    assert result.status == 1 and "stop it first" in result.err
+    with running_stand_in(vmdir / "r", "r"):
+        result = hivectl("backup", "--to", str(tmp_path / "out"), "r")
+    assert result.status == 1 and "stop it first" in result.err, result.err
     assert not (tmp_path / "out").exists()
 
 

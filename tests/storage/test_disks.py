@@ -13,6 +13,7 @@ import pytest
 
 from hivectl.rcfile import read_values
 from tests.cli_helpers import hivectl, tree
+from tests.lifecycle_helpers import running_stand_in
 
 MIB = 1 << 20
 
@@ -85,9 +86,9 @@ def test_resize_file_disk(vmdir: Path) -> None:
     shrink = hivectl("disk", "resize", "web", "0", "1G")
     assert shrink.status == 1 and "can only grow" in shrink.err and disk.stat().st_size == 2 << 30
     assert hivectl("disk", "resize", "web", "disk7", "3G").status == 1
-    (vmdir / "web" / "run.lock").write_text(f"{os.uname().nodename}\npid={os.getpid()}\n")
-    running = hivectl("disk", "resize", "web", "0", "3G")
-    assert running.status == 1 and "stop it first" in running.err
+    with running_stand_in(vmdir / "web", "web"):
+        running = hivectl("disk", "resize", "web", "0", "3G")
+    assert running.status == 1 and "stop it first" in running.err, running.err
     table = hivectl("disk", "list", "web").out.split()
     assert table[:7] == ["DISK", "NAME", "TYPE", "DEV", "SIZE", "USED", "PATH"] and "2G" in table
 

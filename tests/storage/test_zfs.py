@@ -4,11 +4,11 @@ sim's datasets must show the result."""
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from hivectl.rcfile import read_values
 from tests.cli_helpers import hivectl, tree
+from tests.lifecycle_helpers import running_stand_in
 from tests.storage.zfsfixture import ZfsVm
 
 
@@ -49,10 +49,10 @@ def test_snapshot_rollback_destroy_and_info(zfsvm: ZfsVm) -> None:
 
 def test_snapshot_of_a_running_guest_needs_f(zfsvm: ZfsVm) -> None:
     assert hivectl("create", "-t", "freebsd-zvol", "-s", "1G", "run").status == 0
-    (zfsvm.root / "run" / "run.lock").write_text(f"{os.uname().nodename}\npid={os.getpid()}\n")
-    refused = hivectl("snapshot", "run@a")
-    assert refused.status == 1 and "-f" in refused.err
-    assert hivectl("snapshot", "-f", "run@a").status == 0
+    with running_stand_in(zfsvm.root / "run", "run"):
+        refused = hivectl("snapshot", "run@a")
+        assert refused.status == 1 and "-f" in refused.err, refused.err
+        assert hivectl("snapshot", "-f", "run@a").status == 0
 
 
 def test_clone_gets_new_identity(zfsvm: ZfsVm) -> None:
