@@ -9,9 +9,13 @@ costs more than the whole scan, and every ``start`` reads the key table. Modules
 from __future__ import annotations
 
 import importlib
+import itertools
 import os
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from types import ModuleType
+from typing import TypeVar
+
+T = TypeVar("T")
 
 
 def submodules(package: str, path: Iterable[str]) -> list[ModuleType]:
@@ -25,3 +29,20 @@ def submodules(package: str, path: Iterable[str]) -> list[ModuleType]:
         names.update(entry[:-3] for entry in entries
                      if entry.endswith(".py") and not entry.startswith("_") and entry[:-3].isidentifier())
     return [importlib.import_module(f"{package}.{name}") for name in sorted(names)]
+
+
+def entries(package: str, path: Iterable[str], attr: str, cls: type[T], order: Callable[[T], int],
+            name: Callable[[T], str], what: str) -> tuple[T, ...]:
+    """The ``attr`` (``KIND``, ``TYPE``) of every module of ``package`` that has one of type ``cls``, sorted
+    by ``order``. Two entries with one order or one name would leave the order (the slot order of
+    guests' devices) or a lookup to chance: refused, naming ``what`` they are."""
+    found = [entry for module in submodules(package, path)
+             if isinstance(entry := getattr(module, attr, None), cls)]
+    found.sort(key=order)
+    for first, second in itertools.pairwise(found):
+        if order(first) == order(second):
+            raise ValueError(f"{what} {name(first)} and {name(second)} have the same order {order(first)}")
+    names = [name(e) for e in found]
+    if len(set(names)) != len(names):
+        raise ValueError(f"{what} need distinct names: {sorted(names)}")
+    return tuple(found)

@@ -103,7 +103,7 @@ def test_the_discovered_order_is_vm_bhyves_slot_order() -> None:
 
 def test_two_kinds_with_one_slot_order_are_refused(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sys.modules[f"{bhyve_devices.__name__}.xhci"].KIND, "slot_order", 80)  # hda's
-    with pytest.raises(ValueError, match="same slot_order 80"):
+    with pytest.raises(ValueError, match="hda and xhci have the same order 80"):
         registry.discover()
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from hivectl.model.modules import submodules
+from hivectl.model.modules import entries
 from hivectl.net.switchtypes.base import SwitchType
 
 _PACKAGE = __name__.rpartition(".")[0]
@@ -16,15 +16,8 @@ _PACKAGE = __name__.rpartition(".")[0]
 def discover() -> tuple[SwitchType, ...]:
     """The ``TYPE`` of every module of the package (helpers have none), in ``order``; two types with one
     name or one ``order`` are refused."""
-    types: list[SwitchType] = []
-    for module in submodules(_PACKAGE, sys.modules[_PACKAGE].__path__):
-        kind = getattr(module, "TYPE", None)
-        if isinstance(kind, SwitchType):
-            types.append(kind)
-    types.sort(key=lambda t: t.order)
-    if len({t.order for t in types}) != len(types) or len({t.name for t in types}) != len(types):
-        raise ValueError(f"switch types need distinct names and orders: {[(t.name, t.order) for t in types]}")
-    return tuple(types)
+    return entries(_PACKAGE, sys.modules[_PACKAGE].__path__, "TYPE", SwitchType, lambda t: t.order,
+                   lambda t: t.name, "switch types")
 
 
 TYPES: tuple[SwitchType, ...] = discover()

@@ -9,12 +9,11 @@ this package with ``KIND``; ``discover`` imports every module and sorts the kind
 
 from __future__ import annotations
 
-import itertools
 import sys
 
 from hivectl.drivers.bhyve.devices.base import DeviceKind
 from hivectl.drivers.bhyve.model import PciDevice
-from hivectl.model.modules import submodules
+from hivectl.model.modules import entries
 
 _PACKAGE = __name__.rpartition(".")[0]
 
@@ -22,20 +21,12 @@ _PACKAGE = __name__.rpartition(".")[0]
 def discover() -> tuple[DeviceKind, ...]:
     """The ``KIND`` of every module of the package (helpers have none), in ``slot_order``; two kinds with
     one ``slot_order`` or one placement kind would make the order or the lookup ambiguous and are refused."""
-    kinds: list[DeviceKind] = []
-    for module in submodules(_PACKAGE, sys.modules[_PACKAGE].__path__):
-        kind = getattr(module, "KIND", None)
-        if isinstance(kind, DeviceKind):
-            kinds.append(kind)
-    kinds.sort(key=lambda k: k.slot_order)
-    for first, second in itertools.pairwise(kinds):
-        if first.slot_order == second.slot_order:
-            raise ValueError(f"bhyve device kinds {first.name} and {second.name} have the same slot_order "
-                             f"{first.slot_order}")
+    kinds = entries(_PACKAGE, sys.modules[_PACKAGE].__path__, "KIND", DeviceKind, lambda k: k.slot_order,
+                    lambda k: k.name, "bhyve device kinds")
     placements = [p for k in kinds for p in k.placements]
     if len(set(placements)) != len(placements):
         raise ValueError(f"two bhyve device kinds build the same placement kind: {sorted(placements)}")
-    return tuple(kinds)
+    return kinds
 
 
 KINDS: tuple[DeviceKind, ...] = discover()

@@ -9,11 +9,10 @@ new kind adds no line here.
 
 from __future__ import annotations
 
-import itertools
 import sys
 
 from hivectl.drivers.qemu.devices.base import QemuDeviceKind
-from hivectl.model.modules import submodules
+from hivectl.model.modules import entries
 
 _PACKAGE = __name__.rpartition(".")[0]
 
@@ -21,17 +20,8 @@ _PACKAGE = __name__.rpartition(".")[0]
 def discover() -> tuple[QemuDeviceKind, ...]:
     """The ``KIND`` of every module of the package (helpers have none), in ``slot_order``; two kinds with
     one ``slot_order`` would leave the order to chance and are refused."""
-    kinds: list[QemuDeviceKind] = []
-    for module in submodules(_PACKAGE, sys.modules[_PACKAGE].__path__):
-        kind = getattr(module, "KIND", None)
-        if isinstance(kind, QemuDeviceKind):
-            kinds.append(kind)
-    kinds.sort(key=lambda k: k.slot_order)
-    for first, second in itertools.pairwise(kinds):
-        if first.slot_order == second.slot_order:
-            raise ValueError(f"QEMU device kinds {first.name} and {second.name} have the same slot_order "
-                             f"{first.slot_order}")
-    return tuple(kinds)
+    return entries(_PACKAGE, sys.modules[_PACKAGE].__path__, "KIND", QemuDeviceKind, lambda k: k.slot_order,
+                   lambda k: k.name, "QEMU device kinds")
 
 
 KINDS: tuple[QemuDeviceKind, ...] = discover()
