@@ -140,6 +140,36 @@ def collect_stale_temps(path: Path) -> None:
             os.unlink(path.parent / entry)
 
 
+def _write_temp(path: Path, data: bytes, mode: int) -> tuple[str, os.stat_result]:
+    """``data`` in a new temp file next to ``path`` (named for the writer's pid, so a killed writer's is
+    collected), with ``mode``, flushed and fsync'd: the one way both atomic writers below prepare a file."""
+    import contextlib
+    import tempfile
+
+    collect_stale_temps(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fchmod(handle.fileno(), mode)
+            os.fsync(handle.fileno())
+            return tmp, os.fstat(handle.fileno())
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+        raise
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new name in ``directory`` (rename, link) durable."""
+    dir_fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(dir_fd)
+    finally:
+        os.close(dir_fd)
+
+
 def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, private: bool = False) -> None:
     """Replace ``path`` with ``data``: temp file in the same directory, fsync, rename, fsync the directory.
 
@@ -147,31 +177,19 @@ def atomic_write_bytes(path: Path, data: bytes, mode: int = 0o644, private: bool
     group and other bits away from whichever mode applies: the file holds a secret.
     """
     import contextlib
-    import tempfile
 
     with contextlib.suppress(FileNotFoundError):
         mode = os.stat(path).st_mode & 0o7777
     if private:
         mode &= ~0o077
-    directory = path.parent
-    collect_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory)
+    tmp, _ = _write_temp(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_directory(path.parent)
 
 
 def atomic_create_bytes(path: Path, data: bytes, mode: int = 0o644) -> tuple[int, int] | None:
@@ -185,18 +203,9 @@ def atomic_create_bytes(path: Path, data: bytes, mode: int = 0o644) -> tuple[int
     Returns the (st_dev, st_ino) of the file made, or None when the name was taken (left as it is).
     """
     import contextlib
-    import tempfile
 
-    directory = path.parent
-    collect_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=directory)
+    tmp, info = _write_temp(path, data, mode)
     try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fchmod(handle.fileno(), mode)
-            os.fsync(handle.fileno())
-            info = os.fstat(handle.fileno())
         try:
             os.link(tmp, path, follow_symlinks=False)
         except FileExistsError:
@@ -204,11 +213,7 @@ def atomic_create_bytes(path: Path, data: bytes, mode: int = 0o644) -> tuple[int
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
-    dir_fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(dir_fd)
-    finally:
-        os.close(dir_fd)
+    _fsync_directory(path.parent)
     return (info.st_dev, info.st_ino)
 
 
