@@ -24,6 +24,8 @@ LAYERS: dict[str, int] = {
     "__main__": 9,  # the entry point: the only importer of hivectl.cli
     "cli": 8,  # front ends: parse arguments, render results
     "api": 8,
+    "catalog": 8,  # the list of operations every front end exposes, derived from the Python API
+    "daemon": 8,  # hivectld: the REST front end over the catalog
     "ops": 7,  # operations: one per command, typed requests and results
     "runner": 6,  # executes plans and supervises guests (calls the drivers' planners and classifiers)
     "drivers": 5,  # planners: turn model + store into plans
