@@ -258,6 +258,20 @@ class Hivectl:
 
         return __version__
 
+    def metrics(self, json: bool = False) -> Any:
+        """The host's and guests' metrics (``hivectl metrics``): Prometheus text, or with ``json=True`` the
+        collected values as plain data (docs/metrics.md)."""
+        from hivectl.metrics.collect import scrape
+
+        snapshot = scrape(self._ctx.store, self._ctx.host, self._ctx.driver)
+        if json:
+            import dataclasses
+
+            return dataclasses.asdict(snapshot)
+        from hivectl.metrics.exposition import text
+
+        return text(snapshot).decode()
+
     def datastore_list(self) -> list[dict[str, Any]]:
         """The datastores (``hivectl datastore list --json``).
 

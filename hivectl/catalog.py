@@ -120,7 +120,7 @@ _HOST_WIDE = frozenset({
     "init", "templates", "template_show", "guests", "settings", "set_settings", "version", "passthru",
     "autostart_list", "tags_find", "iso", "img", "restore", "image_list", "image_create", "image_provision",
     "image_destroy", "startall", "stopall", "datastore_list", "switch_list", "switch_info", "switch_init",
-    "import_guest",
+    "import_guest", "metrics",
 })
 # image_create's first parameter is the guest the image is made of: its path is that guest.
 _GUEST_OVERRIDES = {"image_create": "name", "autostart_add": "names", "autostart_remove": "names"}

@@ -30,6 +30,7 @@ VM_PATHS: tuple[str, ...] = (
     "e2e",
     "tinyguest",
     "qemu/test_real_boots.py",
+    "metrics/test_qemu_guest.py",
 )
 
 

@@ -290,6 +290,7 @@ class Supervisor:
             delay = min(self.policy.backoff * 2 ** (len(self.faults) - 1), 30)
             self.log(f"waiting {delay:g} s before restarting")
             time.sleep(delay)
+        self.count_restart()
         wait = self.reboots.after_boot(lasted)
         if wait:
             self.log(f"reboot loop: {self.reboots.rapid} boots in a row lasted less than {backoff.RAPID_BOOT:g} s; "
@@ -501,7 +502,23 @@ class Supervisor:
         atomic_write(self.layout.console, text, 0o644)
 
     def write_last(self, status: int, outcome: Outcome) -> None:
-        data = {"status": status, "outcome": outcome.value, "time": time.time()}
+        """How this boot ended; ``restarts`` (counted by :meth:`count_restart`) carries over from the file, so
+        it counts the guest's restarts across runs (``hivectl_guest_restarts_total``, docs/metrics.md)."""
+        data = {"status": status, "outcome": outcome.value, "time": time.time(), "restarts": self.restarts()}
+        atomic_write(self.layout.last_run, json.dumps(data) + "\n", 0o644)
+
+    def restarts(self) -> int:
+        from hivectl.runtime import read_json
+
+        count = read_json(self.layout.last_run).get("restarts")
+        return count if isinstance(count, int) and count >= 0 else 0
+
+    def count_restart(self) -> None:
+        """The policy boots the guest again: one more restart in ``hivectl.last``."""
+        from hivectl.runtime import read_json
+
+        data = read_json(self.layout.last_run)
+        data["restarts"] = self.restarts() + 1
         atomic_write(self.layout.last_run, json.dumps(data) + "\n", 0o644)
 
     # -- waiting as the lean waiter (docs/architecture.md, "Supervision memory") ----------------------------

@@ -1,0 +1,211 @@
+"""One scrape: every guest's state and counters, the host's capacity and the datastores' usage.
+
+The guests come from ``list``'s own scan (``hivectl/ops/listing.py``: one file read per guest, no process),
+so the metrics show exactly the guests and states ``hivectl list`` shows. Only running guests are asked
+for counters. The per-guest sources that are a file read (``/proc``, ``/sys``) are read inline; those that
+are a process (FreeBSD's ``bhyvectl``/``rctl``) or a socket (QEMU's QMP) run on a small thread pool, so a
+scrape of many guests is bounded by the slowest few rather than by their sum. Host-wide sources
+(``netstat``, ``sysctl``) run once per scrape.
+
+A source that fails (a guest stopped between the scan and the read, a monitor that does not answer, a
+kernel without RACCT) leaves its series out and adds one line to ``Snapshot.errors``; a scrape never
+fails because one guest did.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+from hivectl.errors import HivectlError
+from hivectl.host.base import Host
+from hivectl.metrics.sample import DatastoreSample, GuestSample, LastExit, Snapshot
+from hivectl.model.layout import LAST_RUN, QMP_CONTROL_SOCKET, SUPERVISOR_STATE
+from hivectl.store import Store
+
+WORKERS = 8  # concurrent per-guest sources (processes or QMP connections) in one scrape
+QMP_TIMEOUT = 1.0  # a monitor that takes longer is left out of this scrape
+
+
+def _json(path: str) -> dict[str, object]:
+    from hivectl.runtime import read_json
+
+    return read_json(Path(path))
+
+
+def _memory(conf: str, text: str) -> int | None:
+    from hivectl.validate import memory
+
+    try:
+        return memory(Path(conf), "memory", text) if text else None
+    except HivectlError:
+        return None
+
+
+def _last_exit(directory: str) -> tuple[int, LastExit | None]:
+    """(restarts, last exit) from the supervisor's ``hivectl.last``."""
+    data = _json(f"{directory}/{LAST_RUN}")
+    restarts = data.get("restarts")
+    count = restarts if isinstance(restarts, int) and restarts >= 0 else 0
+    outcome, status, when = data.get("outcome"), data.get("status"), data.get("time")
+    if isinstance(outcome, str) and isinstance(status, int) and isinstance(when, int | float):
+        return count, LastExit(outcome, status, float(when))
+    return count, None
+
+
+def _ports(state: dict[str, object]) -> list[tuple[str, str]]:
+    """(networkN, tap) of each port the supervisor recorded for the run."""
+    found: list[tuple[str, str]] = []
+    ports = state.get("ports")
+    for port in ports if isinstance(ports, list) else []:
+        if isinstance(port, dict) and isinstance(port.get("index"), int) and port.get("ifname"):
+            found.append((f"network{port['index']}", str(port["ifname"])))
+    return found
+
+
+def guests(store: Store) -> tuple[list[GuestSample], dict[str, str]]:
+    """Every guest as ``list`` sees it (no counters yet) and each one's directory."""
+    from hivectl.ops.listing import list_guests
+
+    directories = {d.name: d.directory for d in store.datastores()}
+    samples, where = [], {}
+    for row in list_guests(store):
+        directory = f"{directories[row.datastore]}/{row.name}"
+        vcpus = int(row.cpu) if row.cpu.isdigit() else (1 if not row.cpu else None)
+        sample = GuestSample(row.name, row.datastore, row.state.split()[0], vcpus,
+                             _memory(f"{directory}/{row.name}.conf", row.memory), row.pid)
+        sample.restarts, sample.last_exit = _last_exit(directory)
+        samples.append(sample)
+        where[row.name] = directory
+    return samples, where
+
+
+def datastores(store: Store) -> list[DatastoreSample]:
+    """Size and free space of the file system under each datastore (``statvfs(3)``, no process)."""
+    found = []
+    for datastore in store.datastores():
+        try:
+            st = os.statvfs(datastore.directory)
+        except OSError:
+            continue
+        found.append(DatastoreSample(datastore.name, datastore.directory, st.f_blocks * st.f_frsize,
+                                     st.f_bavail * st.f_frsize, st.f_bfree * st.f_frsize))
+    return found
+
+
+def _pooled(jobs: list[Callable[[], None]]) -> None:
+    if not jobs:
+        return
+    if len(jobs) == 1:
+        jobs[0]()
+        return
+    with ThreadPoolExecutor(max_workers=min(WORKERS, len(jobs))) as pool:
+        for future in [pool.submit(job) for job in jobs]:
+            future.result()
+
+
+def _linux(samples: list[GuestSample], where: dict[str, str], errors: list[str]) -> None:
+    from hivectl.metrics import linux
+
+    now = time.time()
+    jobs: list[Callable[[], None]] = []
+    taps: dict[str, list[int]] | None = None
+    for guest in samples:
+        if not guest.running or guest.pid is None:
+            continue
+        if taps is None:
+            try:
+                taps = linux.interfaces()
+            except OSError as error:
+                errors.append(f"/proc/net/dev: {error}")
+                taps = {}
+        try:
+            guest.cpu_seconds, started = linux.process_times(guest.pid)
+            guest.uptime_seconds = max(0.0, now - started)
+            guest.rss_bytes = linux.resident_bytes(guest.pid)
+        except (OSError, ValueError, IndexError) as error:
+            errors.append(f"{guest.name}: /proc/{guest.pid}: {error}")
+            continue
+        state = _json(f"{where[guest.name]}/{SUPERVISOR_STATE}")
+        guest.nics = [linux.nic_counters(device, tap, taps[tap]) for device, tap in _ports(state) if tap in taps]
+        socket = Path(where[guest.name]) / QMP_CONTROL_SOCKET
+
+        def blockstats(guest: GuestSample = guest, socket: Path = socket) -> None:
+            try:
+                guest.disks = linux.block_counters(socket, QMP_TIMEOUT)
+            except HivectlError as error:
+                errors.append(f"{guest.name}: {error}")
+
+        jobs.append(blockstats)
+    _pooled(jobs)
+
+
+def _freebsd(host: Host, samples: list[GuestSample], where: dict[str, str], errors: list[str]) -> None:
+    from hivectl.metrics import freebsd
+
+    running = [g for g in samples if g.running and g.pid is not None]
+    if not running:
+        return
+    taps: dict[str, dict[str, int]] = {}
+    try:
+        taps = freebsd.interfaces(host)
+    except HivectlError as error:
+        errors.append(str(error))
+    now = time.time()
+    racct = [True]  # one failing rctl (no RACCT in the kernel) is enough to know: ask no further
+    jobs: list[Callable[[], None]] = []
+    for guest in running:
+        state = _json(f"{where[guest.name]}/{SUPERVISOR_STATE}")
+        updated = state.get("updated")
+        if state.get("state") == "running" and isinstance(updated, int | float):
+            guest.uptime_seconds = max(0.0, now - float(updated))
+        guest.nics = [freebsd.nic_from_netstat(device, tap, taps[tap]) for device, tap in _ports(state) if tap in taps]
+
+        def stats(guest: GuestSample = guest) -> None:
+            try:
+                counters = freebsd.vm_stats(host, guest.name)
+                guest.rss_bytes = counters.get("Resident memory")
+                guest.wired_bytes = counters.get("Wired memory")
+            except HivectlError as error:
+                errors.append(f"{guest.name}: {error}")
+            if not racct[0] or guest.pid is None:
+                return
+            try:
+                guest.cpu_seconds = float(freebsd.process_usage(host, guest.pid)["cputime"])
+            except (HivectlError, KeyError) as error:
+                racct[0] = False
+                errors.append(f"{guest.name}: rctl: {error}")
+
+        jobs.append(stats)
+    _pooled(jobs)
+
+
+def scrape(store: Store, host: Host, driver: str) -> Snapshot:
+    """Collect one :class:`Snapshot` (``driver`` is ``qemu`` or ``bhyve``: it picks the sources)."""
+    began = time.monotonic()
+    errors: list[str] = []
+    samples, where = guests(store)
+    cpus: int | None = None
+    memory: int | None = None
+    if driver == "bhyve":
+        from hivectl.metrics import freebsd
+
+        try:
+            cpus, memory = freebsd.host_capacity(host)
+        except HivectlError as error:
+            errors.append(str(error))
+        _freebsd(host, samples, where, errors)
+        platform = "freebsd"
+    else:
+        from hivectl.metrics import linux
+
+        cpus, memory = linux.host_capacity()
+        _linux(samples, where, errors)
+        platform = "linux"
+    snapshot = Snapshot(platform, driver, time.time(), cpus, memory, samples, datastores(store), errors=errors)
+    snapshot.duration = time.monotonic() - began
+    return snapshot
+

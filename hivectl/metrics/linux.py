@@ -1,0 +1,111 @@
+"""Linux sources: files under ``/proc`` and ``/sys`` (no process per guest) and QMP for disk counters.
+
+- ``/proc/PID/stat`` (proc(5)): fields 14 and 15 are the user and system CPU time of all the QEMU
+  process's threads in clock ticks (``SC_CLK_TCK``); field 22 its start time in ticks after boot;
+- ``/proc/PID/status``: ``VmRSS`` (kB), the resident memory of the QEMU process, guest RAM included;
+- ``/proc/net/dev`` (proc(5)): every interface's counters in one read, the same values as
+  ``/sys/class/net/TAP/statistics/*`` but of the reader's own network namespace (``/proc/net`` is
+  ``/proc/self/net``), whereas ``/sys`` shows the namespace it was mounted in; a tap receives what its
+  guest transmits, so the directions are swapped here;
+- QMP ``query-blockstats`` (QEMU's ``qapi/block-core.json``): ``rd_bytes``, ``rd_operations``,
+  ``wr_bytes``, ``wr_operations`` per drive, over the guest's second monitor ``NAME/qmp-ctl.sock`` (the
+  supervisor holds the first); drives are named ``diskN`` by the qemu driver (``-drive id=diskN``);
+- host: ``os.cpu_count()`` and ``MemTotal`` of ``/proc/meminfo``.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cache
+from pathlib import Path
+
+from hivectl.metrics.sample import DiskSample, NicSample
+
+# /proc/net/dev's columns after "name:": receive bytes packets errs drop fifo frame compressed multicast,
+# then transmit bytes packets errs drop fifo colls carrier compressed.
+RX_BYTES, RX_PACKETS, RX_ERRS, RX_DROP, TX_BYTES, TX_PACKETS, TX_ERRS, TX_DROP = 0, 1, 2, 3, 8, 9, 10, 11
+
+
+@cache
+def clock_ticks() -> int:
+    return os.sysconf("SC_CLK_TCK")
+
+
+@cache
+def boot_time() -> float:
+    """The host's boot time in epoch seconds (``btime`` of ``/proc/stat``)."""
+    for line in Path("/proc/stat").read_text().splitlines():
+        if line.startswith("btime "):
+            return float(line.split()[1])
+    raise OSError("/proc/stat has no btime line")
+
+
+def _read(path: str) -> str:
+    with open(path, encoding="ascii", errors="replace") as fh:
+        return fh.read()
+
+
+def process_times(pid: int) -> tuple[float, float]:
+    """(CPU seconds, start time in epoch seconds) of ``pid``; OSError when it is gone."""
+    text = _read(f"/proc/{pid}/stat")
+    # The command name (field 2) is in parentheses and may hold spaces: split after its closing one.
+    fields = text[text.rindex(")") + 2:].split()
+    ticks = clock_ticks()
+    utime, stime, start = int(fields[11]), int(fields[12]), int(fields[19])
+    return (utime + stime) / ticks, boot_time() + start / ticks
+
+
+def resident_bytes(pid: int) -> int | None:
+    for line in _read(f"/proc/{pid}/status").splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    return None  # a zombie has no VmRSS line
+
+
+def interfaces(path: str = "/proc/net/dev") -> dict[str, list[int]]:
+    """Every interface's counters in one read: {name: the 16 numbers of its line}."""
+    found: dict[str, list[int]] = {}
+    for line in _read(path).splitlines()[2:]:
+        name, colon, numbers = line.partition(":")
+        words = numbers.split()
+        if colon and len(words) == 16 and all(w.isdigit() for w in words):
+            found[name.strip()] = [int(w) for w in words]
+    return found
+
+
+def nic_counters(device: str, interface: str, counters: list[int]) -> NicSample:
+    """The guest's view of its tap: what the tap received is what the guest transmitted."""
+    return NicSample(device, interface, receive_bytes=counters[TX_BYTES], receive_packets=counters[TX_PACKETS],
+                     receive_drop=counters[TX_DROP], receive_errs=counters[TX_ERRS],
+                     transmit_bytes=counters[RX_BYTES], transmit_packets=counters[RX_PACKETS],
+                     transmit_drop=counters[RX_DROP], transmit_errs=counters[RX_ERRS])
+
+
+def block_counters(socket: Path, timeout: float = 1.0) -> list[DiskSample]:
+    """``query-blockstats`` of one running QEMU; drives that are not the guest's ``diskN`` are left out
+    (the install media, 9p shares have none)."""
+    from hivectl.drivers.qemu.qmp import command
+
+    found = command(socket, "query-blockstats", timeout=timeout)
+    disks = []
+    for entry in found if isinstance(found, list) else []:
+        name = str(entry.get("device") or entry.get("qdev") or "")
+        stats = entry.get("stats")
+        if not name.startswith("disk") or not name[4:].isdigit() or not isinstance(stats, dict):
+            continue
+        disks.append(DiskSample(name, int(stats.get("rd_bytes", 0)), int(stats.get("rd_operations", 0)),
+                                int(stats.get("wr_bytes", 0)), int(stats.get("wr_operations", 0))))
+    return disks
+
+
+def host_capacity() -> tuple[int | None, int | None]:
+    """(CPUs, memory in bytes) of this host."""
+    memory = None
+    try:
+        for line in _read("/proc/meminfo").splitlines():
+            if line.startswith("MemTotal:"):
+                memory = int(line.split()[1]) * 1024
+                break
+    except OSError:
+        pass
+    return os.cpu_count(), memory

@@ -1,0 +1,78 @@
+"""The platform sources: the FreeBSD tools' output (from the simulated host's stand-ins, which follow the
+manual pages) parsed strictly; Linux's /proc files read from this very process."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from hivectl.host.local import LocalHost
+from hivectl.metrics import freebsd, linux
+
+
+def test_netstat_stand_in_output_is_parsed(simhost: Any) -> None:
+    found = freebsd.interfaces(LocalHost())
+    assert set(found) >= {"lo0", "em0"}
+    assert set(found["em0"]) == set(freebsd.NETSTAT_COLUMNS)
+
+
+def test_netstat_refuses_what_it_does_not_simulate(simhost: Any) -> None:
+    done = subprocess.run(["netstat", "-r"], capture_output=True, text=True, check=False)
+    assert done.returncode == 64 and "not simulated" in done.stderr
+
+
+def test_parsers_refuse_unexpected_output() -> None:
+    with pytest.raises(freebsd.SourceError, match="unexpected line"):
+        freebsd.parse_get_stats("vcpu0 stats:\nvcpu total runtime\tlots\n")
+    with pytest.raises(freebsd.SourceError, match="unexpected header"):
+        freebsd.parse_netstat("Name Mtu Network Address Ipkts Ierrs Opkts Oerrs Coll\n")
+    with pytest.raises(freebsd.SourceError, match="unexpected line"):
+        freebsd.parse_rctl_usage("cputime=12\nmemoryuse\n")
+    assert freebsd.parse_rctl_usage("cputime=12\nmemoryuse=4096\n") == {"cputime": 12, "memoryuse": 4096}
+    stats = freebsd.parse_get_stats("vcpu0 stats:\n" + f"{'Resident memory':<40}\t8192\n")
+    assert stats == {"Resident memory": 8192}
+
+
+def test_netstat_down_interface_and_empty_address() -> None:
+    header = "Name Mtu Network Address Ipkts Ierrs Idrop Ibytes Opkts Oerrs Obytes Coll Drop"
+    text = f"{header}\ntap3* 1500 <Link#5> 1 2 3 4 5 6 7 8 9\n"
+    assert freebsd.parse_netstat(text)["tap3"]["Obytes"] == 7
+
+
+def test_proc_times_of_a_busy_process() -> None:
+    """CPU seconds from /proc/PID/stat agree with what the kernel reports at the process's end (wait4)."""
+    child = subprocess.Popen(["python3", "-c", "while True: pass"])
+    try:
+        time.sleep(1.0)
+        cpu, started = linux.process_times(child.pid)
+        assert abs(started - time.time()) < 5
+        rss = linux.resident_bytes(child.pid)
+        assert rss is not None and rss > 1 << 20
+    finally:
+        child.kill()
+        _, _, usage = os.wait4(child.pid, 0)
+        child.returncode = -9
+    total = usage.ru_utime + usage.ru_stime
+    assert cpu > 0.05, cpu
+    assert cpu <= total + 0.02, (cpu, total)
+
+
+def test_proc_net_dev_has_this_namespace_loopback() -> None:
+    found = linux.interfaces()
+    assert "lo" in found and len(found["lo"]) == 16
+    before = found["lo"][linux.RX_PACKETS]
+    with open(os.devnull, "w") as sink:
+        subprocess.run(["ping", "-c", "2", "-i", "0.2", "127.0.0.1"], stdout=sink, stderr=sink, check=True)
+    assert linux.interfaces()["lo"][linux.RX_PACKETS] >= before + 4
+
+
+def test_a_missing_process_is_an_os_error() -> None:
+    pid = max(int(p) for p in os.listdir("/proc") if p.isdigit()) + 100000
+    with pytest.raises(OSError):
+        linux.process_times(pid)
+    assert Path("/proc/self/stat").exists()
