@@ -26,12 +26,20 @@ from hivectl.drivers import get_driver
 from hivectl.drivers.base import Driver
 from hivectl.plan import Plan
 
+TYPE_CHECKING = False
+if TYPE_CHECKING:
+    from hivectl.auth.principal import Principal
+
 
 class Hivectl:
     """One host's hivectl: its vm_dir, datastores, guests and driver."""
 
-    def __init__(self, vm_dir: str | Path | None = None, driver: str | None = None) -> None:
+    def __init__(self, vm_dir: str | Path | None = None, driver: str | None = None, *,
+                 principal: Principal | None = None) -> None:
+        """``principal``: whom the access operations (tokens, grants, tenants) act for; the daemon gives its
+        request's, otherwise it is this process's user or its sudo/doas invoker (docs/security.md)."""
         self._ctx = Context(driver, str(vm_dir) if vm_dir is not None else None)
+        self._principal = principal
 
     # -- plumbing ------------------------------------------------------------------------------------------
     def _run(self, plan: Plan, dry_run: bool) -> list[list[str]]:
@@ -655,3 +663,83 @@ class Hivectl:
 
         result = lifecycle.stopall(self._ctx, lifecycle.StopallRequest(timeout, dry_run))
         return result.plan if dry_run else result.notes
+
+    # -- access: tokens and grants (docs/security.md) ------------------------------------------------------
+    def _actor(self) -> Principal:
+        """Who the access operations act for (see ``__init__``)."""
+        from hivectl.auth import invoker
+
+        return self._principal if self._principal is not None else invoker.current()
+
+    def token_create(self, role: str | None = None, path: str | None = None, expires: str = "90d",
+                     user: str | None = None, dry_run: bool = False) -> dict[str, Any]:
+        """Make a bearer token (``hivectl token create``); ``token`` in the result is its secret, returned once.
+
+        >>> made = hv.token_create(role="viewer", path="/guests/doc", expires="1h")
+        >>> made["token"].startswith("hvt."), made["role"], made["path"]
+        (True, 'viewer', '/guests/doc')
+        >>> hv.token_create(role="admin", dry_run=True)["token"] is None  # checked, not made
+        True
+        """
+        from hivectl.ops import access
+
+        made = access.token_create(self._ctx.store, self._actor(), user, role, path, expires, dry_run)
+        if made is None:
+            return {"id": None, "owner": user or self._actor().name, "role": role, "path": path if role else None,
+                    "expires": expires, "token": None}
+        token, bearer = made
+        return {**token.as_json(), "token": bearer}
+
+    def token_list(self) -> list[dict[str, Any]]:
+        """Tokens without their secrets (``hivectl token list --json``).
+
+        >>> made = hv.token_create(expires="1h")
+        >>> made["id"] in [t["id"] for t in hv.token_list()] and "token" not in hv.token_list()[0]
+        True
+        """
+        from hivectl.ops import access
+
+        return [t.as_json() for t in access.token_list(self._ctx.store, self._actor())]
+
+    def token_revoke(self, token_id: str, dry_run: bool = False) -> list[list[str]]:
+        """Revoke a token: it is refused from the next request on.
+
+        >>> hv.token_revoke(hv.token_create(expires="1h")["id"])
+        []
+        """
+        from hivectl.ops import access
+
+        access.token_revoke(self._ctx.store, self._actor(), token_id, dry_run)
+        return [["hivectl", "token", "revoke", token_id]] if dry_run else []
+
+    def acl_grant(self, role: str, path: str, subject: str, dry_run: bool = False) -> list[list[str]]:
+        """Grant ``role`` on ``path`` to ``subject`` (``USER``, ``@GROUP``, ``token:ID``).
+
+        >>> hv.acl_grant("operator", "/guests/doc", "@nogroup")
+        []
+        >>> {"role": "operator", "path": "/guests/doc", "subject": "@nogroup"} in hv.acl_list()
+        True
+        """
+        from hivectl.ops import access
+
+        grant = access.acl_grant(self._ctx.store, self._actor(), role, path, subject, dry_run)
+        return [["hivectl", "acl", "grant", *grant.line().split()]] if dry_run else []
+
+    def acl_revoke(self, role: str, path: str, subject: str, dry_run: bool = False) -> list[list[str]]:
+        """Remove exactly one grant.
+
+        >>> hv.acl_grant("viewer", "/switches", "nobody")
+        []
+        >>> hv.acl_revoke("viewer", "/switches", "nobody", dry_run=True)
+        [['hivectl', 'acl', 'revoke', 'viewer', '/switches', 'nobody']]
+        """
+        from hivectl.ops import access
+
+        grant = access.acl_revoke(self._ctx.store, self._actor(), role, path, subject, dry_run)
+        return [["hivectl", "acl", "revoke", *grant.line().split()]] if dry_run else []
+
+    def acl_list(self) -> list[dict[str, str]]:
+        """Every grant (``hivectl acl list --json``)."""
+        from hivectl.ops import access
+
+        return [g.as_json() for g in access.acl_list(self._ctx.store)]

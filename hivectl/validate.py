@@ -84,6 +84,19 @@ def guest_name(source: Source, key: str, value: str, new: bool = False) -> str:
     return value
 
 
+# POSIX user and group names as pw(8) and useradd(8) accept them: portable characters, no leading '.' or
+# '-', at most 32 characters (MAXLOGNAME is 33 with the NUL on FreeBSD, sys/sys/param.h).
+_ACCOUNT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}")
+
+
+def account(source: Source, key: str, value: str, what: str = "user") -> str:
+    """A user or group name (its syntax only: a grant or a guest's ``owner=`` may name an account made later)."""
+    if not _ACCOUNT_RE.fullmatch(value):
+        raise ConfigError(source, key, value, f"a {what} name has 1 to 32 letters, digits, '.', '_' or '-' and "
+                                              "does not start with '.' or '-'")
+    return value
+
+
 def yesno(value: str) -> bool:
     """vm-bhyve's boolean reading: empty/no/false/off/0 (any case) is false, anything else is true."""
     return value.strip().lower() not in FALSE_WORDS

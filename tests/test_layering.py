@@ -32,6 +32,7 @@ LAYERS: dict[str, int] = {
     "drivers": 5,  # planners: turn model + store into plans
     "net": 5,
     "storage": 5,
+    "auth": 5,  # rights: principals, tokens, grants, the policy (reads the store for guests' owners)
     "importer": 5,  # reading hand-made bhyve command lines into guest keys (hivectl import)
     "context": 5,  # composes host, settings, store and driver (imports nothing above the planners)
     "staging": 4,  # staging, publishing and collecting guests (hivectl/staging.py)

@@ -5,6 +5,7 @@ Exit status: 0 success, 1 failure, 2 usage error. Errors are one line on stderr,
 
 from __future__ import annotations
 
+import os
 import sys
 
 from hivectl import __version__
@@ -17,6 +18,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy tre
 if TYPE_CHECKING:
     import argparse
     from collections.abc import Callable, Sequence
+
+    from hivectl.cli.context import Context
 
 PROG = "hivectl"
 
@@ -143,10 +146,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser, _ = build_parser(resolve(args[0]))
             parser.print_help()
             return 0
-        namespace, run = parse_command(resolve(word), args)
+        command = resolve(word)
+        namespace, run = parse_command(command, args)
         from hivectl.cli.context import Context
 
-        return run(Context(driver), namespace) or 0
+        ctx = Context(driver)
+        if os.getuid() == 0 and ("SUDO_UID" in os.environ or "DOAS_USER" in os.environ):
+            _check_delegation(ctx, command.name, namespace)
+        return run(ctx, namespace) or 0
     except HivectlError as error:
         sys.stderr.write(f"{PROG}: {error}\n")
         return error.exit_status
@@ -161,6 +168,15 @@ def main(argv: Sequence[str] | None = None) -> int:
         # permission): one line naming the file, not a traceback.
         sys.stderr.write(f"{PROG}: {_os_error(error)}\n")
         return 1
+
+
+def _check_delegation(ctx: Context, command: str, namespace: object) -> None:
+    """Run as root by sudo or doas: hold the command to the invoking user's grants (docs/security.md)."""
+    from hivectl.auth import invoker
+
+    who = invoker.delegated()
+    if who is not None:
+        invoker.check(ctx.store.root, who, command, namespace, ctx.store)
 
 
 def _os_error(error: OSError) -> str:

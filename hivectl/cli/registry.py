@@ -22,7 +22,7 @@ if TYPE_CHECKING:
     Run: TypeAlias = Callable[..., int]
 
 # The overview lists commands under these headings, in this order.
-GROUPS: tuple[str, ...] = ("host", "guests", "storage", "run", "network")
+GROUPS: tuple[str, ...] = ("host", "guests", "storage", "run", "network", "access")
 
 
 class Command:
@@ -97,4 +97,6 @@ COMMANDS: tuple[Command, ...] = (
     Command("stopall", "hivectl.cli.cmd_lifecycle", "stop every running guest", "run"),
     Command("autostart", "hivectl.cli.cmd_extra", "choose the guests that start at boot, and their order", "run"),
     Command("switch", "hivectl.cli.cmd_switch", "virtual switches, NAT, DHCP and port forwards", "network"),
+    Command("token", "hivectl.cli.cmd_auth", "create, list and revoke bearer tokens for the daemon", "access"),
+    Command("acl", "hivectl.cli.cmd_auth", "grant and revoke roles on guests, datastores and switches", "access"),
 )

@@ -27,6 +27,14 @@ def _tags(source: Source, key: str, value: str) -> None:
         validate.name(source, key, tag, "tag")
 
 
+def _owner(source: Source, key: str, value: str) -> None:
+    validate.account(source, key, value, "user")
+
+
+def _group(source: Source, key: str, value: str) -> None:
+    validate.account(source, key, value, "group")
+
+
 def _mem(source: Source, key: str, value: str) -> None:
     validate.memory(source, key, value)
 
@@ -96,6 +104,10 @@ GUEST_KEYS: tuple[KeySpec, ...] = (
     KeySpec("fault_backoff", integer(0, 300), "seconds before the first restart after a fault (doubles, max 30)",
             "1", hivectl=True),
     KeySpec("tags", _tags, "space-separated tags"),
+    KeySpec("owner", _owner, "user who may start, stop, snapshot and use the console of the guest (the operator "
+            "role on /guests/NAME, docs/security.md)", hivectl=True),
+    KeySpec("group", _group, "group whose members hold the operator role on the guest (docs/security.md)",
+            hivectl=True),
     KeySpec("cpu_pin", _cpu_pin, "pin vCPUs to host CPUs: space-separated vcpu:hostcpu pairs (-p)", hivectl=True),
     KeySpec("qemu_kernel", path, "qemu driver only: boot this kernel directly (-kernel; relative to the guest "
             "directory)", hivectl=True),

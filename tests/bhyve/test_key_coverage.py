@@ -35,6 +35,8 @@ NOT_FOR_THE_PLANNER = {
     "fault_limit": "the supervisor's crash-loop limit",
     "fault_backoff": "the supervisor's crash-loop backoff",
     "tags": "listing and selection",
+    "owner": "the rights policy (hivectl/auth/policy.py)",
+    "group": "the rights policy (hivectl/auth/policy.py)",
     "zfs_dataset_opts": "create",
     "zfs_zvol_opts": "create",
     "diskN_size": "create (template only)",
