@@ -121,6 +121,9 @@ _HOST_WIDE = frozenset({
     "autostart_list", "tags_find", "iso", "img", "restore", "image_list", "image_create", "image_provision",
     "image_destroy", "startall", "stopall", "datastore_list", "switch_list", "switch_info", "switch_init",
     "import_guest", "metrics",
+    # Access (docs/security.md): host-wide here; hivectl/ops/access.py checks the actor's rights on the
+    # grant's own path and on the token's owner besides.
+    "token_create", "token_list", "token_revoke", "acl_grant", "acl_revoke", "acl_list",
 })
 # image_create's first parameter is the guest the image is made of: its path is that guest.
 _GUEST_OVERRIDES = {"image_create": "name", "autostart_add": "names", "autostart_remove": "names"}

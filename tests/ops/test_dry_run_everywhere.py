@@ -28,7 +28,7 @@ from tests.test_store_zfs_simhost import zhost  # noqa: F401  (fixture)
 READ_ONLY = {("list",), ("info",), ("get",), ("version",), ("passthru",), ("console",), ("template", "list"),
              ("template", "show"), ("datastore", "list"), ("disk", "list"), ("tags", "list"), ("tags", "find"),
              ("autostart", "list"), ("switch", "list"), ("switch", "info"), ("switch", "forward", "list"),
-             ("image", "list"), ("iso",), ("img",), ("metrics",)}
+             ("image", "list"), ("iso",), ("img",), ("metrics",), ("token", "list"), ("acl", "list")}
 
 ARGV: dict[tuple[str, ...], list[str]] = {
     ("init",): ["init"],
@@ -78,6 +78,10 @@ ARGV: dict[tuple[str, ...], list[str]] = {
     ("switch", "init"): ["switch", "init"],
     ("switch", "forward", "add"): ["switch", "forward", "add", "nat", "tcp", "8081", "10.8.0.5:80"],
     ("switch", "forward", "remove"): ["switch", "forward", "remove", "nat", "tcp", "8080"],
+    ("token", "create"): ["token", "create", "--role", "viewer", "--path", "/guests/web"],
+    ("token", "revoke"): ["token", "revoke", "{token}"],
+    ("acl", "grant"): ["acl", "grant", "operator", "/guests/web", "@nogroup"],
+    ("acl", "revoke"): ["acl", "revoke", "viewer", "/", "nobody"],
 }
 
 
@@ -125,13 +129,17 @@ def test_dry_run_on_every_mutating_command(zhost: Any, tmp_path: Path,  # noqa: 
                  ["tags", "add", "web", "prod"], ["autostart", "add", "keep"], ["snapshot", "web@one"],
                  ["switch", "create", "-i", "em0", "public"], ["switch", "create", "-a", "10.8.0.1/24", "--nat", "nat"],
                  ["datastore", "add", "keep", str(tmp_path / "more")], ["switch", "create", "lan0"],
-                 ["switch", "forward", "add", "nat", "tcp", "8080", "10.8.0.5:80"]):
+                 ["switch", "forward", "add", "nat", "tcp", "8080", "10.8.0.5:80"],
+                 ["acl", "grant", "viewer", "/", "nobody"]):
         _ok(hivectl(*argv))
     image = hivectl("image", "create", "-u", "web")
     _ok(image)
     backup = hivectl("backup", "--to", str(tmp_path / "backups"), "web")
     _ok(backup)
-    fill = {"{tmp}": str(tmp_path), "{image}": image.out.strip(), "{backup}": backup.out.strip()}
+    token = hivectl("token", "create", "--json")
+    _ok(token)
+    fill = {"{tmp}": str(tmp_path), "{image}": image.out.strip(), "{backup}": backup.out.strip(),
+            "{token}": token.json()["id"]}
     # A running guest for the commands that act on one (stop, restart, reset, poweroff, stopall); keep, in
     # vm_list, stays stopped so that startall's dry run plans a start.
     _ok(hivectl("create", "-s", "1G", "running"))
