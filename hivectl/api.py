@@ -24,6 +24,7 @@ from typing import Any
 from hivectl.context import Context
 from hivectl.drivers import get_driver
 from hivectl.drivers.base import Driver
+from hivectl.journal.audit import audit_methods
 from hivectl.plan import Plan
 
 TYPE_CHECKING = False
@@ -743,3 +744,36 @@ class Hivectl:
         from hivectl.ops import access
 
         return [g.as_json() for g in access.acl_list(self._ctx.store)]
+
+    # -- events and audit (docs/events.md) -----------------------------------------------------------------
+    def _config_dir(self) -> str:
+        """Where this host's event and audit logs are (``vm_dir/.config``)."""
+        return str(self._ctx.store.config_dir)
+
+    def events(self, since: int = 0, guest: str | None = None) -> list[dict[str, Any]]:
+        """The retained events after sequence number ``since`` (``hivectl events --json``), oldest first.
+
+        >>> [e["type"] for e in hv.events(guest="evt")]  # made by audit's example
+        ['created']
+        """
+        from hivectl.journal.query import events
+
+        return list(events(self._config_dir(), since, guest))
+
+    def audit(self, guest: str | None = None, since: str | int | None = None) -> list[dict[str, Any]]:
+        """The retained audit lines (``hivectl audit --json``): of one guest, after a sequence number, a
+        UTC time or an age (``2h``).
+
+        >>> hv.create("evt", template="debian", size="1G")
+        []
+        >>> line = hv.audit(guest="evt")[-1]
+        >>> line["operation"], line["target"], line["result"]
+        ('create', ['/guests/evt'], 'ok')
+        """
+        from hivectl.journal.query import audit_lines
+
+        return list(audit_lines(self._config_dir(), guest, since))
+
+
+# The audit seam (hivectl/journal/audit.py): every method that changes something writes one audit line.
+audit_methods(Hivectl)

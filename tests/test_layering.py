@@ -42,6 +42,7 @@ LAYERS: dict[str, int] = {
     "runtime": 4,
     "plan": 3,  # actions and plans (apply goes through a Host)
     "host": 2,  # the seam to the machine
+    "journal": 2,  # the event and audit logs: written by every layer above, imports only errors
     "rcfile": 2,  # config files; asks host.identity whether a temp file's writer still runs
     "validate": 1,  # leaves: no hivectl imports above them
     "safety": 1,  # path confinement and option escaping; imports only errors

@@ -266,6 +266,9 @@ def run_console(ctx: Context, args: argparse.Namespace) -> int:
 
 def _console(ctx: Context, name: str, port: str | None) -> int:
     target = ops.console_target(ctx, name, port)
+    from hivectl.journal.events import emit_quietly
+
+    emit_quietly(str(ctx.store.config_dir), "console-opened", f"/guests/{name}", {"port": target.port})
     if target.kind == "socket":
         from pathlib import Path
 

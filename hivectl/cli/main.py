@@ -153,6 +153,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         ctx = Context(driver)
         if os.getuid() == 0 and ("SUDO_UID" in os.environ or "DOAS_USER" in os.environ):
             _check_delegation(ctx, command.name, namespace)
+        if getattr(namespace, "dry_run", None) is False:  # it changes something: through the audit seam
+            from hivectl.cli.cmd_journal import audited
+
+            return audited(ctx, command, namespace, run)
         return run(ctx, namespace) or 0
     except HivectlError as error:
         sys.stderr.write(f"{PROG}: {error}\n")

@@ -64,6 +64,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("template", "hivectl.cli.cmd_system", "list and show guest templates", "host"),
     Command("version", "hivectl.cli.cmd_system", "print the version", "host"),
     Command("metrics", "hivectl.cli.cmd_metrics", "print the host's and guests' metrics (Prometheus text)", "host"),
+    Command("events", "hivectl.cli.cmd_journal", "show the event log; --follow streams it", "host"),
+    Command("audit", "hivectl.cli.cmd_journal", "show the audit log: who changed what, and the result", "host"),
     Command("passthru", "hivectl.cli.cmd_extra", "list PCI devices and which are ready for passthrough", "host"),
     Command("create", "hivectl.cli.cmd_guests", "create a guest from a template", "guests"),
     Command("list", "hivectl.cli.cmd_guests", "list guests and their state", "guests"),

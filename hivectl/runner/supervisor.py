@@ -165,6 +165,10 @@ class Supervisor:
     def log(self, message: str) -> None:
         log.write(self.dir, message)
 
+    def event(self, kind: str, **details: object) -> None:
+        """One line of the event stream (hivectl/journal/events.py); a log it cannot write costs nothing."""
+        event(self.store, self.ref, kind, details)
+
     # -- the loop ----------------------------------------------------------------------------------------
     def run(self) -> int:
         """Run the guest until it stops for good; returns :func:`exit_status`."""
@@ -278,6 +282,8 @@ class Supervisor:
         self.layout.restart_flag.unlink(missing_ok=True)
         again = decide(outcome, self.policy, stopping, restart_flag)
         self.write_last(status, outcome)
+        self.event("crashed" if outcome in (Outcome.FAULT, Outcome.ERROR, Outcome.KILLED) else
+                   "rebooted" if again else "stopped", status=status, outcome=outcome.value, again=again)
         self.log(f"hypervisor exited with status {status} ({outcome.value})" + ("; restarting" if again else ""))
         if not again:
             return False
@@ -374,6 +380,7 @@ class Supervisor:
         proc = self.spawn(plan.hypervisor, plan.env, hypervisor_log)
         self.child = proc
         self.record_spawned("running", proc, driver=self.driver.name)
+        self.event("started", pid=proc.pid)
         self.apply_priority(config, proc.pid)
         if first:
             self.confirm_started(proc)
@@ -618,6 +625,12 @@ class Supervisor:
         self.log("stopped")
 
 
+def event(store: Store, ref: GuestRef, kind: str, details: dict[str, object]) -> None:
+    from hivectl.journal.events import emit_quietly
+
+    emit_quietly(str(store.config_dir), kind, f"/guests/{ref.name}", details)
+
+
 def cleanup(host: Host, driver: Driver, ref: GuestRef, teardown: list[list[str]]) -> None:
     """Remove everything a run created; each step is attempted even if an earlier one fails.
 
@@ -702,6 +715,7 @@ def adopt(host: Host, store: Store, driver: Driver, ref: GuestRef, pid: int) -> 
                 ports=ports if isinstance(ports, list) else [])
     if ready_fd >= 0:
         ready.send(ready_fd, f"ok {pid}")
+    event(store, ref, "adopted", {"pid": pid})
     while identity.matches(pid, me.start):
         time.sleep(0.5)
     # Not our child: its exit status is not ours to read (wait(2)); say so rather than guess.
@@ -709,6 +723,7 @@ def adopt(host: Host, store: Store, driver: Driver, ref: GuestRef, pid: int) -> 
     atomic_write(ref.layout.last_run, json.dumps({"status": None, "outcome": outcome, "adopted": True,
                                                    "time": time.time()}) + "\n", 0o644)
     log.write(ref.directory, f"adopted hypervisor {pid} exited ({outcome})")
+    event(store, ref, "stopped", {"outcome": outcome, "adopted": True})
     cleanup(host, driver, ref, teardown)
     log.write(ref.directory, "stopped")
     return 0

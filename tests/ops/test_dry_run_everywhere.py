@@ -28,7 +28,8 @@ from tests.test_store_zfs_simhost import zhost  # noqa: F401  (fixture)
 READ_ONLY = {("list",), ("info",), ("get",), ("version",), ("passthru",), ("console",), ("template", "list"),
              ("template", "show"), ("datastore", "list"), ("disk", "list"), ("tags", "list"), ("tags", "find"),
              ("autostart", "list"), ("switch", "list"), ("switch", "info"), ("switch", "forward", "list"),
-             ("image", "list"), ("iso",), ("img",), ("metrics",), ("token", "list"), ("acl", "list")}
+             ("image", "list"), ("iso",), ("img",), ("metrics",), ("token", "list"), ("acl", "list"), ("events",),
+             ("audit",)}
 
 ARGV: dict[tuple[str, ...], list[str]] = {
     ("init",): ["init"],
