@@ -775,5 +775,13 @@ class Hivectl:
         return list(audit_lines(self._config_dir(), guest, since))
 
 
+def _hide_secrets(method: str, arguments: dict[str, Any]) -> dict[str, Any]:
+    """The arguments of an audit line with what the catalog marks secret hidden (hivectl/catalog.py)."""
+    from hivectl import catalog  # at the first change, not at import: the catalog is built from this class
+
+    found = [op for op in catalog.operations() if op.method == method and op.mutating]
+    return catalog.redact(found[0], arguments) if found else arguments
+
+
 # The audit seam (hivectl/journal/audit.py): every method that changes something writes one audit line.
-audit_methods(Hivectl)
+audit_methods(Hivectl, _hide_secrets)

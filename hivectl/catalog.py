@@ -120,7 +120,7 @@ _HOST_WIDE = frozenset({
     "init", "templates", "template_show", "guests", "settings", "set_settings", "version", "passthru",
     "autostart_list", "tags_find", "iso", "img", "restore", "image_list", "image_create", "image_provision",
     "image_destroy", "startall", "stopall", "datastore_list", "switch_list", "switch_info", "switch_init",
-    "import_guest", "metrics",
+    "import_guest", "metrics", "events", "audit",
     # Access (docs/security.md): host-wide here; hivectl/ops/access.py checks the actor's rights on the
     # grant's own path and on the token's owner besides.
     "token_create", "token_list", "token_revoke", "acl_grant", "acl_revoke", "acl_list",
@@ -163,9 +163,15 @@ def _wire_type(tp: Any) -> Any:
     return tp
 
 
+# Reads only admins may make: the audit log (issue 11.5, "the daemon serves it to admins").
+ADMIN_READS = frozenset({"audit"})
+
+
 def _role(name: str, mutating: bool) -> str:
     if name in OPERATOR:
         return "operator"
+    if name in ADMIN_READS:
+        return "admin"
     return "admin" if mutating else "viewer"
 
 

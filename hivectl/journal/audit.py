@@ -55,6 +55,8 @@ def redact(value: Any, secrets: frozenset[str] = frozenset()) -> Any:
     if isinstance(value, (list, tuple)):
         return [redact(v, secrets) for v in value]
     if isinstance(value, str):
+        if "\n" in value:  # a configuration text: each line a word
+            return "\n".join(redact(line, secrets) for line in value.split("\n"))
         key, sep, _ = value.partition("=")
         if sep and is_secret(key.strip(), secrets):
             return f"{key}={HIDDEN}"
@@ -149,10 +151,11 @@ def _write(config_dir: Callable[[], str], operation: str, arguments: dict[str, A
             on_log_error(error)
 
 
-def audit_methods(cls: type, secrets: dict[str, frozenset[str]] | None = None) -> None:
+def audit_methods(cls: type, hide: Callable[[str, dict[str, Any]], dict[str, Any]] | None = None) -> None:
     """Pass every public method of ``cls`` that takes ``dry_run`` (the ones that change something) through
     :func:`perform`; a call with ``dry_run=True`` changes nothing and is not recorded. ``cls`` instances
-    give their ``.config`` directory through ``_config_dir()``."""
+    give their ``.config`` directory through ``_config_dir()``; ``hide(operation, arguments)`` hides what
+    the operation's own description marks secret (the catalog's ``redact``) before :func:`redact` runs."""
     for name, function in list(vars(cls).items()):
         if name.startswith("_") or not callable(function):
             continue
@@ -162,11 +165,11 @@ def audit_methods(cls: type, secrets: dict[str, frozenset[str]] | None = None) -
         parameters = code.co_varnames[:code.co_argcount + code.co_kwonlyargcount]
         if "dry_run" not in parameters:
             continue
-        setattr(cls, name, _audited(function, name, parameters[1:], (secrets or {}).get(name, frozenset())))
+        setattr(cls, name, _audited(function, name, parameters[1:], hide))
 
 
 def _audited(function: Callable[..., Any], operation: str, parameters: tuple[str, ...],
-             secrets: frozenset[str]) -> Callable[..., Any]:
+             hide: Callable[[str, dict[str, Any]], dict[str, Any]] | None) -> Callable[..., Any]:
     run = perform
 
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
@@ -174,8 +177,9 @@ def _audited(function: Callable[..., Any], operation: str, parameters: tuple[str
         if arguments.get("dry_run"):
             return function(self, *args, **kwargs)
         arguments.pop("dry_run", None)
-        return run(self._config_dir, operation, arguments, lambda: function(self, *args, **kwargs),
-                   secrets=secrets)
+        if hide is not None:
+            arguments = hide(operation, arguments)
+        return run(self._config_dir, operation, arguments, lambda: function(self, *args, **kwargs))
 
     # Rebuilt with the method's own module globals (the closure carries everything it uses): doctest and
     # documentation tools take a function for part of the module whose globals it has.

@@ -115,3 +115,13 @@ def test_cli_filters_and_since(vmdir: Path) -> None:
     assert bad.status == 2 and "--since 'yesterday'" in bad.err
     text = hivectl("events", "--guest", "a1").out.splitlines()
     assert len(text) == 1 and "created  /guests/a1" in text[0]
+
+
+def test_a_configuration_text_is_logged_without_its_secret(vmdir: Path) -> None:
+    hv = Hivectl()
+    hv.create("txt", template="debian", size="1G")
+    text = (vmdir / "txt" / "txt.conf").read_text() + f'vnc_password="{PASSWORD}"\n'
+    hv.configure("txt", text)
+    assert PASSWORD in (vmdir / "txt" / "txt.conf").read_text()
+    assert PASSWORD not in (vmdir / ".config" / "audit.jsonl").read_text()
+    assert audit(vmdir)[-1]["operation"] == "configure" and audit(vmdir)[-1]["result"] == "ok"
