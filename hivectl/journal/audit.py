@@ -21,7 +21,7 @@ import os
 from hivectl.errors import SECRET_KEYS
 from hivectl.journal import audit_path, now
 from hivectl.journal.log import Journal
-from hivectl.journal.who import current
+from hivectl.journal.who import acting_as, current
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
 if TYPE_CHECKING:
@@ -170,7 +170,7 @@ def audit_methods(cls: type, hide: Callable[[str, dict[str, Any]], dict[str, Any
 
 def _audited(function: Callable[..., Any], operation: str, parameters: tuple[str, ...],
              hide: Callable[[str, dict[str, Any]], dict[str, Any]] | None) -> Callable[..., Any]:
-    run = perform
+    run, acting = perform, acting_as
 
     def method(self: Any, *args: Any, **kwargs: Any) -> Any:
         arguments = dict(zip(parameters, args, strict=False)) | kwargs
@@ -179,7 +179,11 @@ def _audited(function: Callable[..., Any], operation: str, parameters: tuple[str
         arguments.pop("dry_run", None)
         if hide is not None:
             arguments = hide(operation, arguments)
-        return run(self._config_dir, operation, arguments, lambda: function(self, *args, **kwargs))
+        principal = getattr(self, "_principal", None)  # ``Hivectl(principal=...)``: the daemon's caller
+        if principal is None:
+            return run(self._config_dir, operation, arguments, lambda: function(self, *args, **kwargs))
+        with acting(principal):
+            return run(self._config_dir, operation, arguments, lambda: function(self, *args, **kwargs))
 
     # Rebuilt with the method's own module globals (the closure carries everything it uses): doctest and
     # documentation tools take a function for part of the module whose globals it has.

@@ -125,3 +125,12 @@ def test_a_configuration_text_is_logged_without_its_secret(vmdir: Path) -> None:
     assert PASSWORD in (vmdir / "txt" / "txt.conf").read_text()
     assert PASSWORD not in (vmdir / ".config" / "audit.jsonl").read_text()
     assert audit(vmdir)[-1]["operation"] == "configure" and audit(vmdir)[-1]["result"] == "ok"
+
+
+def test_an_api_object_made_for_a_principal_audits_as_that_principal(vmdir: Path) -> None:
+    from hivectl.auth.principal import Principal
+
+    hv = Hivectl(principal=Principal(0, "tok1", "root"))
+    hv.create("forp", template="debian", size="1G")
+    assert audit(vmdir)[-1]["who"] == {"uid": 0, "token": "tok1", "user": "root"}
+    assert events(vmdir)[-1]["who"] == {"uid": 0, "token": "tok1", "user": "root"}
