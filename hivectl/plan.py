@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -112,6 +111,8 @@ class MakeDir(Action):
         except FileNotFoundError:
             return
         if (info.st_dev, info.st_ino) == self._made and stat.S_ISDIR(info.st_mode):
+            import shutil  # with its compression modules, only for this one action
+
             shutil.rmtree(self.path, ignore_errors=True)
 
 

@@ -4,9 +4,12 @@
 here, so the project's process rules hold in one checkable place (ruff's subprocess rules are on
 everywhere except ``hivectl/host/``):
 
-- ``spawn``: a supervisor, a boot loader, a hypervisor (``bhyve``, QEMU), swtpm; returns the ``Process``
-  handle whose ``wait``/``poll``/``kill`` the caller uses; stdio, environment, inherited descriptors and
-  a new session are explicit arguments;
+- ``spawn``: a boot loader, a hypervisor (``bhyve``, QEMU), swtpm, an adopting supervisor; returns the
+  ``Process`` handle whose ``wait``/``poll``/``kill`` the caller uses; stdio, environment, inherited
+  descriptors and a new session are explicit arguments;
+- ``fork_detached``: a supervisor for a fresh start, forked from ``hivectl start`` itself so that it
+  neither starts a second interpreter nor imports again what the command line already has
+  (benchmarks/README.md, "start");
 - ``run_hook``: a user's hook (vm-bhyve's ``prestart``) run to completion with a time limit;
 - ``interactive``: a program that shares the terminal (``$EDITOR``); returns its exit status;
 - ``replace``: this process becomes another program (``cu``, ``tmux attach``), as vm-bhyve's ``console``
@@ -27,7 +30,7 @@ import signal
 import subprocess
 import sys
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import NoReturn
 
@@ -59,6 +62,48 @@ def spawn(argv: Sequence[str], *, stdin: int | None = DEVNULL, stdout: int | Non
                                 pass_fds=tuple(pass_fds), start_new_session=new_session)
     except FileNotFoundError:
         raise HivectlError(f"{args[0]}: command not found") from None
+
+
+def fork_detached(body: Callable[[], int], *, env: Mapping[str, str], keep_fds: Sequence[int] = ()) -> int:
+    """Run ``body`` in a forked child in its own session and return the child's pid at once.
+
+    The child is what ``spawn(..., new_session=True)`` would give a program: a new session (setsid(2)),
+    ``/`` as its directory, the null device on 0-2, every other descriptor closed but ``keep_fds`` (so no
+    descriptor, and no flock(2) held through one, outlives the parent's use of it; fcntl(2) locks are
+    never inherited by fork(2)), ``env`` as its whole environment (``os.environ``, so what it execs later
+    sees the same). It leaves with os._exit(2) and ``body``'s status: nothing of the parent's (atexit
+    handlers, buffered output) runs twice. The caller must have no other threads (fork(2) copies only
+    the calling one).
+    """
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    status = 70  # EX_SOFTWARE, sysexits(3): the child failed before ``body`` decided
+    try:
+        os.setsid()
+        os.chdir("/")
+        null = os.open(os.devnull, os.O_RDWR)
+        for fd in (0, 1, 2):
+            os.dup2(null, fd)
+        keep = sorted({fd for fd in keep_fds if fd > 2})
+        low = 3
+        for fd in keep:
+            os.closerange(low, fd)
+            low = fd + 1
+        os.closerange(low, max(os.sysconf("SC_OPEN_MAX"), low))
+        os.environ.clear()
+        os.environ.update(env)
+        status = body()
+    except KeyboardInterrupt:
+        status = 130  # SIGINT ends a detached supervisor (after its cleanup): the shell's 128 + 2
+    except SystemExit as done:
+        status = done.code if isinstance(done.code, int) else 1
+    except BaseException:  # a forked child must never return into the parent's code
+        status = 70
+    finally:
+        os._exit(status)
 
 
 def run_hook(argv: Sequence[str], *, cwd: Path, timeout: float) -> int:

@@ -10,8 +10,6 @@ layer to do it.
 
 from __future__ import annotations
 
-import secrets
-import uuid as uuidlib
 from collections.abc import Iterable
 from typing import Protocol
 
@@ -37,10 +35,16 @@ def taken_macs(guests: Iterable[HasConfig]) -> set[str]:
 
 
 def new_uuid() -> str:
+    # Imported here: ``uuid`` imports ``platform`` and ``secrets`` imports ``base64`` and ``hmac``, and every
+    # start plans its identity, though only a guest without one needs them (benchmarks/README.md, start).
+    import uuid as uuidlib
+
     return str(uuidlib.uuid4())
 
 
 def new_mac(taken: Iterable[str] = ()) -> str:
+    import secrets
+
     used = {m.lower() for m in taken}
     for _ in range(1000):
         bits = secrets.randbits(20)

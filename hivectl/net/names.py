@@ -8,7 +8,6 @@ vm-bhyve uses, kept in one place so the FreeBSD and Linux planners cannot drift 
 
 from __future__ import annotations
 
-import hashlib
 import re
 
 # vm-bhyve names the bridge ``vm-<switch>`` when the switch name has at most 12 characters; longer names
@@ -25,6 +24,8 @@ _IFNAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,14}")
 
 def md5_hex(text: str) -> str:
     """``md5 -qs TEXT`` on FreeBSD: the hex digest of the bare string (no newline)."""
+    import hashlib  # only FreeBSD's plans need it; its OpenSSL binding costs every start on Linux
+
     return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()
 
 

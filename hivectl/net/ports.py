@@ -21,13 +21,18 @@ from hivectl.errors import ConfigError, Conflict, HivectlError
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig, Nic
 from hivectl.net import names
-from hivectl.net.freebsd import FreeBSDSwitches
-from hivectl.net.linux import LinuxSwitches
 from hivectl.net.port import Port as Port  # re-exported: the drivers and the runner import it from here
 from hivectl.net.port import nic_mtu
 from hivectl.net.switches import Switch, SwitchConfig, check_ifname
 from hivectl.plan import Action, Run
 from hivectl.store import GuestRef, Store
+
+# Each platform's back-end is imported by the plan of that platform only: a start on Linux does not pay
+# for the FreeBSD one (ifconfig parsing, bridge actions) nor the other way round (benchmarks/README.md).
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from hivectl.net.freebsd import FreeBSDSwitches
+    from hivectl.net.linux import LinuxSwitches
 
 
 def _switch_for(nic: Nic, switches: SwitchConfig, conf: GuestConfig) -> Switch | None:
@@ -44,10 +49,14 @@ def plan_ports(host: Host, store: Store, ref: GuestRef, config: GuestConfig, pla
     """The ports for every NIC of ``config``: names decided, setup and teardown planned, nothing changed."""
     switches = SwitchConfig.load(store.system_conf_path)
     if platform == "freebsd":
+        from hivectl.net.freebsd import FreeBSDSwitches
+
         freebsd = FreeBSDSwitches(host)
         links: dict[str, set[int]] = {}  # netgraph hooks this plan hands out, per switch
         return [_freebsd_port(host, freebsd, nic, _switch_for(nic, switches, config), ref.name, config, links)
                 for nic in config.nics]
+    from hivectl.net.linux import LinuxSwitches
+
     linux = LinuxSwitches(host)
     return [_linux_port(linux, nic, _switch_for(nic, switches, config), ref.name, config) for nic in config.nics]
 

@@ -31,7 +31,6 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-import secrets
 import signal
 import sys
 import time
@@ -221,7 +220,7 @@ class Supervisor:
         before :meth:`record_spawned`, the process is still found by its name and start time."""
         program = Path(argv[0]).name
         program = "qemu" if program.startswith("qemu") else program
-        self.token = secrets.token_hex(8)
+        self.token = os.urandom(8).hex()  # what secrets.token_hex(8) returns, without its imports
         write_state(self.dir, "spawning", None, intent=time.time(), program=program, token=self.token,
                     teardown=self.teardown, ports=self.port_record())
 
@@ -746,9 +745,6 @@ def main(argv: list[str]) -> int:
     ``--waited`` only from the lean waiter, ``hivectl/host/waiter.py``)."""
     import argparse
 
-    from hivectl.context import Context
-    from hivectl.drivers import get_driver
-
     parser = argparse.ArgumentParser(prog="hivectl _supervise")
     parser.add_argument("--install", type=Path)
     parser.add_argument("--foreground", action="store_true")
@@ -757,16 +753,29 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--waited")
     parser.add_argument("name")
     args = parser.parse_args(argv)
-    if not args.foreground:
+    back = resume_argv(argv, args.foreground, args.driver, args.install, args.name)
+    return serve(args.name, args.driver, args.install, args.foreground, args.adopt, args.waited, back)
+
+
+def serve(name: str, driver_name: str | None, install: Path | None = None, foreground: bool = False,
+          adopt_pid: int | None = None, waited: str | None = None, back: list[str] | None = None) -> int:
+    """Supervise guest ``name`` in this process until it stops for good: what ``main`` does once its
+    arguments are parsed, and what the child that ``hivectl start`` forks runs (``runner/control.py``).
+    ``back`` is the command line that resumes this supervisor after the lean waiter (default: the
+    module's own, :func:`supervisor_command`)."""
+    from hivectl.context import Context
+    from hivectl.drivers import get_driver
+
+    if not foreground:
         signal.signal(signal.SIGHUP, signal.SIG_IGN)
     try:
-        ctx = Context(args.driver)
-        ref = ctx.store.get(args.name)
+        ctx = Context(driver_name)
+        ref = ctx.store.get(name)
         driver = get_driver(ctx.driver, ctx.host, ctx.store)
-        if args.adopt:
-            return adopt(ctx.host, ctx.store, driver, ref, args.adopt)
-        back = resume_argv(argv, args.foreground, args.driver, args.install, args.name)
-        supervisor = Supervisor(ctx.host, ctx.store, driver, ref, args.install, args.foreground, back)
+        if adopt_pid:
+            return adopt(ctx.host, ctx.store, driver, ref, adopt_pid)
+        back = back or supervisor_command(name, driver_name, install, foreground)
+        supervisor = Supervisor(ctx.host, ctx.store, driver, ref, install, foreground, back)
     except HivectlError as error:
         # Before the supervisor took over the answer channel: answer here, or ``start`` only sees silence.
         fd = ready.open_writer()
@@ -774,7 +783,17 @@ def main(argv: list[str]) -> int:
             ready.send(fd, f"error: {error}")
         sys.stderr.write(f"hivectl supervisor: {error}\n")
         return 1
-    return supervisor.resume(args.waited) if args.waited else supervisor.run()
+    return supervisor.resume(waited) if waited else supervisor.run()
+
+
+def supervisor_command(name: str, driver: str | None, install: Path | None = None, foreground: bool = False,
+                       prefix: list[str] | None = None) -> list[str]:
+    """This module's command line for guest ``name``: ``python3 -S -m hivectl.runner.supervisor`` (or
+    ``prefix``), the options, the guest name last (``identity.names_guest`` reads a supervisor so)."""
+    command = list(prefix or [sys.executable, "-S", "-m", "hivectl.runner.supervisor"])
+    command += (["--foreground"] if foreground else []) + (["--driver", driver] if driver else [])
+    command += ["--install", str(install)] if install is not None else []
+    return [*command, name]
 
 
 def resume_argv(argv: list[str], foreground: bool, driver: str | None, install: Path | None, name: str) -> list[str]:
@@ -782,12 +801,9 @@ def resume_argv(argv: list[str], foreground: bool, driver: str | None, install: 
     options as this process was started (``sys.orig_argv``), then the options, the guest name last."""
     started = list(sys.orig_argv)
     prefix = started[:len(started) - len(argv)] if argv and started[-len(argv):] == argv else []
-    if not prefix:
-        prefix = [sys.executable, "-S", "-m", "hivectl.runner.supervisor"]
-    prefix[0] = sys.executable
-    options = (["--foreground"] if foreground else []) + (["--driver", driver] if driver else [])
-    options += ["--install", str(install)] if install is not None else []
-    return [*prefix, *options, name]
+    if prefix:
+        prefix[0] = sys.executable
+    return supervisor_command(name, driver, install, foreground, prefix or None)
 
 
 if __name__ == "__main__":

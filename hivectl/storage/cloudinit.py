@@ -21,7 +21,6 @@ import ipaddress
 import json
 import re
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 
 from hivectl import validate
@@ -308,6 +307,8 @@ def write_seed(ref: GuestRef) -> None:
             continue
     if "meta-data" not in files:
         raise HivectlError(f"{directory / 'meta-data'} is missing; cloud-init needs it to find the seed")
+    from datetime import UTC, datetime  # only when a seed is built, not on every start's plan
+
     when = datetime.fromtimestamp(newest or 0, UTC)
     atomic_write_bytes(ref.layout.seed, build_iso(files, "cidata", when), 0o600)
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -82,6 +81,8 @@ class CopyOnce(Action):
     def apply(self, host: Host) -> None:
         if paths.existing_file(self.target.parent, self.target):  # a planted symlink is refused, not written
             return
+        import tempfile  # only when the vars file is made: tempfile imports random
+
         fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", dir=self.target.parent)
         try:
             with os.fdopen(fd, "wb") as out, self.source.open("rb") as src:

@@ -5,8 +5,9 @@ with this directory on ``PYTHONPATH``: the warnings filter names a category by m
 interpreter imports this module at start-up, even under ``python -S`` (the supervisor), where
 ``sitecustomize`` is not read. It then installs a ``sys.addaudithook`` hook (PEP 578) that counts the
 audit events that change the file system or start a process. Only processes whose role it recognises
-count: ``python -m hivectl`` or ``python -S bin/hivectl`` ("cli") and ``python -m hivectl.runner.supervisor``
-("supervisor"); the simulated host's stand-ins (also Python) are left alone.
+count: ``python -m hivectl`` or ``python -S bin/hivectl`` ("cli"), ``python -m hivectl.runner.supervisor`` and
+the child a CLI forks (``start``'s supervisor) ("supervisor"); the simulated host's stand-ins (also Python)
+are left alone.
 
 Environment: ``HIVECTL_FAULT_DIR`` (each counting process appends one line per step to
 ``<dir>/<role>.<pid>``), ``HIVECTL_FAULT_AT=ROLE:N`` (SIGKILL itself before step N of that role).
@@ -60,21 +61,41 @@ def _install() -> None:
     if not directory or role is None:
         return
     at_role, _, at_text = os.environ.get("HIVECTL_FAULT_AT", "").partition(":")
-    kill_at = int(at_text) if at_role == role and at_text else 0
-    path = os.path.join(directory, f"{role}.{os.getpid()}")
-    log = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
-    # A supervisor execs itself (through the lean waiter and back) under the same pid: its steps go on
-    # counting from where the previous image stopped, so step N means one point of the whole run.
-    count = os.pread(log, os.fstat(log).st_size, 0).count(b"\n")
+    state: dict[str, Any] = {"quiet": True}
+
+    def open_log(as_role: str) -> None:
+        # A supervisor execs itself (through the lean waiter and back) under the same pid: its steps go on
+        # counting from where the previous image stopped, so step N means one point of the whole run.
+        path = os.path.join(directory, f"{as_role}.{os.getpid()}")
+        log = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        state.update(log=log, path=path, kill_at=int(at_text) if at_role == as_role and at_text else 0,
+                     count=os.pread(log, os.fstat(log).st_size, 0).count(b"\n"), quiet=False)
+
+    def forked() -> None:
+        # ``hivectl start`` forks its supervisor (hivectl/host/process.fork_detached): from the fork on, the
+        # child counts as a supervisor of its own (the os.fork step itself is the command line's).
+        old, state["quiet"] = state["log"], True  # the log's own open is no step of either process
+        open_log("supervisor")
+        os.close(old)
+
+    open_log(role)
+    if role == "cli":
+        os.register_at_fork(after_in_child=forked)
 
     def hook(event: str, args: tuple[Any, ...]) -> None:
-        nonlocal count
-        if not _is_step(event, args):
+        if state["quiet"] or not _is_step(event, args):
             return
-        count += 1
+        state["count"] += 1
         what = str(args[0])[:200] if args else ""
-        os.write(log, f"{count}\t{event}\t{what}\n".encode(errors="replace"))
-        if count == kill_at:
+        line = f"{state['count']}\t{event}\t{what}\n".encode(errors="replace")
+        try:
+            os.write(state["log"], line)
+        except OSError:  # the forked supervisor closes every descriptor it did not keep: open the log again
+            state["quiet"] = True
+            state["log"] = os.open(state["path"], os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+            state["quiet"] = False
+            os.write(state["log"], line)
+        if state["count"] == state["kill_at"]:
             os.kill(os.getpid(), signal.SIGKILL)
 
     sys.addaudithook(hook)
