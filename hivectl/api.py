@@ -626,6 +626,35 @@ class Hivectl:
 
         return lifecycle.poweroff(self._ctx, lifecycle.GuestRequest(name, dry_run=dry_run)).plan
 
+    def suspend(self, names: list[str], timeout: float = 300.0, dry_run: bool = False) -> list[str] | list[list[str]]:
+        """Save running guests' state into their directories and stop them; returns the saves' paths (the
+        plan when ``dry_run``). Raises the first guest's error (``HivectlError``) after trying them all.
+
+        >>> hv.suspend(["doc"])
+        Traceback (most recent call last):
+        ...
+        hivectl.errors.Conflict: doc is not running (Stopped)
+        """
+        from hivectl.errors import HivectlError
+        from hivectl.ops import lifecycle, suspend
+
+        for name in names:
+            lifecycle.check_running(self._ctx, name)
+        result = suspend.suspend(self._ctx, suspend.SuspendRequest(tuple(names), timeout, dry_run))
+        if dry_run:
+            return result.plan
+        if result.errors:
+            raise HivectlError(result.errors[0])
+        return [line.split(": ", 1)[1] for line in result.suspended]
+
+    def resume(self, name: str, discard: bool = False, dry_run: bool = False) -> Any:
+        """Continue a suspended guest from its save (``discard``: move the save aside and boot afresh);
+        returns the hypervisor's pid (the plan when ``dry_run``). A stale save raises ``HivectlError``."""
+        from hivectl.ops import suspend
+
+        result = suspend.resume(self._ctx, suspend.ResumeRequest(name, discard, dry_run))
+        return result.plan if dry_run else result.pid
+
     def console(self, name: str, port: str | None = None) -> dict[str, str]:
         """Where a running guest's serial console is: ``{"port": "com1", "kind": ..., "target": ...}``
         (``nmdm`` device, ``socket`` path, ``tmux`` session, or ``stdio``) for a program to attach to;

@@ -31,6 +31,7 @@ VM_PATHS: tuple[str, ...] = (
     "tinyguest",
     "qemu/test_real_boots.py",
     "metrics/test_qemu_guest.py",
+    "suspend/test_qemu_suspend.py",
 )
 
 

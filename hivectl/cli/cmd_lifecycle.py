@@ -62,15 +62,18 @@ and cleans up; the exit status is 0 when the guest ended normally, 1 when it cra
     p.add_argument("-f", dest="foreground", action="store_true", help="run in the foreground, console on stdio")
     p.add_argument("-i", dest="interactive", action="store_true", help="attach to the console after starting")
     p.add_argument("--dry-run", action="store_true", help="print the start plan (JSON arrays) and start nothing")
+    p.add_argument("--discard-save", action="store_true",
+                   help="a suspended guest: move its save aside (NAME.save.discarded-STAMP/) and boot afresh; "
+                        "without it the guest is resumed from the save (hivectl resume)")
     p.add_argument("names", nargs="+", metavar="NAME")
 
 
 def run_start(ctx: Context, args: argparse.Namespace) -> int:
-    return _start(ctx, args.names, None, args.foreground, args.interactive, args.dry_run)
+    return _start(ctx, args.names, None, args.foreground, args.interactive, args.dry_run, args.discard_save)
 
 
 def _start(ctx: Context, names: list[str], install: Path | None, foreground: bool, interactive: bool,
-           dry_run: bool) -> int:
+           dry_run: bool, discard_save: bool = False) -> int:
     def progress(name: str, outcome: ops.StartedGuest | HivectlError) -> None:
         if isinstance(outcome, HivectlError):
             sys.stderr.write(f"hivectl: {outcome}\n")
@@ -80,7 +83,7 @@ def _start(ctx: Context, names: list[str], install: Path | None, foreground: boo
 
     if foreground:
         sys.stdout.flush()
-    result = ops.start(ctx, ops.StartRequest(tuple(names), install, foreground, dry_run), progress)
+    result = ops.start(ctx, ops.StartRequest(tuple(names), install, foreground, dry_run, discard_save), progress)
     if dry_run:
         _print_plan(result.plan, result.warnings)
         return 0

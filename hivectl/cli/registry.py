@@ -94,6 +94,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("restart", "hivectl.cli.cmd_lifecycle", "shut a guest down and boot it again", "run"),
     Command("reset", "hivectl.cli.cmd_lifecycle", "reset a guest at once", "run"),
     Command("poweroff", "hivectl.cli.cmd_lifecycle", "power a guest off at once", "run"),
+    Command("suspend", "hivectl.cli.cmd_suspend", "save running guests' state to disk and stop them", "run"),
+    Command("resume", "hivectl.cli.cmd_suspend", "continue a suspended guest (or --discard its save)", "run"),
     Command("console", "hivectl.cli.cmd_lifecycle", "attach to a guest's serial console", "run"),
     Command("startall", "hivectl.cli.cmd_lifecycle", "start the guests in vm_list, in order", "run"),
     Command("stopall", "hivectl.cli.cmd_lifecycle", "stop every running guest", "run"),

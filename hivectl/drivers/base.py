@@ -77,6 +77,7 @@ class BootRequest:
     install_media: Path | None = None  # ISO (or image) attached for an install boot
     first_boot: bool = True  # graphics_wait=auto waits only on the first boot of an install
     foreground: bool = False  # console on stdio instead of nmdm / a socket
+    restore: Path | None = None  # resume from this save (NAME.save) instead of booting (first boot only)
 
 
 @dataclass
@@ -95,6 +96,7 @@ class BootPlan:
     console: dict[str, str] = field(default_factory=dict)
     secrets: list[Path] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
+    restore: Path | None = None  # the save this boot resumes from (``Driver.restore`` runs after the spawn)
 
 
 class Driver(ABC):
@@ -143,6 +145,25 @@ class Driver(ABC):
     def reboots_in_place(self, config: GuestConfig) -> bool:
         """True when the hypervisor process survives a guest reboot (QEMU without -no-reboot)."""
         return False
+
+    # -- suspend and resume (hivectl/drivers/checkpoint.py, hivectl/ops/suspend.py) -------------------------
+    def checkpoint_problem(self) -> str | None:
+        """Why this host cannot save and restore guests (one line naming what is missing), or None."""
+        return f"the {self.name} driver cannot suspend guests"
+
+    def suspend_argv(self, ref: GuestRef, pid: int | None) -> list[list[str]]:
+        """What :meth:`suspend` does, as commands (``suspend --dry-run`` prints them)."""
+        return []
+
+    def suspend(self, ref: GuestRef, pid: int, timeout: float) -> None:
+        """Save the running guest into ``NAME.save`` and end its hypervisor; raises when the save failed
+        (the guest then keeps running)."""
+        raise NotImplementedError(self.checkpoint_problem())
+
+    def restore(self, ref: GuestRef, save: Path, pid: int, timeout: float) -> None:
+        """After the spawn of a boot planned with ``restore``: load the save into the hypervisor, when the
+        hypervisor does not do that by itself from its command line (bhyve ``-r`` does)."""
+        return None
 
     # -- lifecycle probes: telling our VMs from others (hivectl/runner/stale.py) ---------------------------
     def leftover_vm(self, ref: GuestRef) -> str | None:

@@ -117,6 +117,16 @@ class GuestLayout:
     def suspend(self) -> Path:
         return self.directory / suspend_name(self.name)
 
+    def save_file(self, suffix: str) -> Path:
+        """``NAME.save`` plus ``suffix``: bhyve's ``.kern`` and ``.meta``, hivectl's ``.hivectl`` record
+        (hivectl/drivers/checkpoint.py)."""
+        return self.directory / (suspend_name(self.name) + suffix)
+
+    @property
+    def suspending(self) -> Path:
+        """vm-bhyve's ``suspending.lock``: a suspend is under way, so the hypervisor's exit is no reboot."""
+        return self.directory / SUSPENDING_LOCK
+
     @property
     def seed(self) -> Path:
         return self.directory / SEED

@@ -46,6 +46,7 @@ class StartRequest:
     install: Path | None = None
     foreground: bool = False
     dry_run: bool = False
+    discard_save: bool = False  # move a suspended guest's save aside first (ops/suspend.py) and boot afresh
 
 
 @dataclass(frozen=True)
@@ -65,11 +66,11 @@ class StartResult:
 
 
 def start_plan_argvs(ctx: Context, name: str, install: Path | None = None,
-                     foreground: bool = False) -> tuple[list[list[str]], list[str]]:
+                     foreground: bool = False, fresh: bool = False) -> tuple[list[list[str]], list[str]]:
     """The start plan of one guest as argvs, and its preflight findings (not fatal in a dry run)."""
     from hivectl.runner.startplan import plan_start
 
-    planned = plan_start(ctx.host, ctx.store, ctx.driver_impl(), ctx.store.get(name), install, foreground)
+    planned = plan_start(ctx.host, ctx.store, ctx.driver_impl(), ctx.store.get(name), install, foreground, fresh)
     shown = [str(p) if str(p).startswith("warning: ") else f"warning: {p}" for p in planned.problems]
     return planned.argvs(), shown
 
@@ -94,10 +95,16 @@ def start(ctx: Context, request: StartRequest, progress: Progress | None = None)
         for index, name in enumerate(names):
             if index:
                 result.plan.append(["sleep", f"{ctx.settings.vm_delay:g}"])
-            lines, warnings = start_plan_argvs(ctx, name, request.install, request.foreground)
+            if request.discard_save:
+                result.plan += _discard_save(ctx, name, True)
+            lines, warnings = start_plan_argvs(ctx, name, request.install, request.foreground,
+                                               request.discard_save)
             result.plan += lines
             result.warnings += warnings
         return result
+    if request.discard_save:
+        for name in names:
+            _discard_save(ctx, name, False)
     if request.foreground:
         from hivectl.runner.supervisor import Supervisor
 
@@ -131,6 +138,13 @@ def start(ctx: Context, request: StartRequest, progress: Progress | None = None)
             if progress:
                 progress(name, error)
     return result
+
+
+def _discard_save(ctx: Context, name: str, dry_run: bool) -> list[list[str]]:
+    """``--discard-save``: a suspended guest's save moved aside (ops/suspend.py), its plan for a dry run."""
+    from hivectl.ops.suspend import discard
+
+    return discard(ctx, name, dry_run)[1]
 
 
 def find_media(ctx: Context, name: str) -> Path:

@@ -22,7 +22,8 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from hivectl.drivers.base import BootPlan, BootRequest, Driver, is_fatal
+from hivectl.drivers import checkpoint
+from hivectl.drivers.base import BootPlan, BootRequest, Driver, Problem, is_fatal
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
 from hivectl.host.process import TimeoutExpired
@@ -157,25 +158,38 @@ def prestart_step(ref: GuestRef, config: GuestConfig) -> Prestart | None:
 
 
 def plan_boot(driver: Driver, ref: GuestRef, config: GuestConfig, ports: list[Port], install: Path | None,
-              first: bool, foreground: bool, config_changes: bool = False) -> BootSteps:
+              first: bool, foreground: bool, config_changes: bool = False, restore: Path | None = None) -> BootSteps:
     """One boot's steps; ``config_changes`` when an earlier step of this start rewrites the config (the
-    seed is then rebuilt, since it is built from the config)."""
+    seed is then rebuilt, since it is built from the config); ``restore`` resumes the guest from that save."""
     from hivectl.storage.cloudinit import ensure_seed
 
     seed = ensure_seed(ref, config, force=config_changes)  # rebuilt whenever its inputs changed (churchers#338)
-    request = BootRequest(ref, config, ports, install if first else None, first, foreground)
+    request = BootRequest(ref, config, ports, install if first else None, first, foreground, restore)
     return BootSteps(config, first, seed, prestart_step(ref, config), driver.plan_boot(request))
 
 
 def plan_start(host: Host, store: Store, driver: Driver, ref: GuestRef, install: Path | None = None,
-               foreground: bool = False) -> StartPlan:
-    """Plan a start of ``ref``: identity, preflight, ports and the first boot. Changes nothing."""
+               foreground: bool = False, fresh: bool = False) -> StartPlan:
+    """Plan a start of ``ref``: identity, preflight, ports and the first boot. Changes nothing. ``fresh``
+    plans a boot that ignores the guest's save (``start --discard-save --dry-run``: it is moved first)."""
     identity, config = plan_identity(store, ref, ref.config())
     config.check()
     problems = driver.preflight(ref, config)
+    # A suspended guest is resumed, never booted afresh over its save: memory from before on disks booted
+    # since would corrupt them (hivectl/drivers/checkpoint.py). A stale save refuses the start.
+    save = None if fresh else checkpoint.find(ref)
+    if save is not None:
+        missing = driver.checkpoint_problem()
+        if missing:
+            problems.append(Problem(f"{ref.name} is suspended ({save.path}) and cannot be resumed here: {missing}"))
+        if install is not None:
+            problems.append(Problem(f"{ref.name} is suspended ({save.path}): resume it, or discard the save "
+                                    "(start --discard-save), before an install"))
+        problems += [Problem(p) for p in checkpoint.problems(host, save, config, driver.name)]
     try:
         ports = plan_ports(host, store, ref, config, host.platform)
-        first = plan_boot(driver, ref, config, ports, install, True, foreground, identity is not None)
+        first = plan_boot(driver, ref, config, ports, install, True, foreground, identity is not None,
+                          save.path if save is not None else None)
     except HivectlError:
         fatal = [p for p in problems if is_fatal(p)]
         if fatal:  # the more basic cause (a missing loader, vmm not loaded) is the one to report

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from hivectl.drivers import checkpoint
 from hivectl.drivers.base import Driver, Outcome, is_fatal
 from hivectl.errors import Conflict, HivectlError
 from hivectl.host import identity, process
@@ -61,6 +62,7 @@ CONSOLE_ENV = "HIVECTL_CONSOLE"  # "tmux" when ``start`` runs this supervisor in
 STOP_GRACE = 30.0  # foreground: seconds the guest gets to power off after a signal before it is forced
 FORCE_GRACE = 10.0  # then seconds after the forced power-off before the hypervisor is killed
 POLL = 0.2
+RESTORE_TIMEOUT = 300.0  # seconds a hypervisor gets to load a save (QEMU's incoming migration)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Detached, only SIGINT ends the guest (Python's KeyboardInterrupt reaches the cleanup); SIGTERM kills the
 # supervisor alone and leaves the guest to be adopted, and SIGHUP is ignored (``main``).
@@ -232,7 +234,6 @@ class Supervisor:
 
     def _run_locked(self) -> int:
         log.rotate(self.dir)
-        self.check_saved_state()
         # The one start plan (runner/startplan.py): what ``start --dry-run`` prints is what runs here.
         start = startplan.plan_start(self.host, self.store, self.driver, self.ref, self.install, self.foreground)
         for problem in start.problems:
@@ -245,6 +246,7 @@ class Supervisor:
             start.identity.apply(self.host)
             self.log("generated identity: " + ", ".join(start.identity.values))
         self.layout.stopping.unlink(missing_ok=True)
+        self.layout.suspending.unlink(missing_ok=True)  # left by vm-bhyve's suspend, or a crash of ours
         self.log(f"initialising ({self.driver.name} driver)")
         self.ports = start.ports
         for port in self.ports:
@@ -313,25 +315,6 @@ class Supervisor:
             time.sleep(min(POLL, max(deadline - time.monotonic(), 0)))
         return self.stop_requested()
 
-    def check_saved_state(self) -> None:
-        """A suspended guest (``NAME.save``, from vm-bhyve) is never booted afresh where vm-bhyve would resume it.
-
-        vm-bhyve resumes from the file when ``suspend=yes`` is set in system.conf and boots afresh otherwise.
-        hivectl cannot resume; booting afresh where vm-bhyve would resume would leave a memory image that no
-        longer matches the disks, which vm-bhyve would resume later, corrupting them.
-        """
-        from hivectl.validate import yesno
-
-        save = self.layout.suspend
-        if not save.exists():
-            return
-        if yesno(self.store.system().get("suspend")):
-            raise HivectlError(f"{self.ref.name} is suspended ({save}) and hivectl cannot resume saved state: resume "
-                               f"it with vm-bhyve, or discard the saved state (vm discard {self.ref.name}) to boot "
-                               "it afresh")
-        self.log(f"warning: {save} exists but suspend is not enabled in system.conf: booting afresh, as vm-bhyve "
-                 "does")
-
     def apply_priority(self, config: GuestConfig, pid: int) -> None:
         """vm-bhyve's ``priority``: the nice value of the hypervisor process (what ``renice`` would set)."""
         value = config.get("priority")
@@ -378,11 +361,16 @@ class Supervisor:
         self.record_intent(plan.hypervisor)
         proc = self.spawn(plan.hypervisor, plan.env, hypervisor_log)
         self.child = proc
-        self.record_spawned("running", proc, driver=self.driver.name)
+        self.record_spawned("running", proc, driver=self.driver.name, machine=checkpoint.machine(config))
         self.event("started", pid=proc.pid)
         self.apply_priority(config, proc.pid)
+        if plan.restore is not None:
+            self.log(f"resuming from {plan.restore}")
+            self.driver.restore(self.ref, plan.restore, proc.pid, RESTORE_TIMEOUT)
         if first:
             self.confirm_started(proc)
+        if plan.restore is not None and proc.poll() is None:
+            self.resumed()
         watcher = getattr(self.driver, "watch", None)
         if callable(watcher):
             watcher(self.ref, proc)
@@ -424,7 +412,16 @@ class Supervisor:
         self.signals += 1
 
     def stop_requested(self) -> bool:
-        return self.signals > 0 or self.layout.stopping.exists()
+        """A stop signal, ``stop`` (NAME/hivectl.stopping) or ``suspend`` (vm-bhyve's suspending.lock: the
+        hypervisor's exit after a save is no reboot, whatever its status says) ends the run."""
+        return self.signals > 0 or self.layout.stopping.exists() or self.layout.suspending.exists()
+
+    def resumed(self) -> None:
+        """The guest runs on from its save: remove the save (hivectl/drivers/checkpoint.py, ``consume``)."""
+        save = checkpoint.find(self.ref)
+        if save is not None:
+            checkpoint.consume(save)
+            self.log(f"resumed from {save.path}; the save is removed (its state lives on in the guest)")
 
     def wait_child(self, proc: Waitable, loader: bool) -> int:
         """Wait for a loader or hypervisor, escalating a signalled stop while it does not end."""

@@ -49,22 +49,6 @@ def test_stop_of_several_guests_still_stops_the_running_ones_when_one_is_not_run
     assert hivectl("stop", "--timeout", "1", "g1").status == 0
 
 
-def test_a_suspended_guest_is_not_booted_afresh_where_vm_bhyve_would_resume_it(host: Any) -> None:
-    guest = make_guest(host, "sus")
-    (guest / "sus.save").write_bytes(b"saved memory")
-    assert state_of("sus")["state"] == "Suspended"
-    assert hivectl("set", "suspend=yes").status == 0
-    result = hivectl("start", "sus")
-    assert result.status == 1 and "cannot resume saved state" in result.err, result.err
-    assert host.loader_runs() == [] and not host.vm_exists("sus"), "nothing was booted"
-    assert state_of("sus")["state"] == "Suspended" and (guest / "sus.save").read_bytes() == b"saved memory"
-    assert not (guest / "run.lock").exists()
-    assert hivectl("set", "suspend=no").status == 0
-    assert hivectl("start", "sus").status == 0, "without suspend vm-bhyve boots afresh, and so does hivectl"
-    assert "suspend is not enabled" in (guest / "vm-bhyve.log").read_text()
-    assert hivectl("stop", "sus").status == 0
-
-
 def test_stop_cleans_up_after_a_dead_supervisor(host: Any) -> None:
     guest = make_guest(host)
     assert hivectl("start", "g1").status == 0

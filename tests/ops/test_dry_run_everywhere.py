@@ -65,6 +65,8 @@ ARGV: dict[tuple[str, ...], list[str]] = {
     ("restart",): ["restart", "running"],
     ("reset",): ["reset", "running"],
     ("poweroff",): ["poweroff", "running"],
+    ("suspend",): ["suspend", "running"],
+    ("resume",): ["resume", "asleep"],
     ("startall",): ["startall"],
     ("stopall",): ["stopall"],
     ("autostart", "add"): ["autostart", "add", "web"],
@@ -92,6 +94,7 @@ LIFECYCLE_PLANS: dict[tuple[str, ...], list[list[str]]] = {
     ("reset",): [["bhyvectl", "--vm=running", "--force-reset"]],
     ("poweroff",): [["bhyvectl", "--vm=running", "--force-poweroff"]], ("startall",): [["bhyve"]],
     ("start",): [["bhyve"]],
+    ("suspend",): [["bhyvectl", "--vm=running"]], ("resume",): [["bhyve"]],
 }
 
 
@@ -148,6 +151,11 @@ def test_dry_run_on_every_mutating_command(zhost: Any, tmp_path: Path,  # noqa: 
     conf.set("network0_switch", "lan0")  # not public, whose 'switch destroy' dry run must still plan
     conf.save()
     _ok(hivectl("start", "running"))
+    # A suspended guest for resume (a save as vm-bhyve's suspend leaves it), on a snapshot build of bhyve.
+    zhost.set_snapshot_build()
+    _ok(hivectl("create", "-s", "1G", "asleep"))
+    for suffix in ("", ".kern", ".meta"):
+        (zhost.vm_root / "asleep" / f"asleep.save{suffix}").write_text("{}")
     try:
         failures = _dry_run_each(zhost, rc, tmp_path, mutating, fill)
     finally:

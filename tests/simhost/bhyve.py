@@ -101,14 +101,17 @@ GLOBAL_BOOLS = ["acpi_tables", "acpi_tables_in_memory", "memory.guest_in_core", 
                 "virtio_msix", "x86.strictmsr", "x86.x2apic", "x86.mptable", "x86.verbosemsr", "gdb.wait"]
 
 
-def usage(release: str, code: int) -> None:
-    """The usage text on stderr (the continuation lines are indented under the first one)."""
+def usage(release: str, code: int, snapshot: bool = False) -> None:
+    """The usage text on stderr (the continuation lines are indented under the first one); a snapshot
+    build lists ``-r`` (``#ifdef BHYVE_SNAPSHOT`` in bhyverun.c's usage)."""
     pad = " " * len(f"Usage: {PROG} ")
     lines = [f"Usage: {PROG} [-aCDeHhPSuWwxY]"] + [pad + line for line in USAGE_LINES]
     for letter, text in USAGE_HELP:
         if letter == "n" and release == "14":
             continue
         lines.append(f"       -{letter}: {text}")
+        if letter == "p" and snapshot:
+            lines.append("       -r: path to checkpoint file")
     print("\n".join(lines), file=sys.stderr)
     raise ToolExit(code)
 
@@ -271,6 +274,7 @@ class Parser:
     def __init__(self, release: str) -> None:
         self.release = release
         self.cfg = Config()
+        self.restore: str | None = None  # -r FILE (snapshot builds)
         for key, value in (("acpi_tables", "true"), ("acpi_tables_in_memory", "true"),
                            ("memory.size", "256M"), ("x86.strictmsr", "true"), ("x86.verbosemsr", "false"),
                            ("lpc.fwcfg", "bhyve")):
@@ -1213,10 +1217,10 @@ def load_rom(cfg: Config, rom: str | None, varfile: str | None) -> bool:
 # main
 
 
-def parse(args: list[str], release: str) -> Parser:
-    """Options left to right, then the name (``main()``, bhyverun.c)."""
+def parse(args: list[str], release: str, snapshot: bool = False) -> Parser:
+    """Options left to right, then the name (``main()``, bhyverun.c); ``-r`` only in a snapshot build."""
     parser = Parser(release)
-    getopt = Getopt(args, OPTSTRING_14 if release == "14" else OPTSTRING_15)
+    getopt = Getopt(args, (OPTSTRING_14 if release == "14" else OPTSTRING_15) + ("r:" if snapshot else ""))
     try:
         for opt, val in getopt:
             if opt in FLAG_KEYS:
@@ -1224,7 +1228,9 @@ def parse(args: list[str], release: str) -> Parser:
             elif opt in ("A", "I"):
                 pass
             elif opt == "h":
-                usage(release, 0)
+                usage(release, 0, snapshot)
+            elif opt == "r" and val is not None:
+                parser.restore = val
             elif val is None:
                 raise AssertionError(opt)
             elif opt == "c":
@@ -1253,7 +1259,7 @@ def parse(args: list[str], release: str) -> Parser:
                 parser.numa(val)
     except GetoptError as exc:
         warn(PROG, str(exc))
-        usage(release, 1)
+        usage(release, 1, snapshot)
     cfg = parser.cfg
     if release != "14":
         for old, new in (("lpc.bootrom", "bootrom"), ("lpc.bootvars", "bootvars")):
@@ -1271,9 +1277,11 @@ def parse(args: list[str], release: str) -> Parser:
 
 def main(args: list[str]) -> int:
     """``bhyve [options] vmname``."""
-    release = str(state.load().get("release", "14"))
-    parser = parse(args, release)
+    loaded = state.load()
+    release = str(loaded.get("release", "14"))
+    parser = parse(args, release, bool(loaded.get("snapshot")))
     cfg = parser.cfg
+    checkpoint = read_checkpoint(parser.restore) if parser.restore is not None else None
     if cfg.boolean("config.dump", False):
         print("\n".join(cfg.dump()))
         return 1
@@ -1300,6 +1308,8 @@ def main(args: list[str]) -> int:
                     if "RUNNING" in iface["flags"]:
                         iface["flags"].remove("RUNNING")
             raise
+        if checkpoint is not None:
+            check_restore(checkpoint, cpus, memsize)
         if not IN_OWN_PROCESS:
             raise RuntimeError(f"bhyve {name} would start a guest in the test process; use SimHost.start()")
         # Catch signals before the running record is published: a SIGTERM sent as soon as the VM shows
@@ -1313,11 +1323,68 @@ def main(args: list[str]) -> int:
             "wired": cfg.boolean("memory.wired", False), "bootrom": rom, "taps": init.taps,
             "files": init.files, "ppt": init.ppt, "fbuf": init.fbuf,
             "generation": vminfo.get("generation"), "config": cfg.dump(),
+            # The guest's own identity: a fresh boot gets a new one, a restore keeps the saved guest's.
+            "guest_boot": checkpoint["guest_boot"] if checkpoint is not None else os.urandom(8).hex(),
+            "booted": checkpoint["booted"] if checkpoint is not None else time.time(),
+            "restored_from": parser.restore,
         }
         st["running"][name]["nmdm"] = [p for p, holders in st.get("nmdm", {}).items() if vmm.me() in holders]
     no_firmware = release == "14" and rom is not None and not init.rom_loaded
     return guest_loop(name, vminfo.get("generation"), cfg.boolean("destroy_on_poweroff", False),
                       init.sockets, no_firmware)
+
+
+def read_checkpoint(path: str) -> dict[str, Any]:
+    """``-r FILE``: FILE, FILE.kern and FILE.meta must all be there; the index is FILE.meta
+    (``load_restore_file``, usr.sbin/bhyve/snapshot.c); a failure exits 1 before the VM is opened."""
+    import json
+
+    local = paths.host_path(path)
+    try:
+        for suffix in ("", ".kern"):
+            with open(local + suffix, "rb"):
+                pass
+        with open(local + ".meta", encoding="utf-8") as fh:
+            meta = json.load(fh)
+        if not isinstance(meta, dict) or "guest_boot" not in meta:
+            raise ValueError(path)
+    except (OSError, ValueError):
+        eprint(f"Failed to read checkpoint info from file: '{path}'.")
+        raise ToolExit(1) from None
+    return meta
+
+
+def check_restore(meta: dict[str, Any], cpus: int, memsize: int) -> None:
+    """The machine on the command line must be the one saved: the same vCPUs and memory (the memory
+    segments are restored as they are; bhyve gives up on a mismatch, exit 1)."""
+    if int(meta.get("memsize", -1)) != memsize:
+        eprint("Failed to restore VM memory.")
+        raise ToolExit(1)
+    if int(meta.get("ncpus", -1)) != cpus:
+        eprint("Failed to restore kernel structs.")
+        raise ToolExit(1)
+
+
+def write_checkpoint(name: str, request: dict[str, Any]) -> bool:
+    """``vm_checkpoint``: FILE (memory), FILE.kern and FILE.meta; False when a file cannot be written (the
+    guest then runs on, as bhyve resumes the vCPUs after a failed checkpoint)."""
+    import json
+
+    rec = state.load().get("running", {}).get(name) or {}
+    local = paths.host_path(str(request.get("file", "")))
+    meta = {"vmname": name, "ncpus": rec.get("cpus"), "memsize": rec.get("memsize"),
+            "guest_boot": rec.get("guest_boot"), "booted": rec.get("booted"), "saved": time.time()}
+    try:
+        with open(local + ".kern", "wb") as fh:
+            fh.write(b"simhost vcpu and device state\n")
+        with open(local, "wb") as fh:
+            fh.write(f"simhost guest memory of {name} ({rec.get('guest_boot')})\n".encode())
+        with open(local + ".meta", "w", encoding="utf-8") as fh:
+            json.dump(meta, fh)
+    except OSError as error:
+        eprint(f"Failed to create checkpoint file: {error.strerror}")
+        return False
+    return True
 
 
 def startup(init: Init, cpus: int, memsize: int, rom: str | None, parser: Parser) -> None:
@@ -1492,6 +1559,7 @@ def guest_loop(name: str, generation: str | None, destroy_on_poweroff: bool, kee
     set_title(name)
     exit_file = paths.control(name + ".exit")
     acpi_file = paths.control(name + ".acpi")
+    checkpoint_file = paths.control(name + ".checkpoint")
     status: int | None = None
     if no_firmware:
         eprint("simhost: the boot ROM was never loaded (14.x loads it from the lpc device); "
@@ -1514,6 +1582,15 @@ def guest_loop(name: str, generation: str | None, destroy_on_poweroff: bool, kee
             break
         if status is not None:
             break
+        request = _take(checkpoint_file)
+        if request is not None:
+            import json
+
+            wanted = json.loads(request)
+            if write_checkpoint(name, wanted) and wanted.get("suspend"):
+                vmm.destroy_vm(name)  # vm_checkpoint: vm_destroy(ctx); exit(0)
+                status = 0
+                break
         text = _take(exit_file)
         if text is not None:
             got = scan_pattern(text, ["%d"])

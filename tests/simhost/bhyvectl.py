@@ -44,8 +44,12 @@ class UsageError(Exception):
     """getopt_long diagnostic."""
 
 
-def parse(args: list[str]) -> dict[str, str | None]:
+SNAPSHOT_OPTIONS = {"checkpoint": True, "suspend": True}  # only in BHYVE_SNAPSHOT builds (bhyvectl.c)
+
+
+def parse(args: list[str], snapshot: bool = False) -> dict[str, str | None]:
     """BSD ``getopt_long`` with an empty short-option string; operands are ignored (permuted away)."""
+    known = {**OPTIONS, **SNAPSHOT_OPTIONS} if snapshot else OPTIONS
     got: dict[str, str | None] = {}
     i = 0
     while i < len(args):
@@ -59,16 +63,16 @@ def parse(args: list[str]) -> dict[str, str | None]:
             raise UsageError(f"unknown option -- {arg[1]}")
         body = arg[2:]
         name, eq, value = body.partition("=")
-        if name in OPTIONS:
+        if name in known:
             match = [name]
         else:
-            match = [opt for opt in OPTIONS if opt.startswith(name)]
+            match = [opt for opt in known if opt.startswith(name)]
         if not match:
             raise UsageError(f"unknown option -- {name}")
         if len(match) > 1:
             raise UsageError(f"ambiguous option -- {name}")
         opt = match[0]
-        if OPTIONS[opt]:
+        if known[opt]:
             if not eq:
                 if i >= len(args):
                     raise UsageError(f"option requires an argument -- {opt}")
@@ -82,9 +86,9 @@ def parse(args: list[str]) -> dict[str, str | None]:
     return got
 
 
-def usage() -> int:
+def usage(snapshot: bool = False) -> int:
     lines = ["Usage: bhyvectl --vm=<vmname>"]
-    for opt, takes in OPTIONS.items():
+    for opt, takes in {**OPTIONS, **(SNAPSHOT_OPTIONS if snapshot else {})}.items():
         if opt == "vm":
             continue
         lines.append(f"       [--{opt}{'=<value>' if takes else ''}]")
@@ -124,15 +128,16 @@ def cpuset_text(label: str, cpus: list[int]) -> str:
 
 def main(args: list[str]) -> int:
     """``bhyvectl --vm=NAME [actions]``."""
+    snapshot = bool(state.load().get("snapshot"))
     try:
-        opts = parse(args)
+        opts = parse(args, snapshot)
     except UsageError as exc:
         print(f"{PROG}: {exc}", file=sys.stderr)
-        return usage()
+        return usage(snapshot)
     name = opts.get("vm")
     if name is None:
-        return usage()
-    if sum(1 for action in ACTIONS if action in opts) > 1:
+        return usage(snapshot)
+    if sum(1 for action in (*ACTIONS, "checkpoint", "suspend") if action in opts) > 1:
         print("mutually exclusive actions specified", file=sys.stderr)
         return 1
     cpu = 0
@@ -203,6 +208,20 @@ def main(args: list[str]) -> int:
                 return 255
             tmp = control.with_name(f".{control.name}.{os.getpid()}")
             tmp.write_text(f"{status}\n")
+            os.replace(tmp, control)
+        for action in ("checkpoint", "suspend"):
+            if action not in opts:
+                continue
+            if rec is None:
+                # bhyvectl connects to the VM's checkpoint socket, which only a running bhyve listens on.
+                print("connect() failed: No such file or directory", file=sys.stderr)
+                return 1
+            import json
+
+            control = paths.control(name + ".checkpoint")
+            tmp = control.with_name(f".{control.name}.{os.getpid()}")
+            where = opts[action] or ""
+            tmp.write_text(json.dumps({"file": os.path.join(os.getcwd(), where), "suspend": action == "suspend"}))
             os.replace(tmp, control)
         if out:
             print("\n".join(out))

@@ -161,6 +161,12 @@ class SimHost:
         with self.edit() as data:
             data["acpi_tables"] = list(signatures)
 
+    def set_snapshot_build(self, enabled: bool = True) -> None:
+        """A bhyve and bhyvectl built WITH_BHYVE_SNAPSHOT (``bhyve -r``, ``bhyvectl --checkpoint/--suspend``);
+        off by default, as in FreeBSD's release builds."""
+        with self.edit() as data:
+            data["snapshot"] = bool(enabled)
+
     def set_release(self, release: str) -> None:
         """``14`` or ``15``: which FreeBSD behaviour bhyve follows where they differ."""
         if release not in ("14", "15"):

@@ -208,6 +208,7 @@ def default_state(base: Path, ncpu: int = 4, release: str = "14") -> State:
     values, writable = default_sysctls(ncpu)
     return {
         "release": release,
+        "snapshot": False,  # bhyve built WITH_BHYVE_SNAPSHOT (fixture.set_snapshot_build)
         "sysctl": values,
         "sysctl_rw": writable,
         "kld": {"loaded": [{"id": 1, "file": "kernel", "modules": []}], "next_id": 2},

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hivectl.drivers import hostchecks
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, Problem, unsupported_keys
-from hivectl.drivers.bhyve import devices, graphics, loaders, options, planner
+from hivectl.drivers.bhyve import checkpoint, devices, graphics, loaders, options, planner
 from hivectl.drivers.bhyve.actions import RemoveFiles
 from hivectl.drivers.bhyve.devices import disk as disk_rules
 from hivectl.drivers.bhyve.devices import nic as nic_rules
@@ -137,7 +137,11 @@ class BhyveDriver(Driver):
         return planner.plan(self.host, self.store.config_dir / "null.iso", request, self.vnc_ports)
 
     def plan_boot(self, request: BootRequest) -> BootPlan:
-        return self.plan(request).boot
+        boot = self.plan(request).boot
+        if request.restore is not None:
+            boot.hypervisor = checkpoint.restore_argv(boot.hypervisor, request.restore)
+            boot.restore = request.restore
+        return boot
 
     def classify(self, status: int, ref: GuestRef) -> Outcome:
         if status < 0:
@@ -165,6 +169,16 @@ class BhyveDriver(Driver):
         if request == "shutdown":
             return ["kill", "-TERM", str(pid)]
         return ["bhyvectl", f"--vm={ref.name}", "--force-poweroff" if request == "poweroff" else "--force-reset"]
+
+    # -- suspend and resume (hivectl/drivers/bhyve/checkpoint.py) -----------------------------------------
+    def checkpoint_problem(self) -> str | None:
+        return checkpoint.support_problem(self.host)
+
+    def suspend_argv(self, ref: GuestRef, pid: int | None) -> list[list[str]]:
+        return [checkpoint.suspend_argv(ref)]
+
+    def suspend(self, ref: GuestRef, pid: int, timeout: float) -> None:
+        checkpoint.suspend(self.host, ref)
 
     def cleanup(self, ref: GuestRef) -> list[Action]:
         """Destroy the VM (bhyve never does) and remove the virtio-console sockets bhyve leaves behind.

@@ -25,7 +25,7 @@ from hivectl.drivers import hostchecks
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, unsupported_keys
 from hivectl.drivers.qemu import accel as accel_mod
 from hivectl.drivers.qemu import argv as argv_mod
-from hivectl.drivers.qemu import consoles, qmp
+from hivectl.drivers.qemu import checkpoint, consoles, qmp
 from hivectl.drivers.qemu.devices import disk as disks
 from hivectl.drivers.qemu.events import EventWatch, outcome_for
 from hivectl.drivers.qemu.firmware import OVMF_CODE, OVMF_VARS, firmware_for
@@ -130,7 +130,24 @@ class QemuDriver(Driver):
 
     # -- one boot --------------------------------------------------------------------------------------
     def plan_boot(self, request: BootRequest) -> BootPlan:
-        return argv_mod.plan_boot(request, self.accelerator(), self.ovmf_code, self.ovmf_vars, self.binary)
+        boot = argv_mod.plan_boot(request, self.accelerator(), self.ovmf_code, self.ovmf_vars, self.binary)
+        if request.restore is not None:
+            boot.hypervisor += ["-incoming", "defer"]  # wait for migrate-incoming (checkpoint.restore)
+            boot.restore = request.restore
+        return boot
+
+    # -- suspend and resume (hivectl/drivers/qemu/checkpoint.py) -----------------------------------------
+    def checkpoint_problem(self) -> str | None:
+        return None  # every QEMU can migrate into a descriptor
+
+    def suspend_argv(self, ref: GuestRef, pid: int | None) -> list[list[str]]:
+        return checkpoint.suspend_argvs(self.sockets(ref).control, ref.layout.suspend)
+
+    def suspend(self, ref: GuestRef, pid: int, timeout: float) -> None:
+        checkpoint.suspend(ref.directory, self.sockets(ref).control, ref.layout.suspend, timeout)
+
+    def restore(self, ref: GuestRef, save: Path, pid: int, timeout: float) -> None:
+        checkpoint.restore(ref.directory, self.sockets(ref).control, save, pid, timeout)
 
     def watch(self, ref: GuestRef, proc: Process | int | None = None) -> EventWatch:
         """Start holding ``NAME/qmp.sock`` for this run (call right after spawning QEMU; returns at once)."""

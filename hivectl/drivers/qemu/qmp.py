@@ -84,8 +84,9 @@ class QmpClient:
         self.close()
 
     # -- messages --------------------------------------------------------------------------------------
-    def send(self, command: str, arguments: dict[str, Any] | None = None) -> str:
-        """Send a command without waiting for its reply; returns the id the reply will carry."""
+    def send(self, command: str, arguments: dict[str, Any] | None = None, fd: int | None = None) -> str:
+        """Send a command without waiting for its reply; returns the id the reply will carry. ``fd`` goes
+        along as SCM_RIGHTS ancillary data, as QMP ``getfd`` expects it (qemu-qmp-ref(7))."""
         if self._sock is None:
             raise QmpError(f"{self.path}: not connected")
         self._next_id += 1
@@ -93,15 +94,21 @@ class QmpClient:
         message: Message = {"execute": command, "id": ident}
         if arguments:
             message["arguments"] = arguments
+        data = json.dumps(message).encode() + b"\n"
         try:
-            self._sock.sendall(json.dumps(message).encode() + b"\n")
+            if fd is None:
+                self._sock.sendall(data)
+            else:
+                sent = socket.send_fds(self._sock, [data], [fd])
+                if sent < len(data):
+                    self._sock.sendall(data[sent:])
         except OSError as error:
             raise QmpError(f"{self.path}: {command}: {error.strerror or error}") from None
         return ident
 
-    def execute(self, command: str, arguments: dict[str, Any] | None = None) -> Any:
+    def execute(self, command: str, arguments: dict[str, Any] | None = None, fd: int | None = None) -> Any:
         """Run a command and return its ``return`` value; events read meanwhile are kept in ``events``."""
-        ident = self.send(command, arguments)
+        ident = self.send(command, arguments, fd)
         deadline = None if self.timeout is None else time.monotonic() + self.timeout
         while True:
             left = None if deadline is None else max(0.0, deadline - time.monotonic())
