@@ -40,11 +40,11 @@ from hivectl.errors import HIDDEN, SECRET_KEYS
 ROLES = ("viewer", "operator", "admin")  # each role includes the ones before it
 
 # Operations an operator may run (issue 11.4: "operator (start, stop, console, snapshot)").
-OPERATOR = frozenset({"start", "stop", "restart", "reset", "poweroff", "console", "snapshot"})
+OPERATOR = frozenset({"start", "stop", "restart", "reset", "poweroff", "console", "snapshot", "suspend", "resume"})
 
 # Operations that can take over a second: the daemon runs them in the background (202 and an operation).
 ASYNC = frozenset({
-    "start", "install", "stop", "restart", "reset", "poweroff", "startall", "stopall",
+    "start", "install", "stop", "restart", "reset", "poweroff", "startall", "stopall", "suspend", "resume",
     "create", "clone", "backup", "restore", "rollback", "import_guest",
     "iso_download", "img_download", "image_create", "image_provision", "image_destroy",
 })
