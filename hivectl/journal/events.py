@@ -36,7 +36,7 @@ FROM_OPERATION: dict[str, str | None] = {
     "set": "config-changed", "configure": "config-changed", "add": "config-changed", "rename": "config-changed",
     "disk_resize": "config-changed", "tags_add": "config-changed", "tags_remove": "config-changed",
     "start": None, "install": None, "stop": None, "restart": None, "reset": None, "poweroff": None,
-    "startall": None, "stopall": None, "console": None,
+    "startall": None, "stopall": None, "console": None, "suspend": None, "resume": None,
 }
 
 

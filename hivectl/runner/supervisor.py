@@ -284,7 +284,8 @@ class Supervisor:
         again = decide(outcome, self.policy, stopping, restart_flag)
         self.write_last(status, outcome)
         self.event("crashed" if outcome in (Outcome.FAULT, Outcome.ERROR, Outcome.KILLED) else
-                   "rebooted" if again else "stopped", status=status, outcome=outcome.value, again=again)
+                   "rebooted" if again else "stopped", status=status, outcome=outcome.value, again=again,
+                   suspended=self.layout.suspending.exists())
         self.log(f"hypervisor exited with status {status} ({outcome.value})" + ("; restarting" if again else ""))
         if not again:
             return False
