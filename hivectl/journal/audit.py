@@ -117,10 +117,16 @@ def perform(config_dir: Callable[[], str], operation: str, arguments: dict[str, 
 
 
 def refused(config_dir: str, operation: str, arguments: dict[str, Any], message: str,
-            who: dict[str, Any] | None = None, secrets: frozenset[str] = frozenset()) -> int:
-    """Write the line of a request the daemon refused (403): nothing ran."""
-    return record(config_dir, operation, targets_of(operation, arguments), arguments, "refused", message, who,
-                  secrets)
+            who: dict[str, Any] | None = None, secrets: frozenset[str] = frozenset()) -> int | None:
+    """Write the line of a request the daemon refused (403): nothing ran. None when the vm_dir has no log
+    (no ``.config``) or it cannot be written: the refusal itself stands either way."""
+    if not os.path.isdir(config_dir):
+        return None
+    try:
+        return record(config_dir, operation, targets_of(operation, arguments), arguments, "refused", message,
+                      who, secrets)
+    except OSError:
+        return None
 
 
 def _message(error: BaseException) -> str:
