@@ -386,6 +386,33 @@ class Hivectl:
         plan, _ = plan_snapshot(self._ctx.store, spec, force)
         return self._run(plan, dry_run)
 
+    def snapshot_prune(self, name: str, policy: str, dry_run: bool = False) -> list[dict[str, Any]]:
+        """Destroy the ZFS snapshots of a guest that a retention ``policy`` does not keep (the grammar of
+        ``hivectl/retention``: ``keep-last=3,keep-daily=7``, Proxmox's prune options); returns every
+        decision, newest first: ``{"name", "time", "keep", "rule"}``. With ``dry_run`` nothing is destroyed
+        and the decisions are what a run would do. Protected (``hivectl:protected=on``) and not yet
+        replicated (``hivectl:replication=pending``) snapshots are always kept."""
+        from hivectl.ops.retention import prune
+        from hivectl.retention import parse_policy
+
+        result = prune(self._ctx, name, parse_policy(policy, None, "policy"), dry_run)
+        return [_decision(d) for d in result.decisions]
+
+    def retention_explain(self, policy: str, names: list[str] | None = None,
+                          guest: str | None = None) -> list[dict[str, Any]]:
+        """What a retention ``policy`` keeps of a guest's snapshots (``guest``) or of ``names`` that carry
+        their time (``backup-20261203``), without changing anything; the decisions, newest first.
+
+        >>> [d["name"] for d in hv.retention_explain("keep-last=1,keep-daily=1",
+        ...     ["s-2026-12-03-10:00:00", "s-2026-12-03-09:00:00", "s-2026-12-02"]) if d["keep"]]
+        ['s-2026-12-03-10:00:00', 's-2026-12-02']
+        """
+        from hivectl.ops.retention import explain
+        from hivectl.retention import parse_policy
+
+        decisions = explain(self._ctx, parse_policy(policy, None, "policy"), names or (), guest)
+        return [_decision(d) for d in decisions]
+
     def rollback(self, spec: str, recursive: bool = False, dry_run: bool = False) -> list[list[str]]:
         """Roll a guest back to a ZFS snapshot (``NAME@SNAP``)."""
         from hivectl.storage.snapshots import plan_rollback
@@ -428,11 +455,12 @@ class Hivectl:
         return []
 
     def backup(self, name: str, to: str | None = None, keep: int | None = None, compress: str = "gz",
-               full: bool = False, dry_run: bool = False) -> list[list[str]]:
-        """Write a guest to one compressed, checksummed file (see ``hivectl backup --help``)."""
+               full: bool = False, dry_run: bool = False, retention: str | None = None) -> list[list[str]]:
+        """Write a guest to one compressed, checksummed file (see ``hivectl backup --help``); ``keep`` N or a
+        ``retention`` policy (``keep-daily=7,keep-weekly=4``, as ``snapshot_prune``) prunes older backups."""
         from hivectl.storage.backup import BackupRequest, plan_backup
 
-        plan, _ = plan_backup(self._ctx.store, BackupRequest(name, to, keep, compress, full))
+        plan, _ = plan_backup(self._ctx.store, BackupRequest(name, to, keep, compress, full, retention))
         return self._run(plan, dry_run)
 
     def restore(self, file: str | Path, name: str | None = None, datastore: str | None = None,
@@ -814,3 +842,9 @@ def _hide_secrets(method: str, arguments: dict[str, Any]) -> dict[str, Any]:
 
 # The audit seam (hivectl/journal/audit.py): every method that changes something writes one audit line.
 audit_methods(Hivectl, _hide_secrets)
+
+
+def _decision(decision: Any) -> dict[str, Any]:
+    """A retention decision as the API returns it (``hivectl.retention.Decision``)."""
+    return {"name": decision.item.name, "time": decision.item.time, "keep": decision.keep,
+            "rule": decision.rule or None}

@@ -120,7 +120,7 @@ _HOST_WIDE = frozenset({
     "init", "templates", "template_show", "guests", "settings", "set_settings", "version", "passthru",
     "autostart_list", "tags_find", "iso", "img", "restore", "image_list", "image_create", "image_provision",
     "image_destroy", "startall", "stopall", "datastore_list", "switch_list", "switch_info", "switch_init",
-    "import_guest", "metrics", "events", "audit",
+    "import_guest", "retention_explain", "metrics", "events", "audit",
     # Access (docs/security.md): host-wide here; hivectl/ops/access.py checks the actor's rights on the
     # grant's own path and on the token's owner besides.
     "token_create", "token_list", "token_revoke", "acl_grant", "acl_revoke", "acl_list",

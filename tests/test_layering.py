@@ -44,6 +44,7 @@ LAYERS: dict[str, int] = {
     "host": 2,  # the seam to the machine
     "journal": 2,  # the event and audit logs: written by every layer above, imports only errors
     "rcfile": 2,  # config files; asks host.identity whether a temp file's writer still runs
+    "retention": 1,  # pure retention policies (hivectl/retention): imports only errors
     "validate": 1,  # leaves: no hivectl imports above them
     "safety": 1,  # path confinement and option escaping; imports only errors
     "platforms": 1,

@@ -131,22 +131,68 @@ def run_disk(ctx: Context, args: argparse.Namespace) -> int:
 
 # -- snapshot / rollback / clone ----------------------------------------------------------------------
 def configure_snapshot(p: argparse.ArgumentParser) -> None:
+    from hivectl.cli.cmd_retention import POLICY_HELP, add_policy_options
+
     p.description = """\
 Take a recursive ZFS snapshot of a guest (its dataset and every zvol): zfs snapshot -r DATASET@SNAP.
 The default name is the current time, YYYY-MM-DD-HH:MM:SS. The guest must be stopped unless -f is given
-(then the snapshot is crash-consistent, like pulling the power). Needs a ZFS datastore."""
+(then the snapshot is crash-consistent, like pulling the power). Needs a ZFS datastore.
+
+'snapshot prune NAME... --keep-...' destroys the snapshots of each guest that a retention policy does not
+keep (zfs destroy -r), newest first, and shows every decision with the option that kept each snapshot
+('hivectl retention explain' shows the same without changing anything).
+
+""" + POLICY_HELP
+    p.formatter_class = argparse.RawDescriptionHelpFormatter
+    p.epilog = """examples:
+  hivectl snapshot web@before-upgrade
+  hivectl snapshot prune web --keep-daily 30          the cookbook's vm-backup.sh: 30 days of snapshots
+  hivectl snapshot prune --dry-run web db --policy keep-last=3,keep-weekly=8"""
     p.add_argument("-f", dest="force", action="store_true", help="snapshot a running guest")
     p.add_argument("--dry-run", action="store_true", help=DRY_RUN_HELP)
-    p.add_argument("spec", metavar="NAME[@SNAP]")
+    p.add_argument("--json", action="store_true", help="prune: the decisions as JSON")
+    add_policy_options(p)
+    p.add_argument("spec", metavar="NAME[@SNAP] | prune")
+    p.add_argument("names", nargs="*", metavar="NAME", help=argparse.SUPPRESS)
+    p.intermixed = True  # type: ignore[attr-defined]  # options may come between the names (cli/main.py)
 
 
 def run_snapshot(ctx: Context, args: argparse.Namespace) -> int:
+    from hivectl.retention import RULES
+
+    if args.spec == "prune" and args.names:
+        return _run_prune(ctx, args)
+    if args.names:
+        raise UsageError(f"snapshot takes one NAME[@SNAP] (got {len(args.names) + 1}); "
+                         "to prune: snapshot prune NAME...")
+    if args.policy is not None or any(getattr(args, f"keep_{rule}") is not None for rule in RULES) or args.json:
+        raise UsageError("--keep-*, --policy and --json belong to 'snapshot prune NAME...'")
     from hivectl.storage.snapshots import plan_snapshot
 
     plan, snap = plan_snapshot(ctx.store, args.spec, args.force)
     ctx.execute(plan, args.dry_run)
     if not args.dry_run:
         sys.stdout.write(f"{args.spec.split('@')[0]}@{snap}\n")
+    return 0
+
+
+def _run_prune(ctx: Context, args: argparse.Namespace) -> int:
+    from hivectl.cli.cmd_retention import policy_of, show_decisions
+    from hivectl.ops.retention import prune
+
+    if args.force:
+        raise UsageError("-f belongs to taking a snapshot, not to 'snapshot prune'")
+    policy = policy_of(args)
+    for name in args.names:
+        result = prune(ctx, name, policy, args.dry_run)
+        if args.dry_run:
+            import json
+
+            sys.stdout.write("".join(json.dumps(argv) + "\n" for argv in result.plan))
+        else:
+            if len(args.names) > 1 and not args.json:
+                sys.stdout.write(f"{name}:\n")
+            show_decisions(result.decisions, args.json)
     return 0
 
 
@@ -192,9 +238,14 @@ DIR (default vm_dir/.backups) plus FILE.sha256, or to standard output with '--to
 sparse: holes are neither read nor written. A guest on a directory datastore must be stopped; a ZFS guest
 is backed up from a recursive snapshot with 'zfs send', incrementally to the previous backup in DIR.
 --keep N deletes older backups of the guest in DIR, keeping every backup a kept one needs; with --keep a
-new full backup starts after N-1 incremental ones."""
+new full backup starts after N-1 incremental ones. --policy P instead of --keep (the grammar of 'snapshot
+prune --policy', Proxmox's keep-last/hourly/daily/weekly/monthly/yearly: keep-daily=7,keep-weekly=4) keeps
+what it selects and every backup those need; a new full backup starts once a chain is as long as the
+policy's counts added up."""
     p.add_argument("--to", metavar="DIR|-", help="target directory, or - for standard output")
     p.add_argument("--keep", type=int, metavar="N", help="keep the newest N backups of this guest in DIR")
+    p.add_argument("--policy", metavar="P", help="prune by a retention policy instead: keep-daily=7,keep-weekly=4 "
+                   "(Proxmox's options; see 'hivectl retention --help')")
     p.add_argument("--compress", default="gz", choices=("gz", "xz", "zst", "bz2", "none"),
                    help="compression (default gz; zst needs the Python module zstandard)")
     p.add_argument("--full", action="store_true", help="ZFS: a full backup even if an incremental one is possible")
@@ -205,7 +256,8 @@ new full backup starts after N-1 incremental ones."""
 def run_backup(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.storage.backup import BackupRequest, plan_backup
 
-    plan, written = plan_backup(ctx.store, BackupRequest(args.name, args.to, args.keep, args.compress, args.full))
+    plan, written = plan_backup(ctx.store, BackupRequest(args.name, args.to, args.keep, args.compress, args.full,
+                                                         args.policy))
     if args.dry_run:
         ctx.execute(plan, True)
         return 0

@@ -108,6 +108,8 @@ def parse_command(command: Command, args: list[str]) -> tuple[object, Callable[.
     if namespace is not None:
         return namespace, run
     parser, run = build_parser(command)
+    if getattr(parser, "intermixed", False):  # options between positionals: snapshot prune --dry-run web db
+        return parser.parse_intermixed_args(args), run
     return parser.parse_args(args), run
 
 

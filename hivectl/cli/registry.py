@@ -81,6 +81,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("disk", "hivectl.cli.cmd_storage", "list a guest's disks or grow one", "storage"),
     Command("snapshot", "hivectl.cli.cmd_storage", "take a ZFS snapshot of a guest", "storage"),
     Command("rollback", "hivectl.cli.cmd_storage", "roll a guest back to a ZFS snapshot", "storage"),
+    Command("retention", "hivectl.cli.cmd_retention", "explain what a keep-daily/weekly/... policy keeps",
+            "storage"),
     Command("clone", "hivectl.cli.cmd_storage", "make a new guest from a guest or a snapshot", "storage"),
     Command("iso", "hivectl.cli.cmd_storage", "list or download installer ISOs", "storage"),
     Command("img", "hivectl.cli.cmd_storage", "list or download cloud images", "storage"),

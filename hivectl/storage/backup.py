@@ -41,7 +41,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import IO, Any, cast
+from typing import IO, TYPE_CHECKING, Any, cast
 
 from hivectl import validate
 from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
@@ -65,6 +65,9 @@ from hivectl.storage.archive_check import (
 )
 from hivectl.storage.guards import require_stopped
 from hivectl.storage.hashing import HashingReader
+
+if TYPE_CHECKING:
+    from hivectl.retention import Policy
 from hivectl.store import Datastore, GuestRef, Store
 
 FORMAT = "hivectl-backup"
@@ -81,6 +84,7 @@ class BackupRequest:
     keep: int | None = None
     compress: str = "gz"
     full: bool = False
+    retention: str | None = None  # a retention policy (hivectl/retention: keep-daily=7,...) instead of keep
 
 
 @dataclass(frozen=True)
@@ -171,14 +175,37 @@ def _chain(backup: BackupFile, by_name: dict[str, BackupFile]) -> list[BackupFil
     return list(reversed(chain))
 
 
-def prune(backups: list[BackupFile], keep: int) -> list[BackupFile]:
-    """Which backups to delete so that ``keep`` remain, plus any full/incremental they need."""
+def prune(backups: list[BackupFile], keep: int | Policy) -> list[BackupFile]:
+    """Which backups to delete so that the newest ``keep`` remain, or those a retention policy keeps
+    (hivectl/retention, the grammar snapshots use too), plus any full/incremental they need."""
+    from hivectl.retention import Item, Policy, select
+    from hivectl.retention.names import time_of
+
+    policy = Policy({"last": keep}) if isinstance(keep, int) else keep
     by_name = {b.path.name: b for b in backups}
+    chosen = select([Item(b.path.name, time_of(b.stamp, UTC, "backup")) for b in backups], policy, UTC)
     kept: set[str] = set()
-    for backup in backups[-keep:]:
-        for needed in _chain(backup, by_name):
-            kept.add(needed.path.name)
+    for decision in chosen:
+        if decision.keep:
+            for needed in _chain(by_name[decision.item.name], by_name):
+                kept.add(needed.path.name)
     return [b for b in backups if b.path.name not in kept]
+
+
+def backup_policy(req: BackupRequest) -> Policy | None:
+    """The retention of a backup request: ``keep`` N (keep-last=N) or its ``retention`` policy."""
+    from hivectl.retention import Policy, parse_policy
+
+    if req.keep is not None and req.retention is not None:
+        raise UsageError("--keep N and --policy (a retention policy) cannot be mixed")
+    if req.keep is not None:
+        if req.keep < 1:
+            raise UsageError("--keep must be at least 1")
+        return Policy({"last": req.keep})
+    if req.retention is None:
+        return None
+    policy = parse_policy(req.retention, None, "--policy")
+    return None if policy.keeps_all else policy
 
 
 # -- writing ------------------------------------------------------------------------------------------
@@ -433,10 +460,9 @@ def plan_backup(store: Store, req: BackupRequest) -> tuple[Plan, Written]:
     validate.choice(None, "--compress", req.compress, tuple(EXTENSIONS))
     if req.compress == "zst" and not compression.available("zst"):
         raise HivectlError("--compress zst needs the Python module zstandard (pip install zstandard)")
-    if req.keep is not None and req.keep < 1:
-        raise UsageError("--keep must be at least 1")
+    policy = backup_policy(req)
     to_stdout = req.to == "-"
-    if to_stdout and req.keep is not None:
+    if to_stdout and policy is not None:
         raise UsageError("--keep needs a directory (--to DIR), not standard output")
     directory = None if to_stdout else Path(req.to) if req.to else store.root / ".backups"
     now = datetime.now(UTC)
@@ -478,9 +504,9 @@ def plan_backup(store: Store, req: BackupRequest) -> tuple[Plan, Written]:
         plan.add(Call(shown, lambda: write_archive(target, req.compress, header,
                                                    lambda tar, d: _add_directory(tar, ref, config, d, written),
                                                    written)))
-    if target is not None and req.keep is not None:
+    if target is not None and policy is not None:
         new_entry = BackupFile(target, stamp, header)
-        doomed = prune([*previous, new_entry], req.keep)
+        doomed = prune([*previous, new_entry], policy)
         if doomed:
             paths = [p for b in doomed for p in (b.path, b.path.with_name(b.path.name + ".sha256"))]
             plan.add(Call(["rm", "-f", *map(str, paths)], lambda: _remove(paths)))
@@ -504,10 +530,12 @@ def _incremental_base(store: Store, dataset: str, previous: list[BackupFile],
     parent = by_snapshot.get(latest[-1])
     if parent is None:
         return None, None
-    if req.keep is not None:
+    policy = backup_policy(req)
+    if policy is not None:
+        # A chain as long as the policy keeps backups starts again with a full one, so old chains can go.
         by_name = {b.path.name: b for b in previous}
         try:
-            if len(_chain(parent, by_name)) >= req.keep:
+            if len(_chain(parent, by_name)) >= sum(policy.counts.values()):
                 return None, None  # start a new chain so that old ones can be pruned
         except HivectlError:
             return None, None

@@ -4,17 +4,25 @@ A guest's snapshot is a recursive one of its dataset (``zfs snapshot -r pool/vm/
 config file, the zvols and everything else in the guest's dataset are captured at the same moment. On a
 directory datastore there is nothing honest to offer (copying 20 GiB is not a snapshot), so these
 commands say in one line that they need ZFS.
+
+``snapshot prune`` keeps what a retention policy keeps (``hivectl/retention``, Proxmox's keep-last,
+keep-hourly ... keep-yearly) and destroys the rest; a snapshot with the user property
+``hivectl:protected=on``, or ``hivectl:replication=pending`` (not yet sent to its replica), is never
+destroyed by it.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from hivectl.errors import Conflict, HivectlError, NotFound
+from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
 from hivectl.plan import Plan, Run
 from hivectl.storage import zfs
 from hivectl.storage.guards import require_stopped
 from hivectl.store import GuestRef, Store
+
+if TYPE_CHECKING:
+    from hivectl.retention import Decision, Item, Policy
 
 
 def plan_snapshot(store: Store, spec: str, force: bool = False) -> tuple[Plan, str]:
@@ -80,3 +88,42 @@ def snapshot_info(store: Store, ref: GuestRef) -> list[dict[str, Any]] | None:
         return [s.as_json() for s in zfs.snapshots(store.host, ref.dataset)]
     except HivectlError:
         return None
+
+
+# -- retention (hivectl/retention: one grammar for snapshots, backups and replicas) ------------------------
+PROTECTED_PROPERTY = "hivectl:protected"  # on/yes/true: never pruned (Proxmox's protected backups)
+REPLICATION_PROPERTY = "hivectl:replication"  # "pending": not yet sent to its replica, never pruned
+
+
+def snapshot_series(store: Store, ref: GuestRef) -> list[Item]:
+    """The guest's own snapshots as a retention series: creation time, and the two ZFS user properties
+    that keep a snapshot whatever the policy (zfsprops(7): user properties are ``module:property``)."""
+    from hivectl.retention import Item
+
+    dataset = zfs.require_zfs(ref, "pruning snapshots")
+    wanted = f"creation,{PROTECTED_PROPERTY},{REPLICATION_PROPERTY}"
+    out = store.host.run(["zfs", "get", "-H", "-p", "-r", "-o", "name,property,value", wanted, dataset]).stdout
+    found: dict[str, dict[str, str]] = {}
+    for line in out.splitlines():
+        parts = line.split("\t")
+        if len(parts) == 3 and "@" in parts[0] and parts[0].split("@", 1)[0] == dataset:
+            found.setdefault(parts[0].split("@", 1)[1], {})[parts[1]] = parts[2]
+    return [Item(snap, int(values["creation"]) if values.get("creation", "").isdigit() else 0,
+                 protected=values.get(PROTECTED_PROPERTY, "-").lower() in ("on", "yes", "true", "1"),
+                 pending=values.get(REPLICATION_PROPERTY, "-").lower() == "pending")
+            for snap, values in found.items()]
+
+
+def plan_prune(store: Store, name: str, policy: Policy) -> tuple[Plan, list[Decision]]:
+    """``snapshot prune NAME --keep-...``: one ``zfs destroy -r DATASET@SNAP`` per snapshot the policy
+    does not keep, newest first, and every decision (for the report). A policy that keeps everything is
+    refused: it is almost certainly a forgotten option, and it would do nothing."""
+    from hivectl.retention import select
+
+    if policy.keeps_all:
+        raise UsageError("snapshot prune needs at least one --keep-* option (or --policy keep-RULE=N,...)")
+    ref = store.get(name)
+    dataset = zfs.require_zfs(ref, "pruning snapshots")
+    decisions = select(snapshot_series(store, ref), policy)
+    plan = Plan([Run(["zfs", "destroy", "-r", f"{dataset}@{d.item.name}"]) for d in decisions if not d.keep])
+    return plan, decisions

@@ -29,7 +29,7 @@ READ_ONLY = {("list",), ("info",), ("get",), ("version",), ("passthru",), ("cons
              ("template", "show"), ("datastore", "list"), ("disk", "list"), ("tags", "list"), ("tags", "find"),
              ("autostart", "list"), ("switch", "list"), ("switch", "info"), ("switch", "forward", "list"),
              ("image", "list"), ("iso",), ("img",), ("metrics",), ("token", "list"), ("acl", "list"), ("events",),
-             ("audit",)}
+             ("audit",), ("retention", "explain")}
 
 ARGV: dict[tuple[str, ...], list[str]] = {
     ("init",): ["init"],
