@@ -1,8 +1,8 @@
 """``hivectl metrics``: the host's and its guests' metrics in Prometheus text, without the daemon.
 
 For node_exporter's textfile collector (``hivectl metrics > /var/tmp/node_exporter/hivectl.prom.$$ && mv``
-into its directory from cron) or a one-off look; ``--json`` prints the same snapshot as plain data and
-needs no ``prometheus_client``. docs/metrics.md lists every metric and its source on each platform.
+into its directory from cron) or a one-off look; ``--json`` prints the same snapshot as plain data.
+docs/metrics.md lists every metric and its source on each platform.
 """
 
 from __future__ import annotations

@@ -22,7 +22,7 @@ from pathlib import Path
 
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
-from hivectl.metrics.sample import DatastoreSample, GuestSample, LastExit, Snapshot
+from hivectl.metrics.sample import DatastoreSample, DiskSample, GuestSample, LastExit, Snapshot
 from hivectl.model.layout import LAST_RUN, QMP_CONTROL_SOCKET, SUPERVISOR_STATE
 from hivectl.store import Store
 
@@ -108,20 +108,27 @@ def _pooled(jobs: list[Callable[[], None]]) -> None:
 
 
 def _linux(samples: list[GuestSample], where: dict[str, str], errors: list[str]) -> None:
-    from hivectl.metrics import linux
+    """The QMP queries (waiting on the QEMUs) run on a thread while this one reads /proc and the state files."""
+    import threading
 
+    from hivectl.metrics import blockstats, linux
+
+    running = [g for g in samples if g.running and g.pid is not None]
+    if not running:
+        return
+    answers: dict[str, list[DiskSample] | str] = {}
+    monitors = [(g.name, Path(where[g.name]) / QMP_CONTROL_SOCKET) for g in running]
+    asking = threading.Thread(target=lambda: answers.update(blockstats.collect(monitors, QMP_TIMEOUT)),
+                              name="blockstats", daemon=True)
+    asking.start()
     now = time.time()
-    jobs: list[Callable[[], None]] = []
-    taps: dict[str, list[int]] | None = None
-    for guest in samples:
-        if not guest.running or guest.pid is None:
-            continue
-        if taps is None:
-            try:
-                taps = linux.interfaces()
-            except OSError as error:
-                errors.append(f"/proc/net/dev: {error}")
-                taps = {}
+    try:
+        taps = linux.interfaces()
+    except OSError as error:
+        errors.append(f"/proc/net/dev: {error}")
+        taps = {}
+    for guest in running:
+        assert guest.pid is not None
         try:
             guest.cpu_seconds, started = linux.process_times(guest.pid)
             guest.uptime_seconds = max(0.0, now - started)
@@ -131,16 +138,13 @@ def _linux(samples: list[GuestSample], where: dict[str, str], errors: list[str])
             continue
         state = _json(f"{where[guest.name]}/{SUPERVISOR_STATE}")
         guest.nics = [linux.nic_counters(device, tap, taps[tap]) for device, tap in _ports(state) if tap in taps]
-        socket = Path(where[guest.name]) / QMP_CONTROL_SOCKET
-
-        def blockstats(guest: GuestSample = guest, socket: Path = socket) -> None:
-            try:
-                guest.disks = linux.block_counters(socket, QMP_TIMEOUT)
-            except HivectlError as error:
-                errors.append(f"{guest.name}: {error}")
-
-        jobs.append(blockstats)
-    _pooled(jobs)
+    asking.join()
+    by_name = {guest.name: guest for guest in running}
+    for name, disks in answers.items():
+        if isinstance(disks, str):
+            errors.append(f"{name}: {disks}")
+        else:
+            by_name[name].disks = disks
 
 
 def _freebsd(host: Host, samples: list[GuestSample], where: dict[str, str], errors: list[str]) -> None:

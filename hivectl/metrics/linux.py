@@ -9,7 +9,7 @@
   guest transmits, so the directions are swapped here;
 - QMP ``query-blockstats`` (QEMU's ``qapi/block-core.json``): ``rd_bytes``, ``rd_operations``,
   ``wr_bytes``, ``wr_operations`` per drive, over the guest's second monitor ``NAME/qmp-ctl.sock`` (the
-  supervisor holds the first); drives are named ``diskN`` by the qemu driver (``-drive id=diskN``);
+  supervisor holds the first), all guests at once (``blockstats.py``);
 - host: ``os.cpu_count()`` and ``MemTotal`` of ``/proc/meminfo``.
 """
 
@@ -19,7 +19,7 @@ import os
 from functools import cache
 from pathlib import Path
 
-from hivectl.metrics.sample import DiskSample, NicSample
+from hivectl.metrics.sample import NicSample
 
 # /proc/net/dev's columns after "name:": receive bytes packets errs drop fifo frame compressed multicast,
 # then transmit bytes packets errs drop fifo colls carrier compressed.
@@ -79,23 +79,6 @@ def nic_counters(device: str, interface: str, counters: list[int]) -> NicSample:
                      receive_drop=counters[TX_DROP], receive_errs=counters[TX_ERRS],
                      transmit_bytes=counters[RX_BYTES], transmit_packets=counters[RX_PACKETS],
                      transmit_drop=counters[RX_DROP], transmit_errs=counters[RX_ERRS])
-
-
-def block_counters(socket: Path, timeout: float = 1.0) -> list[DiskSample]:
-    """``query-blockstats`` of one running QEMU; drives that are not the guest's ``diskN`` are left out
-    (the install media, 9p shares have none)."""
-    from hivectl.drivers.qemu.qmp import command
-
-    found = command(socket, "query-blockstats", timeout=timeout)
-    disks = []
-    for entry in found if isinstance(found, list) else []:
-        name = str(entry.get("device") or entry.get("qdev") or "")
-        stats = entry.get("stats")
-        if not name.startswith("disk") or not name[4:].isdigit() or not isinstance(stats, dict):
-            continue
-        disks.append(DiskSample(name, int(stats.get("rd_bytes", 0)), int(stats.get("rd_operations", 0)),
-                                int(stats.get("wr_bytes", 0)), int(stats.get("wr_operations", 0))))
-    return disks
 
 
 def host_capacity() -> tuple[int | None, int | None]:

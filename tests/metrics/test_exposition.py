@@ -29,7 +29,7 @@ def full_snapshot() -> Snapshot:
 
 
 def test_promtool_accepts_every_series() -> None:
-    text = exposition.render(full_snapshot()).decode()
+    text = exposition.write(full_snapshot()).decode()
     result = promtool_check(text)
     assert result.returncode == 0, result.stdout + result.stderr
     got = samples(text)
@@ -42,6 +42,23 @@ def test_promtool_accepts_every_series() -> None:
     assert value(got, "hivectl_scrape_errors") == 1
 
 
+def test_the_fast_writer_says_what_prometheus_client_says() -> None:
+    """``write`` (the daemon's and the command's) and ``generate_latest`` (``render``) give the same families,
+    help texts, types, samples and values once parsed by prometheus_client's own parser."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    snapshot = full_snapshot()
+
+    def parsed(text: bytes) -> list[tuple[str, str, str, list[tuple[str, dict[str, str], float]]]]:
+        return [(f.name, f.type, f.documentation, [(s.name, s.labels, s.value) for s in f.samples])
+                for f in text_string_to_metric_families(text.decode())]
+
+    ours, theirs = parsed(exposition.write(snapshot)), parsed(exposition.render(snapshot))
+    assert ours == theirs
+    assert sum(len(f[3]) for f in ours) > 30
+    assert promtool_check(exposition.render(snapshot).decode()).returncode == 0
+
+
 def test_promtool_would_refuse_a_broken_name() -> None:
     """The check above can fail: promtool refuses what the exposition avoids (a counter without _total)."""
     bad = "# HELP hivectl_x_bytes x\n# TYPE hivectl_x_bytes counter\nhivectl_x_bytes 1\n"
@@ -49,7 +66,7 @@ def test_promtool_would_refuse_a_broken_name() -> None:
 
 
 def test_every_metric_is_documented() -> None:
-    names = {name for name, _ in samples(exposition.render(full_snapshot()).decode())}
+    names = {name for name, _ in samples(exposition.write(full_snapshot()).decode())}
     documented = set(re.findall(r"^\| `(hivectl_[a-z_]+)`", DOCS.read_text(), re.MULTILINE))
     assert names - documented == set(), "metrics missing from docs/metrics.md"
     assert documented - names == set(), "docs/metrics.md lists metrics the exposition does not have"

@@ -4,7 +4,9 @@ manual pages) parsed strictly; Linux's /proc files read from this very process."
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -12,7 +14,8 @@ from typing import Any
 import pytest
 
 from hivectl.host.local import LocalHost
-from hivectl.metrics import freebsd, linux
+from hivectl.metrics import blockstats, freebsd, linux
+from hivectl.metrics.sample import DiskSample
 
 
 def test_netstat_stand_in_output_is_parsed(simhost: Any) -> None:
@@ -76,3 +79,39 @@ def test_a_missing_process_is_an_os_error() -> None:
     with pytest.raises(OSError):
         linux.process_times(pid)
     assert Path("/proc/self/stat").exists()
+
+
+def _monitor(path: Path, answer: bytes | None) -> socket.socket:
+    """A unix socket that greets like QEMU's monitor and then sends ``answer`` (None: stays silent)."""
+    server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    server.bind(str(path))
+    server.listen(1)
+
+    def serve() -> None:
+        conn, _ = server.accept()
+        conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\r\n')
+        if answer is not None:
+            conn.recv(4096)
+            conn.sendall(b'{"return": {}}\r\n' + answer)
+        time.sleep(2)
+        conn.close()
+
+    threading.Thread(target=serve, daemon=True).start()
+    return server
+
+
+def test_blockstats_of_several_monitors_at_once(tmp_path: Path) -> None:
+    good = b'{"return": [{"device": "disk0", "stats": {"rd_bytes": 7, "rd_operations": 1, "wr_bytes": 9, ' \
+           b'"wr_operations": 2}}, {"device": "", "stats": {}}], "id": "hivectl-metrics"}\r\n'
+    refused = b'{"error": {"class": "GenericError", "desc": "no blockstats today"}, "id": "hivectl-metrics"}\r\n'
+    servers = [_monitor(tmp_path / "a.sock", good), _monitor(tmp_path / "b.sock", refused),
+               _monitor(tmp_path / "c.sock", None)]
+    began = time.monotonic()
+    found = blockstats.collect([(n, tmp_path / f"{n}.sock") for n in ("a", "b", "c", "d")], timeout=0.5)
+    assert time.monotonic() - began < 1.5, "a silent monitor holds up no one beyond the timeout"
+    assert found["a"] == [DiskSample("disk0", 7, 1, 9, 2)]
+    assert found["b"] == "no blockstats today"
+    assert isinstance(found["c"], str) and "did not answer" in found["c"]
+    assert isinstance(found["d"], str) and "cannot reach" in found["d"]
+    for server in servers:
+        server.close()
