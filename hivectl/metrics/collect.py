@@ -51,7 +51,7 @@ def _last_exit(directory: str) -> tuple[int, LastExit | None]:
     restarts = data.get("restarts")
     count = restarts if isinstance(restarts, int) and restarts >= 0 else 0
     outcome, status, when = data.get("outcome"), data.get("status"), data.get("time")
-    if isinstance(outcome, str) and isinstance(status, int) and isinstance(when, int | float):
+    if isinstance(outcome, str) and (status is None or isinstance(status, int)) and isinstance(when, int | float):
         return count, LastExit(outcome, status, float(when))
     return count, None
 

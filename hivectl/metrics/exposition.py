@@ -101,7 +101,8 @@ def families(snapshot: Snapshot) -> list[Family]:
                   ("guest", "reason", "status"))
     for guest in snapshot.guests:
         if guest.last_exit is not None:
-            last.add((guest.name, guest.last_exit.reason, str(guest.last_exit.status)), guest.last_exit.time)
+            status = "unknown" if guest.last_exit.status is None else str(guest.last_exit.status)
+            last.add((guest.name, guest.last_exit.reason, status), guest.last_exit.time)
     found.append(last)
     for name, text, attr in DISK_SERIES:
         metric = Family(name, text, "counter", ("guest", "device"))

@@ -46,7 +46,7 @@ class LastExit:
     """How the hypervisor's last run ended (the supervisor's ``NAME/hivectl.last``)."""
 
     reason: str  # the driver's outcome: poweroff, reboot, halt, fault, killed, error ...
-    status: int
+    status: int | None  # None: an adopted hypervisor, not the supervisor's child (no exit status to read)
     time: float
 
 

@@ -717,8 +717,11 @@ def adopt(host: Host, store: Store, driver: Driver, ref: GuestRef, pid: int) -> 
         time.sleep(0.5)
     # Not our child: its exit status is not ours to read (wait(2)); say so rather than guess.
     outcome = exit_of_adopted(driver, ref)
+    from hivectl.runtime import read_json
+
+    restarts = read_json(ref.layout.last_run).get("restarts", 0)  # the guest's count goes on (docs/metrics.md)
     atomic_write(ref.layout.last_run, json.dumps({"status": None, "outcome": outcome, "adopted": True,
-                                                   "time": time.time()}) + "\n", 0o644)
+                                                   "time": time.time(), "restarts": restarts}) + "\n", 0o644)
     log.write(ref.directory, f"adopted hypervisor {pid} exited ({outcome})")
     event(store, ref, "stopped", {"outcome": outcome, "adopted": True})
     cleanup(host, driver, ref, teardown)

@@ -22,7 +22,7 @@ def full_snapshot() -> Snapshot:
                       last_exit=LastExit("reboot", 0, 1_700_000_000.0),
                       disks=[DiskSample("disk0", 1000, 10, 2000, 20), DiskSample("disk1", 1, 1, 0, 0)],
                       nics=[NicSample("network0", "tap0", 1, 2, 3, 4, 5, 6, 7, 8)])
-    odd = GuestSample('db-"1"', "ssd", "Stopped", None, None)
+    odd = GuestSample('db-"1"', "ssd", "Stopped", None, None, last_exit=LastExit("poweroff", None, 1.6e9))
     return Snapshot("linux", "qemu", time.time(), 4, 16 << 30, [web, odd],
                     [DatastoreSample("default", "/vm", 100 << 30, 40 << 30, 50 << 30)], duration=0.01,
                     errors=["one source failed"])
@@ -39,6 +39,7 @@ def test_promtool_accepts_every_series() -> None:
     assert value(got, "hivectl_guest_state", guest='db-"1"', state="stopped") == 1
     assert value(got, "hivectl_guest_vcpus", guest='db-"1"') is None, "unknown stays out, not 0"
     assert value(got, "hivectl_guest_last_exit_timestamp_seconds", guest="web", reason="reboot") == 1.7e9
+    assert value(got, "hivectl_guest_last_exit_timestamp_seconds", guest='db-"1"', status="unknown") == 1.6e9
     assert value(got, "hivectl_scrape_errors") == 1
 
 
