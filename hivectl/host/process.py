@@ -64,6 +64,17 @@ def spawn(argv: Sequence[str], *, stdin: int | None = DEVNULL, stdout: int | Non
         raise HivectlError(f"{args[0]}: command not found") from None
 
 
+def single_threaded() -> bool:
+    """Whether this process runs one thread only, so that fork(2) may be used (``fork_detached``).
+
+    A daemon or an API caller with threads must not fork: the child would inherit every lock another
+    thread held at that moment, held for ever. ``threading`` not imported means no thread was started
+    through it; otherwise it is asked.
+    """
+    threading = sys.modules.get("threading")
+    return threading is None or threading.active_count() <= 1
+
+
 def fork_detached(body: Callable[[], int], *, env: Mapping[str, str], keep_fds: Sequence[int] = ()) -> int:
     """Run ``body`` in a forked child in its own session and return the child's pid at once.
 
@@ -75,6 +86,8 @@ def fork_detached(body: Callable[[], int], *, env: Mapping[str, str], keep_fds: 
     handlers, buffered output) runs twice. The caller must have no other threads (fork(2) copies only
     the calling one).
     """
+    if not single_threaded():
+        raise HivectlError("fork_detached: this process runs several threads; spawn a program instead")
     sys.stdout.flush()
     sys.stderr.flush()
     pid = os.fork()

@@ -116,12 +116,13 @@ def _launch_detached(ref: GuestRef, driver: str, install: Path | None, adopt: in
     and one set of imports instead of two, which is most of what ``start`` cost before its hypervisor
     ran (benchmarks/README.md, "start"). The child supervises as the module's own ``main`` would, and
     execs into the lean waiter and back (``python3 -S -m hivectl.runner.supervisor``) like any
-    supervisor. Adopting a running guest still spawns that command line: it is rare and has no waiter.
+    supervisor. Adopting a running guest still spawns that command line (it is rare and has no waiter),
+    and so does a caller with threads (the daemon, an API user), which must not fork.
     """
     read_end, write_end = os.pipe()
     env = supervisor_environment({**os.environ, ready.FD_ENV: str(write_end)})
     try:
-        if adopt is None:
+        if adopt is None and process.single_threaded():
             process.fork_detached(lambda: _supervise_forked(ref.name, driver, install), env=env,
                                   keep_fds=(write_end,))
         else:
