@@ -1,10 +1,10 @@
 """Suspend and resume: ``hivectl suspend NAME``, ``hivectl resume [--discard] NAME`` (issue 13, item 4).
 
 Suspend saves a running guest's state into ``NAME.save`` in its directory and ends its run: vm-bhyve's
-``suspending.lock`` is written first (vm-bhyve's lib/vm-core ``vm::suspend``), so the supervisor takes the
-hypervisor's exit for what it is and does not boot the guest again; then the driver saves (bhyve:
-``bhyvectl --suspend``; QEMU: a migration into the file) and the run ends, taps and VM cleaned up as after
-a stop. Once the hypervisor is gone and the save is complete, its record is written
+``suspending.lock`` is written while it is under way (vm-bhyve's lib/vm-core ``vm::suspend``), the driver
+saves (bhyve: ``bhyvectl --suspend``; QEMU: a migration into the file), and the supervisor, finding the
+save when the hypervisor exits, ends the run instead of booting again (bhyve exits 0, its reboot status);
+taps and VM are cleaned up as after a stop. Once the hypervisor is gone and the save is complete, its record is written
 (hivectl/drivers/checkpoint.py): the machine the run was booted with and a stamp of every disk, so that a
 later resume can refuse a save that no longer fits.
 

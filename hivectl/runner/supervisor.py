@@ -278,14 +278,17 @@ class Supervisor:
         """After a boot ended: record it, apply the policy (crash-loop limit, back-offs); True to boot again."""
         lasted = time.monotonic() - self.booted
         self.last_outcome = outcome
-        stopping = self.stop_requested()
+        # A save written during this run (hivectl suspend, vm-bhyve's, or a bare bhyvectl --suspend whose
+        # sender was killed) ends the run: booting again would run the guest over its saved memory.
+        suspended = self.layout.suspend.exists()
+        stopping = self.stop_requested() or suspended
         restart_flag = self.layout.restart_flag.exists()
         self.layout.restart_flag.unlink(missing_ok=True)
         again = decide(outcome, self.policy, stopping, restart_flag)
         self.write_last(status, outcome)
         self.event("crashed" if outcome in (Outcome.FAULT, Outcome.ERROR, Outcome.KILLED) else
                    "rebooted" if again else "stopped", status=status, outcome=outcome.value, again=again,
-                   suspended=self.layout.suspending.exists())
+                   suspended=suspended)
         self.log(f"hypervisor exited with status {status} ({outcome.value})" + ("; restarting" if again else ""))
         if not again:
             return False
@@ -413,9 +416,10 @@ class Supervisor:
         self.signals += 1
 
     def stop_requested(self) -> bool:
-        """A stop signal, ``stop`` (NAME/hivectl.stopping) or ``suspend`` (vm-bhyve's suspending.lock: the
-        hypervisor's exit after a save is no reboot, whatever its status says) ends the run."""
-        return self.signals > 0 or self.layout.stopping.exists() or self.layout.suspending.exists()
+        """A stop signal or ``stop`` (NAME/hivectl.stopping) ends the run. A suspend ends it too, told by the
+        save it leaves rather than by vm-bhyve's suspending.lock (``boot_again``): a lock left by a killed
+        ``suspend`` must not turn a running guest's next reboot into a stop."""
+        return self.signals > 0 or self.layout.stopping.exists()
 
     def resumed(self) -> None:
         """The guest runs on from its save: remove the save (hivectl/drivers/checkpoint.py, ``consume``)."""

@@ -140,11 +140,12 @@ def test_a_save_is_refused_once_a_disk_was_written(host: Any) -> None:
 def test_a_vm_bhyve_save_is_resumed_when_the_disks_are_older_and_refused_when_not(host: Any) -> None:
     host.set_snapshot_build()
     guest, boot = _running_guest(host)
-    # vm-bhyve's suspend: suspending.lock, then bhyvectl --suspend into the same file, and no hivectl record.
-    (guest / "suspending.lock").write_text("host\n")
+    # A bare bhyvectl --suspend (vm-bhyve's, or one whose hivectl was killed): no lock, no hivectl record.
+    # bhyve exits 0, a reboot's status; the save it left ends the run instead of a boot over it.
     assert host.run(["bhyvectl", "--vm=g", f"--suspend={guest / 'g.save'}"]).returncode == 0
     wait_for(lambda: state_of("g")["state"] == "Suspended", what="the vm-bhyve style suspend to end")
     assert not (guest / "g.save.hivectl").exists()
+    assert "restarting" not in (guest / "vm-bhyve.log").read_text(), "not booted over its save"
     os.utime(guest / "disk0.img", ns=(1, 1))  # written long before the save
     result = hivectl("resume", "g")
     assert result.status == 0, result.err
@@ -153,8 +154,6 @@ def test_a_vm_bhyve_save_is_resumed_when_the_disks_are_older_and_refused_when_no
 
     assert hivectl("start", "g").status == 0
     boot = host.running()["g"]["guest_boot"]
-    assert not (guest / "suspending.lock").exists(), "a start clears a suspending.lock left behind"
-    (guest / "suspending.lock").write_text("host\n")
     assert host.run(["bhyvectl", "--vm=g", f"--suspend={guest / 'g.save'}"]).returncode == 0
     wait_for(lambda: state_of("g")["state"] == "Suspended", what="the second suspend to end")
     later = (guest / "g.save").stat().st_mtime_ns + 10**9
@@ -170,3 +169,18 @@ def test_suspend_refuses_a_guest_that_is_not_running(host: Any) -> None:
     assert result.status == 1 and "g is not running (Stopped)" in result.err, result.err
     result = hivectl("resume", "g")
     assert result.status != 0 and "not Suspended" in result.err, result.err
+
+
+def test_a_suspending_lock_left_behind_does_not_stop_a_running_guests_reboot(host: Any) -> None:
+    """A ``suspend`` killed after writing vm-bhyve's lock and before asking bhyve leaves the lock on a guest
+    that runs on: its next reboot is still a reboot (the save decides, not the lock)."""
+    guest, boot = _running_guest(host)
+    (guest / "suspending.lock").write_text("host\n")
+    pid = host.running()["g"]["pid"]
+    host.exit_guest("g", 0)
+    wait_for(lambda: host.running().get("g", {}).get("pid") not in (None, pid), what="the reboot")
+    assert state_of("g")["state"].startswith("Running") and host.running()["g"]["guest_boot"] != boot
+    assert hivectl("stop", "g").status == 0
+    assert hivectl("start", "g").status == 0
+    assert not (guest / "suspending.lock").exists(), "a start clears a lock left behind"
+    assert hivectl("stop", "g").status == 0

@@ -7,8 +7,9 @@ guest: such a build lists ``-r`` among the options of ``bhyve -h`` and ``--suspe
 
 ``--suspend`` asks the running bhyve, over its checkpoint socket, to pause the vCPUs and devices and write
 FILE, FILE.kern and FILE.meta; then bhyve destroys the VM and exits 0 (``vm_checkpoint`` in
-usr.sbin/bhyve/snapshot.c). Exit 0 is also a guest reboot, so the supervisor must know a suspend is under
-way: vm-bhyve's ``suspending.lock`` (its lib/vm-run) says so. When the checkpoint fails bhyve resumes the
+usr.sbin/bhyve/snapshot.c). Exit 0 is also a guest reboot, so the supervisor looks for the save when bhyve
+exits: one written during the run ends it (vm-bhyve's lib/vm-run looks for its ``suspending.lock`` instead,
+which a killed suspend could leave on a guest that runs on). When the checkpoint fails bhyve resumes the
 guest and carries on, so a bhyve still running after the request is a failed suspend, not a slow one.
 
 A resume is the guest's usual start with ``-r FILE`` before the VM name, as vm-bhyve's lib/vm-run adds it;
