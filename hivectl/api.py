@@ -24,6 +24,7 @@ from typing import Any
 from hivectl.context import Context
 from hivectl.drivers import get_driver
 from hivectl.drivers.base import Driver
+from hivectl.host.base import Host
 from hivectl.journal.audit import audit_methods
 from hivectl.plan import Plan
 
@@ -36,10 +37,11 @@ class Hivectl:
     """One host's hivectl: its vm_dir, datastores, guests and driver."""
 
     def __init__(self, vm_dir: str | Path | None = None, driver: str | None = None, *,
-                 principal: Principal | None = None) -> None:
+                 principal: Principal | None = None, host: Host | None = None) -> None:
         """``principal``: whom the access operations (tokens, grants, tenants) act for; the daemon gives its
-        request's, otherwise it is this process's user or its sudo/doas invoker (docs/security.md)."""
-        self._ctx = Context(driver, str(vm_dir) if vm_dir is not None else None)
+        request's, otherwise it is this process's user or its sudo/doas invoker (docs/security.md).
+        ``host``: the machine to act on (default: this one); hivectld passes one that can cancel a plan."""
+        self._ctx = Context(driver, str(vm_dir) if vm_dir is not None else None, host)
         self._principal = principal
 
     # -- plumbing ------------------------------------------------------------------------------------------

@@ -17,7 +17,7 @@ Why these choices:
   and Linux manual pages).
 - The lock file is opened with ``O_NOFOLLOW`` and ``O_NONBLOCK`` and must be a regular file: a symlink
   or FIFO planted under the lock's name is refused instead of being created through or blocking.
-- Re-entrant within one process (a plan may edit the same file in two steps): a second ``locked`` on
+- Re-entrant within one thread (a plan may edit the same file in two steps): a second ``locked`` on
   the same path reuses the held lock instead of deadlocking on its own ``flock``.
 - Waiting is bounded (``TIMEOUT`` seconds): an edit holds the lock for milliseconds, so a lock held for
   longer means a stuck process, and the command says so instead of hanging.
@@ -30,6 +30,7 @@ import errno
 import fcntl
 import os
 import stat
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -37,7 +38,17 @@ from pathlib import Path
 from hivectl.errors import Conflict, HivectlError
 
 TIMEOUT = 60.0
-_held: dict[str, tuple[int, int]] = {}  # lock path -> (fd, depth) for the locks this process holds
+# lock path -> (fd, depth) for the locks this *thread* holds. Per thread, not per process: hivectld runs
+# operations on worker threads, and a lock held by one thread must exclude the others as it excludes other
+# processes (re-entry is for one plan editing the same file twice, which is always one thread).
+_local = threading.local()
+
+
+def _held_locks() -> dict[str, tuple[int, int]]:
+    held: dict[str, tuple[int, int]] | None = getattr(_local, "held", None)
+    if held is None:
+        held = _local.held = {}
+    return held
 
 
 def lock_name(name: str) -> str:
@@ -70,6 +81,7 @@ def locked(path: Path, timeout: float = TIMEOUT) -> Iterator[None]:
     """Hold the exclusive lock of ``path`` (a config file) for the duration of the ``with`` block."""
     lock = lock_path(path)
     key = os.path.abspath(lock)
+    _held = _held_locks()
     if key in _held:
         fd, depth = _held[key]
         _held[key] = (fd, depth + 1)
