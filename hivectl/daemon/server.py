@@ -151,7 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         import uvicorn
     except ImportError:
-        sys.stderr.write("hivectld: needs the 'daemon' extra: pip install 'hivectl[daemon]'\n")
+        log.error("needs the 'daemon' extra: pip install 'hivectl[daemon]'")
         return 1
     from hivectl.daemon.app import create_app
     from hivectl.daemon.peer import PeerH11Protocol
@@ -161,7 +161,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         where = resolve(args, Path(app.state.vm_dir))
         listener = unix_listener(where.socket, where.group)
     except HivectlError as error:
-        sys.stderr.write(f"hivectld: {error}\n")
+        log.error("%s", error)  # the format prints "hivectld: ERROR: " before it
         return 1
     servers = [uvicorn.Server(uvicorn.Config(app, http=PeerH11Protocol, log_level=args.log_level,
                                              access_log=args.log_level == "debug"))]
