@@ -283,6 +283,38 @@ def redact(operation: Operation, args: dict[str, Any]) -> dict[str, Any]:
     return shown
 
 
+# Parameters whose value is a whole file's text (line breaks allowed; a NUL still is not).
+MULTILINE_PARAMS = frozenset({"text"})
+
+
+def check_value(operation: Operation, key: str, value: Any, multiline: bool = False) -> None:
+    """The edge check the CLI makes on its argv (``safety.text.argv_words``), for arguments that came
+    as data: every string one line of valid UTF-8 text, in lists and mappings too; ``ConfigError`` naming
+    the operation, the key and the value (hidden when secret) otherwise."""
+    from hivectl.errors import ConfigError
+    from hivectl.safety.text import LINE_BREAKS, first_break
+
+    if isinstance(value, list | tuple):
+        for item in value:
+            check_value(operation, key, item, multiline)
+        return
+    if isinstance(value, dict):
+        for sub, item in value.items():
+            check_value(operation, key, sub, multiline)
+            check_value(operation, sub if isinstance(sub, str) else key, item, multiline)  # a **keys entry
+        return
+    if not isinstance(value, str):
+        return
+    shown = HIDDEN if key in SECRET_PARAMS else value
+    bad = ("\0" if "\0" in value else None) if multiline else first_break(value)
+    if bad is not None:
+        raise ConfigError(f"{operation.name} request", key, shown, f"values cannot contain {LINE_BREAKS[bad]}")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise ConfigError(f"{operation.name} request", key, shown, "values must be valid UTF-8 text") from None
+
+
 def invoke(hivectl: Hivectl, operation: Operation, args: dict[str, Any], dry_run: bool = False) -> Any:
     """Call ``operation``'s method on ``hivectl`` with ``args`` (by name; ``**keys`` given as one mapping).
 
@@ -299,6 +331,8 @@ def invoke(hivectl: Hivectl, operation: Operation, args: dict[str, Any], dry_run
         raise UsageError(f"{operation.name}: missing argument(s): {', '.join(missing)}")
     if dry_run and not operation.mutating:
         raise UsageError(f"{operation.name}: changes nothing, so it has no dry run")
+    for name, value in args.items():
+        check_value(operation, name, value, multiline=name in MULTILINE_PARAMS)
     call: dict[str, Any] = {}
     for name, value in args.items():
         if known[name].variadic:

@@ -59,3 +59,14 @@ class NotFound(HivectlError):
 
 class Conflict(HivectlError):
     """The operation clashes with current state (guest running, name taken, lock held)."""
+
+
+def os_error_line(error: OSError) -> str:
+    """``PATH: reason`` (``PATH -> OTHER: reason`` for a rename) as the C library says it: how every front
+    end (the CLI's one line on stderr, the daemon's error envelope) reports a file it could not use."""
+    reason = error.strerror or str(error)
+    if error.filename is None:
+        return reason
+    where = str(error.filename) + (f" -> {error.filename2}" if error.filename2 is not None else "")
+    return f"{where}: {reason}"
+

@@ -187,8 +187,6 @@ def _check_delegation(ctx: Context, command: str, namespace: object) -> None:
 
 def _os_error(error: OSError) -> str:
     """``PATH: reason`` (``PATH -> OTHER: reason`` for a rename) as the C library says it."""
-    reason = error.strerror or str(error)
-    if error.filename is None:
-        return reason
-    where = str(error.filename) + (f" -> {error.filename2}" if error.filename2 is not None else "")
-    return f"{where}: {reason}"
+    from hivectl.errors import os_error_line
+
+    return os_error_line(error)

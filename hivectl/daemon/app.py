@@ -159,5 +159,30 @@ def create_app(vm_dir: str | Path | None = None, driver: str | None = None, work
 
     for spec in ROUTERS:
         _include(app, spec)
+
+    def openapi() -> dict[str, Any]:
+        """FastAPI's schema, without the 422 answers it documents: this API answers a request that fails
+        validation with 400 and the error envelope (``invalid`` above), which the schema says instead; and
+        every operation's ``default`` answer is the error envelope (any status not listed is an error)."""
+        if app.openapi_schema is None:
+            from fastapi.openapi.utils import get_openapi
+
+            schema = get_openapi(title=app.title, version=app.version, description=app.description,
+                                 routes=app.routes)
+            error = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+            for methods in schema.get("paths", {}).values():
+                for spec in methods.values():
+                    responses = spec.setdefault("responses", {})
+                    if responses.pop("422", None) is not None:
+                        responses.setdefault("400", {"description": "Bad Request", "content": error})
+                    responses["default"] = {"description": "An error (docs/api.md)", "content": error}
+            schema.setdefault("components", {}).setdefault("schemas", {})["Error"] = \
+                envelope.Error.model_json_schema()
+            for name in ("HTTPValidationError", "ValidationError"):
+                schema.get("components", {}).get("schemas", {}).pop(name, None)
+            app.openapi_schema = schema
+        return app.openapi_schema
+
+    app.openapi = openapi  # type: ignore[method-assign]
     _ = asynchronous  # re-exported for the routers of others (routes.asynchronous answers 202)
     return app

@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound, UsageError, ValidationErrors
+from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound, UsageError, ValidationErrors, os_error_line
 
 T = TypeVar("T")
 
@@ -111,6 +111,8 @@ def classify(error: BaseException) -> tuple[int, str]:
         return 400, "usage"
     if isinstance(error, HivectlError):
         return 400, "failed"
+    if isinstance(error, OSError):  # a file the operation needed (the CLI's one line and exit status 1)
+        return (404, "not_found") if isinstance(error, FileNotFoundError) else (400, "failed")
     return 500, "internal"
 
 
@@ -118,6 +120,8 @@ def message(error: BaseException) -> str:
     """The one line the CLI prints for ``error`` (without its ``hivectl: `` prefix)."""
     if isinstance(error, HivectlError):
         return str(error)
+    if isinstance(error, OSError):
+        return os_error_line(error)
     return f"internal error: {type(error).__name__}"  # details go to the daemon's log, not to the client
 
 

@@ -136,3 +136,26 @@ def test_invoke_calls_the_method_with_its_arguments(tmp_path: Path) -> None:
 
     catalog.invoke(Recorder(vm_dir=tmp_path), catalog.get("set"), {"name": "w", "keys": {"cpu": "2"}}, dry_run=True)
     assert captured == {"name": "w", "dry_run": True, "keys": {"cpu": "2"}}
+
+
+@pytest.mark.parametrize("args", [
+    {"name": "a\0b"}, {"name": "web\nmemory=64G"}, {"name": "w\u2028x"}, {"name": "\ud800"},
+])
+def test_invoke_refuses_what_the_cli_edge_refuses(tmp_path: Path, args: dict[str, Any]) -> None:
+    from hivectl.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="info request: name="):
+        catalog.invoke(Hivectl(vm_dir=tmp_path), catalog.get("info"), args)
+
+
+def test_invoke_checks_inside_lists_and_mappings_and_hides_secrets(tmp_path: Path) -> None:
+    from hivectl.errors import ConfigError
+
+    hv = Hivectl(vm_dir=tmp_path)
+    with pytest.raises(ConfigError, match="names="):
+        catalog.invoke(hv, catalog.get("stop"), {"names": ["ok", "bad\r"]})
+    with pytest.raises(ConfigError) as refused:
+        catalog.invoke(hv, catalog.get("set"), {"name": "w", "keys": {"vnc_password": "se\ncret"}})
+    assert "se" not in str(refused.value).replace("set request", "") and HIDDEN in str(refused.value)
+    with pytest.raises(ConfigError, match="NUL"):
+        catalog.invoke(hv, catalog.get("configure"), {"name": "w", "text": 'cpu="1"\n\0'})
