@@ -31,7 +31,7 @@ from hivectl import catalog
 from hivectl.api import Hivectl
 from hivectl.daemon import envelope, security
 from hivectl.daemon.steps import CancelToken, SteppedHost
-from hivectl.errors import HIDDEN, SECRET_KEYS
+from hivectl.errors import HIDDEN, SECRET_KEYS, HivectlError
 
 log = logging.getLogger("hivectld.api")
 
@@ -134,35 +134,38 @@ def _body_model(route: Route, params: list[catalog.Param]) -> type[BaseModel]:
     return create_model(name, __config__=ConfigDict(extra="forbid"), **fields)
 
 
-def _make_hivectl(request: Request, token: CancelToken | None) -> Hivectl:
+def _make_hivectl(request: Request, principal: Any, token: CancelToken | None) -> Hivectl:
+    """A ``Hivectl`` acting for ``principal`` (its audit lines and events name it), on a host that
+    answers ``token`` when the operation runs in the background."""
     state = request.app.state
     if token is None:
-        return Hivectl(state.vm_dir, state.driver)
+        return Hivectl(state.vm_dir, state.driver, principal=principal)
     from hivectl.host.local import LocalHost
 
-    return Hivectl(state.vm_dir, state.driver, host=SteppedHost(LocalHost(), token))
+    return Hivectl(state.vm_dir, state.driver, principal=principal, host=SteppedHost(LocalHost(), token))
 
 
 def _execute(request: Request, route: Route, principal: Any, args: dict[str, Any], dry_run: bool) -> JSONResponse:
     op = route.operation
+    shown = catalog.redact(op, args)
     for resource in op.resources(args):
-        security.authorize(request, principal, op.role, resource)
+        security.authorize(request, principal, op.role, resource, op.method, shown)
     if op.asynchronous and not dry_run:
         hv_request = request
 
         def work(token: CancelToken) -> Any:
-            return catalog.invoke(_make_hivectl(hv_request, token), op, args)
+            return catalog.invoke(_make_hivectl(hv_request, principal, token), op, args)
 
         kinds: dict[str, list[str]] = {}
         for resource in op.resources(args):
             if resource != "/":
                 kinds.setdefault(resource.split("/")[1], []).append(f"/1.0{resource}")
         record = request.app.state.operations.submit(op.name, kinds, work)
-        log.info("%s: %s %s", principal.name, op.name, catalog.redact(op, args))
+        log.info("%s: %s %s", principal, op.name, shown)
         return asynchronous(record.info())
     if op.mutating and not dry_run:
-        log.info("%s: %s %s", principal.name, op.name, catalog.redact(op, args))
-    return sync(catalog.invoke(_make_hivectl(request, None), op, args, dry_run=dry_run))
+        log.info("%s: %s %s", principal, op.name, shown)
+    return sync(catalog.invoke(_make_hivectl(request, principal, None), op, args, dry_run=dry_run))
 
 
 def endpoint_for(route: Route) -> Callable[..., JSONResponse]:
@@ -204,7 +207,17 @@ def endpoint_for(route: Route) -> Callable[..., JSONResponse]:
         body = kwargs.get("body")
         if body is not None:
             args.update(body.model_dump(exclude_unset=True))
-        return _execute(kwargs["request"], route, kwargs["principal"], args, bool(kwargs.get("dry_run")))
+        try:
+            return _execute(kwargs["request"], route, kwargs["principal"], args, bool(kwargs.get("dry_run")))
+        except HivectlError:
+            raise  # the application's handler answers it
+        except Exception as error:
+            # Answered here, not by an application-wide handler for Exception: Starlette re-raises after
+            # such a handler answers, and uvicorn then drops the connection the client keeps alive.
+            status, body = envelope.error_body(error)
+            if status >= 500:
+                log.error("%s: internal error", op.name, exc_info=error)
+            return JSONResponse(body, status_code=status)
 
     endpoint.__signature__ = inspect.Signature(signature)  # type: ignore[attr-defined]
     endpoint.__name__ = op.name

@@ -1,81 +1,70 @@
 """Authentication and authorization of every request: the one place the daemon asks hivectl.auth.
 
-The interface agreed with the ``auth`` helper (issue 11.4):
+The interface agreed with the rights model (hivectl/auth/, docs/security.md):
 
-* ``hivectl.auth.principal.Principal(uid, token_id, name)``: who is calling (a frozen dataclass);
+* ``hivectl.auth.principal.Principal(uid, token_id, name)``: who is calling;
 * ``hivectl.auth.tokens.authenticate(vm_dir, bearer) -> Principal``, raising code ``unauthorized`` (401);
 * ``hivectl.auth.policy.authorize(vm_dir, principal, role, path) -> None``, raising code ``forbidden`` (403).
 
-A unix-socket peer without a bearer token is the principal of its uid (``peer.PEER_KEY``); over TCP a
-bearer token is required. Until ``hivectl/auth/`` lands, a placeholder stands in for it here: uid 0 over
-the unix socket is admin, everything else is refused (the auth helper's modules replace it, found by
-import; nothing else in the daemon changes).
+A unix-socket peer without a bearer token is the principal of its uid as the kernel reports it
+(``peer.PEER_KEY``); a bearer token stands for its owner, capped by the token, over either transport;
+over TCP a token is required. A refusal is written to the audit log (hivectl/journal/audit.py) before it
+is answered, with the arguments the request carried (secrets hidden).
 """
 
 from __future__ import annotations
 
-import importlib
-import pwd
-from dataclasses import dataclass
+import logging
 from pathlib import Path
 from typing import Any
 
 from fastapi import Request
 
+from hivectl.auth import policy, tokens
+from hivectl.auth.principal import Principal
 from hivectl.daemon.envelope import ApiError
 from hivectl.daemon.peer import PEER_KEY
+from hivectl.errors import HivectlError
+
+log = logging.getLogger("hivectld.security")
 
 
-@dataclass(frozen=True)
-class _PlaceholderPrincipal:
-    """Stands in for hivectl.auth.principal.Principal until it lands (same fields, same order)."""
+def principal_of(request: Request) -> Principal:
+    """The principal of ``request`` (401 ``unauthorized`` if it has none)."""
+    header = request.headers.get("authorization", "")
+    scheme, _, bearer = header.partition(" ")
+    if header and scheme.lower() != "bearer":
+        raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer TOKEN'")
+    if bearer.strip():
+        return tokens.authenticate(Path(request.app.state.vm_dir), bearer.strip())
+    uid = request.scope.get(PEER_KEY)
+    if uid is None:
+        raise ApiError(401, "unauthorized", "a bearer token is required over TCP")
+    return Principal.for_uid(int(uid))
 
-    uid: int | None
-    token_id: str | None
-    name: str
 
-
-def _auth_module(name: str) -> Any:
+def authorize(request: Request, principal: Principal, role: str, path: str, operation: str = "",
+              arguments: dict[str, Any] | None = None) -> None:
+    """Refuse (403 ``forbidden``) unless ``principal`` holds ``role`` on ``path`` or above it; a refusal of
+    an operation is recorded in the audit log first."""
+    vm_dir = Path(request.app.state.vm_dir)
     try:
-        return importlib.import_module(f"hivectl.auth.{name}")
-    except ModuleNotFoundError as error:
-        if error.name is not None and error.name.startswith("hivectl.auth"):
-            return None
+        policy.authorize(vm_dir, principal, role, path)
+    except HivectlError as error:
+        if operation:
+            _record_refusal(vm_dir, principal, operation, arguments or {}, str(error))
         raise
 
 
-def _user_name(uid: int) -> str:
-    try:
-        return pwd.getpwuid(uid).pw_name
-    except KeyError:
-        return f"uid {uid}"
+def _record_refusal(vm_dir: Path, principal: Principal, operation: str, arguments: dict[str, Any],
+                    message: str) -> None:
+    from hivectl.journal import audit
+    from hivectl.journal.who import describe
 
-
-def principal_of(request: Request) -> Any:
-    """The principal of ``request`` (401 ``unauthorized`` if it has none)."""
-    vm_dir = request.app.state.vm_dir
-    header = request.headers.get("authorization", "")
-    bearer = header[7:].strip() if header.lower().startswith("bearer ") else None
-    uid = request.scope.get(PEER_KEY)
-    if bearer:
-        tokens = _auth_module("tokens")
-        if tokens is None:
-            raise ApiError(401, "unauthorized", "bearer tokens are not available on this daemon yet")
-        return tokens.authenticate(Path(vm_dir), bearer)
-    if uid is None:
-        raise ApiError(401, "unauthorized", "a bearer token is required over TCP")
-    principal_module = _auth_module("principal")
-    if principal_module is not None:
-        return principal_module.Principal(uid, None, _user_name(uid))
-    return _PlaceholderPrincipal(uid, None, _user_name(uid))
-
-
-def authorize(request: Request, principal: Any, role: str, path: str) -> None:
-    """Refuse (403 ``forbidden``) unless ``principal`` holds ``role`` on ``path`` or above it."""
-    policy = _auth_module("policy")
-    if policy is not None:
-        policy.authorize(Path(request.app.state.vm_dir), principal, role, path)
+    config_dir = vm_dir / ".config"
+    if not config_dir.is_dir():
         return
-    # Placeholder until hivectl/auth/ lands: root over the unix socket is admin, nobody else is anything.
-    if principal.uid != 0 or principal.token_id is not None:
-        raise ApiError(403, "forbidden", f"{principal.name}: no {role} role on {path}")
+    try:
+        audit.refused(str(config_dir), operation, arguments, message, who=describe(principal))
+    except OSError as error:  # the refusal still stands; the log's failure is the daemon's to report
+        log.error("audit log: %s", error)

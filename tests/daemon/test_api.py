@@ -60,10 +60,14 @@ def test_errors_carry_the_cli_message(daemon: Daemon) -> None:
     assert cli.status == 1
     assert reply.json() == {"type": "error", "error_code": 404, "code": "not_found",
                             "error": cli.err.strip().removeprefix("hivectl: ")}
-    reply = daemon.post("/1.0/guests", json={"name": "bad name!", "size": "1G"}, params={"dry_run": 1})
-    cli = hivectl("create", "-s", "1G", "--dry-run", "bad name!")
+    reply = daemon.post("/1.0/guests", json={"name": "badmem", "size": "1G", "memory": "lots"}, params={"dry_run": 1})
+    cli = hivectl("create", "-s", "1G", "-m", "lots", "--dry-run", "badmem")
     assert reply.status_code == 400 and reply.json()["code"] == "invalid", reply.text
     assert reply.json()["error"] == cli.err.strip().removeprefix("hivectl: ")
+    # A name that is not a name is refused before anything runs, naming the value.
+    reply = daemon.post("/1.0/guests", json={"name": "bad name!", "size": "1G"}, params={"dry_run": 1})
+    assert reply.status_code == 400 and reply.json()["code"] == "invalid", reply.text
+    assert "'bad name!'" in reply.json()["error"]
 
 
 def test_api_errors_use_the_error_envelope(daemon: Daemon) -> None:
