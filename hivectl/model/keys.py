@@ -58,6 +58,15 @@ def _cpu_pin(source: Source, key: str, value: str) -> None:
         raise ConfigError(source, key, value, "expected space-separated vcpu:hostcpu pairs like '0:2 1:3'")
 
 
+def _jail(source: Source, key: str, value: str) -> None:
+    """``auto``, ``none`` or a jail name jail(8) accepts (not a number: that is a jid)."""
+    if value in ("auto", "none"):
+        return
+    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}", value) or value.isdigit():
+        raise ConfigError(source, key, value, "expected auto, none or the name of a jail (letters, digits, "
+                                              "'_', '-', '.'; not a number)")
+
+
 LOADERS = ("bhyveload", "grub", "uefi", "uefi-csm", "uefi-devel", "uefi-custom")
 
 GUEST_KEYS: tuple[KeySpec, ...] = (
@@ -90,6 +99,9 @@ GUEST_KEYS: tuple[KeySpec, ...] = (
     KeySpec("prestart", path, "program run before every boot (args: NAME and the guest directory; cwd: the "
             "guest directory; its exit status is logged, not fatal)"),
     KeySpec("priority", integer(0, 20), "nice value of the hypervisor process"),
+    KeySpec("jail", _jail, "run bhyve in a jail: auto (a jail hivectl-NAME made for each run, devfs showing only "
+            "this guest's devices) or the name of a running jail with allow.vmm (docs/jails.md)", "none",
+            hivectl=True),
     KeySpec("limit_pcpu", integer(1, 100000), "vm-bhyve rctl CPU percent limit (not supported: ignored, with a "
             "warning)"),
     KeySpec("limit_rbps", any_text, "vm-bhyve rctl read bytes/s (not supported: ignored, with a warning)"),

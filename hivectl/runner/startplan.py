@@ -6,7 +6,8 @@ else (issue 9, "one plan"; docs/architecture.md, "Running a guest"). Once per st
 1. the guest's identity (``uuid``, ``networkN_mac``) written to its config when missing. The values are
    generated here, at plan time, and carried in the plan, so the config the later steps render (bhyve's
    ``-U``, each NIC's ``mac=``) is the config the first step writes;
-2. its ports (taps, bridge memberships), as vm-bhyve's ``vm::run`` creates them before its boot loop.
+2. its ports (taps, bridge memberships), as vm-bhyve's ``vm::run`` creates them before its boot loop;
+3. with ``jail="auto"``, its jail: root, devfs ruleset, ``jail -c`` (``drivers/bhyve/jail.py``).
 
 Then for every boot (vm-bhyve's ``_run`` loop, reboots included): the cloud-init seed rebuilt when stale,
 the ``prestart`` hook, the driver's prepare actions (device.map, ``-k`` file, a stale ``/dev/vmm/NAME``
@@ -24,6 +25,7 @@ from pathlib import Path
 
 from hivectl.drivers import checkpoint
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Problem, is_fatal
+from hivectl.drivers.bhyve import jail as jailing
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
 from hivectl.host.process import TimeoutExpired
@@ -115,11 +117,13 @@ class StartPlan:
     problems: list[str]  # the driver's preflight findings (fatal ones stop the start before any step)
     ports: list[Port]
     first: BootSteps
+    jail: jailing.JailPlan | None = None  # jail="auto": the jail made before the first boot (docs/jails.md)
 
     def argvs(self) -> list[list[str]]:
         """Every step as the command it stands for, in order: what ``start --dry-run`` prints."""
         once = [self.identity.argv()] if self.identity is not None else []
         once += [a.argv() for p in self.ports for a in p.setup]
+        once += [a.argv() for a in self.jail.setup] if self.jail is not None else []
         return once + self.first.argvs()
 
     def lines(self) -> list[str]:
@@ -165,7 +169,10 @@ def plan_boot(driver: Driver, ref: GuestRef, config: GuestConfig, ports: list[Po
 
     seed = ensure_seed(ref, config, force=config_changes)  # rebuilt whenever its inputs changed (churchers#338)
     request = BootRequest(ref, config, ports, install if first else None, first, foreground, restore)
-    return BootSteps(config, first, seed, prestart_step(ref, config), driver.plan_boot(request))
+    boot = driver.plan_boot(request)
+    if driver.name == "bhyve":
+        jailing.wrap(boot, config)  # jail=: the loader and bhyve run through jexec(8)
+    return BootSteps(config, first, seed, prestart_step(ref, config), boot)
 
 
 def plan_start(host: Host, store: Store, driver: Driver, ref: GuestRef, install: Path | None = None,
@@ -186,13 +193,18 @@ def plan_start(host: Host, store: Store, driver: Driver, ref: GuestRef, install:
             problems.append(Problem(f"{ref.name} is suspended ({save.path}): resume it, or discard the save "
                                     "(start --discard-save), before an install"))
         problems += [Problem(p) for p in checkpoint.problems(host, save, config, driver.name)]
+    if jailing.name_of(config) is not None and driver.name != "bhyve":
+        raise HivectlError(f"{config.path}: jail={config.get('jail')}: jails are FreeBSD's, for the bhyve driver "
+                           f"only (this host uses {driver.name})")
     try:
         ports = plan_ports(host, store, ref, config, host.platform)
         first = plan_boot(driver, ref, config, ports, install, True, foreground, identity is not None,
                           save.path if save is not None else None)
+        jail = jailing.plan(host, store, ref, config, ports, first.boot, install) \
+            if driver.name == "bhyve" and not [p for p in problems if is_fatal(p)] else None
     except HivectlError:
         fatal = [p for p in problems if is_fatal(p)]
         if fatal:  # the more basic cause (a missing loader, vmm not loaded) is the one to report
             raise HivectlError("; ".join(fatal)) from None
         raise
-    return StartPlan(ref, config, identity, problems, ports, first)
+    return StartPlan(ref, config, identity, problems, ports, first, jail)

@@ -41,6 +41,7 @@ from typing import Protocol
 
 from hivectl.drivers import checkpoint
 from hivectl.drivers.base import Driver, Outcome, is_fatal
+from hivectl.drivers.bhyve.jail import JailPlan, unwrap
 from hivectl.errors import Conflict, HivectlError
 from hivectl.host import identity, process
 from hivectl.host.base import Host
@@ -220,7 +221,7 @@ class Supervisor:
     def record_intent(self, argv: list[str]) -> None:
         """Before a loader or hypervisor is spawned: the time and program, so if this supervisor dies
         before :meth:`record_spawned`, the process is still found by its name and start time."""
-        program = Path(argv[0]).name
+        program = Path(unwrap(argv)[0]).name  # ``jexec JAIL bhyve ...`` is bhyve once jexec has exec'd it
         program = "qemu" if program.startswith("qemu") else program
         self.token = os.urandom(8).hex()  # what secrets.token_hex(8) returns, without its imports
         write_state(self.dir, "spawning", None, intent=time.time(), program=program, token=self.token,
@@ -255,8 +256,31 @@ class Supervisor:
             write_state(self.dir, "starting", None, teardown=self.teardown)
             Plan(list(port.setup)).apply(self.host)
             self.log(f"port network{port.index}: {port.ifname} on {port.switch or '-'}")
+        if start.jail is not None:
+            self.make_jail(start.jail)
         self.policy = Policy.from_config(start.config)
         return self.boot_loop(start.first)
+
+    def make_jail(self, jail: JailPlan) -> None:
+        """``jail="auto"``: the jail's root, devfs ruleset and ``jail -c`` (``drivers/bhyve/jail.py``). Its
+        teardown goes first in the record (``jail -r`` stops what runs in it before the taps go), written
+        before each step that makes something, the ruleset's removal once its number is claimed."""
+        planned = len(jail.teardown())
+        self.teardown[:0] = jail.teardown()
+
+        def claimed(_number: int) -> None:
+            nonlocal planned
+            if jail.ruleset is not None:
+                jail.ruleset.claimed = True
+            self.teardown[:planned] = jail.teardown()
+            planned = len(jail.teardown())
+            write_state(self.dir, "starting", None, teardown=self.teardown)
+
+        if jail.ruleset is not None:
+            jail.ruleset.on_claim = claimed
+        write_state(self.dir, "starting", None, teardown=self.teardown)
+        Plan(list(jail.setup)).apply(self.host)
+        self.log(f"jail {jail.name}" + (f": devfs ruleset {jail.ruleset.number}" if jail.ruleset else ""))
 
     def boot_loop(self, steps: startplan.BootSteps | None, ended: tuple[int, Outcome] | None = None) -> int:
         """Boot, and boot again while the policy says so; ``ended`` is a boot that already ended (the one

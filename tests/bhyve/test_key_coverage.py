@@ -25,6 +25,7 @@ NOT_FOR_THE_PLANNER = {
     "ignore_bad_msr": "dead in vm-bhyve: -w is always passed",
     "prestart": "the supervisor runs it before each boot",
     "priority": "the supervisor renices bhyve",
+    "jail": "the start plan runs the loader and bhyve through jexec in the jail (drivers/bhyve/jail.py)",
     "limit_pcpu": "rctl: not supported yet (a warning at start)",
     "limit_rbps": "rctl: not supported yet (a warning at start)",
     "limit_wbps": "rctl: not supported yet (a warning at start)",

@@ -29,7 +29,7 @@ import sys
 import time
 from typing import Any
 
-from . import kld, paths, state, vmm
+from . import jails, kld, paths, state, vmm
 from .common import (
     EX_OSERR,
     EX_USAGE,
@@ -803,7 +803,7 @@ class Init:
                 self.init_error()
         local = paths.host_path(path)
         problem: str | None = None
-        if path == "" or not os.path.exists(local):
+        if path == "" or not os.path.exists(local) or jails.device_error(self.st, path):
             problem = "No such file or directory"
         elif os.path.isdir(local):
             problem = "Is a directory"
@@ -960,7 +960,9 @@ class Init:
             iface = self.st["interfaces"].get(backend)
             opener = iface.get("opened_by") if iface else None
             busy = bool(opener) and pid_alive(int(opener[0]), opener[1])
-            if iface is None or iface.get("kind") != "tap" or busy or not kld.is_loaded(self.st, "if_tuntap"):
+            hidden = jails.device_error(self.st, f"/dev/{backend}") is not None
+            if iface is None or iface.get("kind") != "tap" or busy or hidden \
+                    or not kld.is_loaded(self.st, "if_tuntap"):
                 eprint(f"open of tap device /dev/{backend} failed")
                 self.init_error("Device busy" if busy else "No such file or directory")
             assert iface is not None
@@ -1043,6 +1045,10 @@ class Init:
         if not self.cfg.boolean("memory.wired", False):
             warn(PROG, "passthru requires guest memory to be wired")
             self.init_error()
+        for needed in ("/dev/pci", "/dev/io", "/dev/mem"):  # pci_passthru.c opens all three
+            if jails.device_error(self.st, needed):
+                warn(PROG, f"open {needed}: No such file or directory")
+                self.init_error()
         pptdev = self.cfg.value("pptdev", node)
         devices = self.st.get("pci", [])
         if pptdev is not None:
@@ -1327,6 +1333,7 @@ def main(args: list[str]) -> int:
             "guest_boot": checkpoint["guest_boot"] if checkpoint is not None else os.urandom(8).hex(),
             "booted": checkpoint["booted"] if checkpoint is not None else time.time(),
             "restored_from": parser.restore,
+            "jail": (jails.jail_of(st) or {}).get("name"),
         }
         st["running"][name]["nmdm"] = [p for p, holders in st.get("nmdm", {}).items() if vmm.me() in holders]
     no_firmware = release == "14" and rom is not None and not init.rom_loaded
@@ -1399,8 +1406,15 @@ def startup(init: Init, cpus: int, memsize: int, rom: str | None, parser: Parser
         if release == "14":
             fail("vm_create: Invalid argument", prefix=False)
         fail("vm_openf: Invalid argument")
+    jailed = jails.vm_error(st, name)  # a jailed bhyve: allow.vmm, and /dev/vmm/NAME in the jail's devfs
+    if jailed == "Operation not permitted":
+        fail(f"vm_create: {jailed}" if release == "14" else f"vm_openf: {jailed}", prefix=release != "14")
     existing = vmm.read_vm(name)
     running = vmm.live_running(st)
+    if jailed is not None:
+        if existing is None:
+            vmm.create_vm(name, "bhyve")  # created by the kernel, then not found in the jail's /dev
+        fail(f"vm_open: {jailed}" if release == "14" else f"vm_openf: {jailed}", prefix=release != "14")
     if existing is None:
         if release != "14" and rom is None:
             fail("no bootrom was configured")

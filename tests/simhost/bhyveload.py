@@ -18,7 +18,7 @@ from __future__ import annotations
 import os
 import sys
 
-from . import kld, paths, state, vmm
+from . import jails, kld, paths, state, vmm
 from .common import EX_OSERR, EX_USAGE, Getopt, GetoptError, ToolExit, die, parse_memsize, run, warn
 
 PROG = "bhyveload"
@@ -110,7 +110,14 @@ def load(st: dict[str, object], release: str, name: str, memsize: int, wired: bo
         vm_error("vm_create", "No such file or directory")
     if not name or len(name.encode()) > vmm.VM_MAX_NAMELEN or "/" in name or name in (".", ".."):
         vm_error("vm_create", "Invalid argument")
+    jailed = jails.vm_error(st, name)  # run through jexec: allow.vmm and the jail's devfs
+    if jailed == "Operation not permitted":
+        vm_error("vm_create", jailed)
     info = vmm.read_vm(name)
+    if jailed is not None:
+        if info is None:
+            vmm.create_vm(name, "bhyveload")
+        vm_error("vm_open", jailed)
     if info is not None and name in vmm.live_running(st):
         vm_error("vm_reinit", "Device busy")
     info = vmm.create_vm(name, "bhyveload") if info is None else vmm.reinit_vm(name, info)

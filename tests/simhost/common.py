@@ -54,6 +54,7 @@ def die(prog: str | None, msg: str | None, code: int) -> NoReturn:
 
 
 COMMANDS_FILE = "commands.jsonl"
+EXECED_ENV = "SIMHOST_EXECED_BY"  # the pid a stand-in (jexec) exec'd another stand-in in
 
 
 def record_command(argv: list[str]) -> None:
@@ -67,6 +68,8 @@ def record_command(argv: list[str]) -> None:
     root = os.environ.get("SIMHOST_ROOT")
     if not root:
         return
+    if os.environ.pop(EXECED_ENV, "") == str(os.getpid()):
+        return  # exec'd by jexec in the same process: the command was recorded as ``jexec JAIL ...``
     line = json.dumps([os.path.basename(argv[0]), *argv[1:]]) + "\n"
     fd = os.open(os.path.join(root, COMMANDS_FILE), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:

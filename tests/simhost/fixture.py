@@ -66,6 +66,7 @@ IN_PROCESS = {
     "kldstat": ("kld", "_kldstat"), "kldload": ("kld", "_kldload"), "kldunload": ("kld", "_kldunload"),
     "zfs": ("zfs", "main"), "zpool": ("zfs", "zpool"), "pciconf": ("pciconf", "main"),
     "truncate": ("truncate", "main"), "pfctl": ("pfctl", "main"), "acpidump": ("acpidump", "main"),
+    "jail": ("jails", "jail_main_args"), "jls": ("jails", "jls_args"), "devfs": ("jails", "devfs_args"),
 }
 
 
@@ -114,6 +115,19 @@ class SimHost:
     def loader_runs(self) -> list[dict[str, Any]]:
         """Every bhyveload/grub-bhyve run: tool, argv, VM name, exit status, time."""
         return list(self.state().get("loader_runs", []))
+
+    def jails(self) -> dict[str, dict[str, Any]]:
+        """Jails by name: jid, path, parameters, mounts, devfs (mount point and ruleset), attached processes."""
+        return {rec["name"]: rec for rec in self.state().get("jails", {}).values()}
+
+    def jail_sees(self, jail: str, device: str) -> bool:
+        """Whether a process in ``jail`` sees ``/dev/...`` node ``device`` through the jail's devfs ruleset."""
+        from . import jails
+
+        record = self.jails()[jail]
+        if record.get("devfs") is None:
+            return False
+        return jails.node_visible(self.state(), int(record["devfs"]["ruleset"]), device.removeprefix("/dev/"))
 
     def path(self, freebsd_path: str) -> Path:
         """Where a FreeBSD path lives here (``/dev/vmm/x`` -> ``<root>/dev/vmm/x``; others unchanged)."""

@@ -19,7 +19,7 @@ import re
 import sys
 from typing import Any
 
-from . import kld, paths, state, vmm
+from . import jails, kld, paths, state, vmm
 from .common import ToolExit, parse_memsize, run
 
 PROG = "grub-bhyve"
@@ -226,6 +226,11 @@ def boot(st: dict[str, Any], name: str, memsize: int, root_dev: str, directory: 
             and st["sysctl"].get("hw.vmm.vmx.cap.unrestricted_guest") != "1":
         vm_fail("VM unrestricted guest capability required")
     if not name or len(name.encode()) > vmm.VM_MAX_NAMELEN or "/" in name or name in (".", ".."):
+        vm_fail(f"Could not create VM {name}")
+    jailed = jails.vm_error(st, name)  # run through jexec: allow.vmm and the jail's devfs
+    if jailed is not None:
+        if jailed != "Operation not permitted" and vmm.read_vm(name) is None:
+            vmm.create_vm(name, PROG)
         vm_fail(f"Could not create VM {name}")
     info = vmm.read_vm(name)
     if info is not None and name in vmm.live_running(st):

@@ -161,6 +161,10 @@ def open_tty(st: dict[str, Any], path: str, hold: bool = True) -> bool:
     With ``hold`` False it only checks. Under the simulated ``/dev`` only tty-like nodes count
     (``nmdm*``, ``tty*``, ``cua*``, ``pts/*``); a real path must be a character device that is a terminal.
     """
+    from . import jails
+
+    if jails.device_error(st, path):
+        return False  # hidden by the jail's devfs ruleset
     pair = nmdm_pair(path)
     if pair is not None:
         from . import kld
@@ -191,6 +195,10 @@ def open_chardev(st: dict[str, Any], path: str, hold: bool = True) -> bool:
     """
     if path == "stdio":
         return True
+    from . import jails
+
+    if jails.device_error(st, path):
+        return False
     if nmdm_pair(path) is not None:
         return open_tty(st, path, hold)
     if paths.is_mapped(path):

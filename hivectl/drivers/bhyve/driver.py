@@ -16,7 +16,7 @@ from pathlib import Path
 
 from hivectl.drivers import hostchecks
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, Problem, unsupported_keys
-from hivectl.drivers.bhyve import checkpoint, devices, graphics, loaders, options, planner
+from hivectl.drivers.bhyve import checkpoint, devices, graphics, jail, loaders, options, planner
 from hivectl.drivers.bhyve.actions import RemoveFiles
 from hivectl.drivers.bhyve.devices import disk as disk_rules
 from hivectl.drivers.bhyve.devices import nic as nic_rules
@@ -64,6 +64,7 @@ class BhyveDriver(Driver):
         problems += self._cpu_problems(config)
         problems += self._passthru_problems(config)
         problems += self._tpm_problems(ref, config)
+        problems += jail.problems(self.host, config)
         problems += warnings(config)
         problems += unsupported_keys(config)
         return problems
