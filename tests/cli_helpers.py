@@ -39,10 +39,20 @@ def hivectl(*args: str, env: dict[str, str] | None = None, input_text: str | Non
     return Outcome(done.returncode, done.stdout, done.stderr)
 
 
+# The event and audit logs (hivectl/journal) rightly grow on a failed command: it is recorded, with its error.
+_JOURNAL_FILES = {f"{log}{suffix}" for log in ("events.jsonl", "audit.jsonl") for suffix in ("", ".1")} | {
+    ".events.jsonl.lock", ".audit.jsonl.lock"}
+
+
 def tree(root: Path) -> dict[str, tuple[int, int]]:
-    """Every file under ``root`` with (size, mode): a snapshot to prove a failed command changed nothing."""
+    """Every file under ``root`` with (size, mode): a snapshot to prove a failed command changed nothing.
+
+    The journal's logs in ``.config`` are left out: recording the failure is the one change a failed
+    command must make."""
     result = {}
     for path in sorted(root.rglob("*")):
+        if path.name in _JOURNAL_FILES and path.parent.name == ".config":
+            continue
         st = path.lstat()
         result[str(path.relative_to(root))] = (st.st_size if path.is_file() else 0, st.st_mode)
     return result
