@@ -29,6 +29,7 @@ log = logging.getLogger("hivectld")
 
 # Routers included in the application, in order: "module:function" returning an APIRouter.
 ROUTERS: list[str] = [
+    "hivectl.daemon.routes_events:router",  # websocket/SSE /1.0/events (before the catalog's GET /1.0/events)
     "hivectl.daemon.routes:router",  # every catalog operation under /1.0
     "hivectl.daemon.app:operations_router",  # /1.0/operations
 ]
@@ -109,6 +110,9 @@ def create_app(vm_dir: str | Path | None = None, driver: str | None = None, work
 
     resolved = str(load_settings(str(vm_dir) if vm_dir is not None else None).vm_dir)
     operations = OperationManager(workers=workers)
+    from hivectl.daemon.routes_events import operation_events  # each operation's progress: an event
+
+    operations.listeners.append(operation_events(resolved))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
