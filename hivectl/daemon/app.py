@@ -32,6 +32,7 @@ ROUTERS: list[str] = [
     "hivectl.daemon.routes_events:router",  # websocket/SSE /1.0/events (before the catalog's GET /1.0/events)
     "hivectl.daemon.routes:router",  # every catalog operation under /1.0
     "hivectl.daemon.app:operations_router",  # /1.0/operations
+    "hivectl.daemon.routes_metrics:router",  # /metrics (Prometheus text, docs/metrics.md)
 ]
 
 MAX_WAIT = 3600.0  # seconds a /wait may block
