@@ -21,6 +21,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from hivectl import __version__, catalog
 from hivectl.daemon import envelope, security
+from hivectl.daemon.listcache import ListCache
 from hivectl.daemon.operations import OperationManager
 from hivectl.daemon.routes import asynchronous, sync
 from hivectl.errors import HivectlError
@@ -126,6 +127,7 @@ def create_app(vm_dir: str | Path | None = None, driver: str | None = None, work
     app.state.vm_dir = resolved
     app.state.driver = driver
     app.state.operations = operations
+    app.state.list_cache = ListCache()
 
     @app.exception_handler(HivectlError)
     async def hivectl_error(_request: Request, error: HivectlError) -> JSONResponse:

@@ -20,11 +20,12 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
 from fastapi import Path as PathParam
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import BaseModel, ConfigDict, create_model
 
 from hivectl import catalog
@@ -145,7 +146,7 @@ def _make_hivectl(request: Request, principal: Any, token: CancelToken | None) -
     return Hivectl(state.vm_dir, state.driver, principal=principal, host=SteppedHost(LocalHost(), token))
 
 
-def _execute(request: Request, route: Route, principal: Any, args: dict[str, Any], dry_run: bool) -> JSONResponse:
+def _execute(request: Request, route: Route, principal: Any, args: dict[str, Any], dry_run: bool) -> Response:
     op = route.operation
     shown = catalog.redact(op, args)
     for resource in op.resources(args):
@@ -165,10 +166,29 @@ def _execute(request: Request, route: Route, principal: Any, args: dict[str, Any
         return asynchronous(record.info())
     if op.mutating and not dry_run:
         log.info("%s: %s %s", principal, op.name, shown)
+    if op.name == "guests":
+        return _cached_list(request, principal, op, args)
     return sync(catalog.invoke(_make_hivectl(request, principal, None), op, args, dry_run=dry_run))
 
 
-def endpoint_for(route: Route) -> Callable[..., JSONResponse]:
+def _cached_list(request: Request, principal: Any, op: catalog.Operation, args: dict[str, Any]) -> Response:
+    """``GET /1.0/guests`` through the daemon's ``ListCache`` (hivectl/daemon/listcache.py)."""
+    from hivectl.daemon.listcache import fingerprint
+
+    hv = _make_hivectl(request, principal, None)
+    config_dir = Path(request.app.state.vm_dir) / ".config"
+
+    def current() -> tuple[Any, ...]:
+        return fingerprint(config_dir, [str(d["path"]) for d in hv.datastore_list()])
+
+    def render() -> bytes:
+        return bytes(sync(catalog.invoke(hv, op, args)).body)
+
+    key = tuple(sorted((k, str(v)) for k, v in args.items()))
+    return Response(request.app.state.list_cache.get(key, current, render), media_type="application/json")
+
+
+def endpoint_for(route: Route) -> Callable[..., Response]:
     """A FastAPI endpoint for ``route`` whose signature declares its path, query and body parameters."""
     op = route.operation
     others = [p for p in op.params if p.name != route.fills]
@@ -196,7 +216,7 @@ def endpoint_for(route: Route) -> Callable[..., JSONResponse]:
         signature.append(inspect.Parameter("dry_run", inspect.Parameter.KEYWORD_ONLY, annotation=bool,
                                            default=Query(False, description="return the plan, change nothing")))
 
-    def endpoint(**kwargs: Any) -> JSONResponse:
+    def endpoint(**kwargs: Any) -> Response:
         args: dict[str, Any] = {}
         if route.placeholder is not None and route.fills is not None:
             value = kwargs[route.placeholder]

@@ -13,6 +13,7 @@ from typing import Any
 
 import pytest
 
+from hivectl.rcfile import RcFile
 from tests.cli_helpers import hivectl
 from tests.daemon.conftest import Daemon
 from tests.lifecycle_helpers import bhyve_pid, state_of
@@ -145,3 +146,51 @@ def test_secrets_never_come_back(daemon: Daemon) -> None:
         assert reply.status_code == 200 and "hunter2" not in reply.text, (path, reply.text)
     assert 'vnc_password="(hidden)"' in sync_metadata(daemon.get("/1.0/guests/sec/config"))
     assert "hunter2" not in daemon.log.read_text()
+
+
+def test_the_list_follows_every_change_made_outside_the_daemon(daemon: Daemon) -> None:
+    """The daemon caches the guest list (hivectl/daemon/listcache.py); what the CLI changes shows at once."""
+    create(daemon, "lc")
+
+    def row() -> dict[str, Any]:
+        rows = {r["name"]: r for r in sync_metadata(daemon.get("/1.0/guests"))}
+        return rows.get("lc", {})
+
+    assert row()["cpu"] == "1"
+    assert row()["cpu"] == "1"  # answered from the cache
+    conf = RcFile.load(daemon.vm_dir / "lc" / "lc.conf")  # as hivectl edits it: written aside, renamed
+    conf.set("cpu", "3")
+    conf.save()
+    assert row()["cpu"] == "3"
+    assert hivectl("rename", "lc", "lc2").status == 0
+    assert row() == {} and "lc2" in [r["name"] for r in sync_metadata(daemon.get("/1.0/guests"))]
+    assert sync_metadata(daemon.get("/1.0/guests")) == hivectl("list", "--json").json()
+
+
+def test_a_viewer_token_is_refused_every_change_and_the_refusal_is_audited(daemon: Daemon) -> None:
+    made = hivectl("token", "create", "--role", "viewer", "--json")
+    assert made.status == 0, made.err
+    bearer = {"Authorization": f"Bearer {made.json()['token']}"}
+    assert sync_metadata(daemon.get("/1.0/guests", headers=bearer)) is not None  # a viewer reads
+    from hivectl import catalog
+    from hivectl.daemon.routes import route_of
+
+    refused = 0
+    for op in catalog.operations():
+        if not op.mutating or op.role == "viewer":
+            continue
+        route = route_of(op)
+        path = route.path.replace("{" + str(route.placeholder) + "}", "tok") if route.placeholder else route.path
+        reply = daemon.client.request(route.verb, f"/1.0{path}", headers=bearer, params={"dry_run": 1},
+                                      json={} if not route.in_query else None)
+        if reply.status_code == 400:  # the body lacks a required field: refused before authorization
+            continue
+        assert reply.status_code == 403 and reply.json()["code"] == "forbidden", (op.name, reply.text)
+        refused += 1
+    assert refused >= 20
+    audit = hivectl("audit", "--json")
+    assert audit.status == 0, audit.err
+    lines = [json.loads(line) for line in audit.out.splitlines()] if audit.out.lstrip().startswith("{") \
+        else json.loads(audit.out)
+    assert any(line["result"] == "refused" and line["operation"] == "start" for line in lines), lines[-5:]
+    assert made.json()["token"] not in audit.out and made.json()["token"] not in daemon.log.read_text()
