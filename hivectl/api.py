@@ -804,6 +804,47 @@ class Hivectl:
 
         return [g.as_json() for g in access.acl_list(self._ctx.store)]
 
+    # -- tenants (docs/security.md) ------------------------------------------------------------------------
+    def tenant_create(self, name: str, datastore: str, vlan: str, memory: str, user: str | None = None,
+                      group: str | None = None, interface: str | None = None,
+                      dry_run: bool = False) -> list[list[str]]:
+        """Make a tenant: its datastore, VLAN switch, memory limit and grants, in one plan (``hivectl tenant create``).
+
+        >>> hv.tenant_create("acme", "/nonexistent/acme", "40", "4G", dry_run=True)
+        Traceback (most recent call last):
+        ...
+        hivectl.errors.NotFound: /nonexistent does not exist (the tenant's datastore directory is made in it)
+        """
+        from hivectl.ops.tenants import TenantRequest, plan_create
+
+        request = TenantRequest(name, datastore, vlan, memory, user, group, interface)
+        return self._run(plan_create(self._ctx.store, self._ctx.host, request), dry_run)
+
+    def tenant_list(self) -> list[dict[str, str]]:
+        """Every tenant's record (``hivectl tenant list --json``).
+
+        >>> hv.tenant_list()
+        []
+        """
+        from hivectl.ops.tenants import tenants
+
+        return [t.as_json() for t in tenants(self._ctx.store)]
+
+    def tenant_destroy(self, name: str, dry_run: bool = False) -> list[list[str]]:
+        """Remove a tenant without guests; its dataset or directory is kept (never deleted)."""
+        from hivectl.ops.tenants import plan_destroy
+
+        plan, _ = plan_destroy(self._ctx.store, self._ctx.host, name)
+        return self._run(plan, dry_run)
+
+    def tenant_rules(self, name: str, kind: str, command: str = "/usr/local/bin/hivectl", install: bool = False,
+                     file: str | None = None, dry_run: bool = False) -> str:
+        """The tenant's sudo (``kind="sudo"``) or doas rules; ``install`` writes them (checked first)."""
+        from hivectl.ops.tenants import rules
+
+        text, _ = rules(self._ctx.store, self._ctx.host, name, kind, command, install,
+                        Path(file) if file else None, dry_run)
+        return text
     # -- events and audit (docs/events.md) -----------------------------------------------------------------
     def _config_dir(self) -> str:
         """Where this host's event and audit logs are (``vm_dir/.config``)."""

@@ -124,6 +124,7 @@ _HOST_WIDE = frozenset({
     # Access (docs/security.md): host-wide here; hivectl/ops/access.py checks the actor's rights on the
     # grant's own path and on the token's owner besides.
     "token_create", "token_list", "token_revoke", "acl_grant", "acl_revoke", "acl_list",
+    "tenant_create", "tenant_list", "tenant_destroy", "tenant_rules",
 })
 # image_create's first parameter is the guest the image is made of: its path is that guest.
 _GUEST_OVERRIDES = {"image_create": "name", "autostart_add": "names", "autostart_remove": "names"}

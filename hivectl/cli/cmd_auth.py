@@ -129,3 +129,95 @@ def run_acl(ctx: Context, args: argparse.Namespace) -> int:
     if args.dry_run:
         sys.stdout.write(f"acl {args.action}: {grant.line()} (--dry-run: not written)\n")
     return 0
+
+
+# -- tenant ---------------------------------------------------------------------------------------------
+TENANT_DESCRIPTION = """\
+A tenant, as in the bhyve cookbook: its own datastore (a new ZFS dataset or directory), its own
+VLAN switch, a memory limit (rctl on FreeBSD) and a user and/or group who operate (start, stop,
+console, snapshot) every guest in its datastore. One plan, with rollback; --dry-run prints it.
+
+  tenant create NAME --datastore zfs:POOL/DS|/DIR --vlan N --memory 16G [--interface IF]
+                [--user USER] [--group GROUP] [--dry-run]
+  tenant list [--json]
+  tenant destroy NAME [--dry-run]       refused while it has guests; its data is always kept
+  tenant rules NAME --sudo|--doas [--install [--file PATH]] [--command PATH] [--dry-run]
+
+'rules' prints (or installs, checked with visudo -c / doas -C first) the sudo or doas rules that let
+the tenant's user and group run exactly 'hivectl start|stop|console|snapshot GUEST' for each of its
+guests; hivectl run that way checks the invoking user's grants too (docs/security.md)."""
+
+
+def configure_tenant(p: argparse.ArgumentParser) -> None:
+    p.description = TENANT_DESCRIPTION
+    sub = p.add_subparsers(dest="action", metavar="ACTION", required=True)
+    create = sub.add_parser("create", help="make a tenant's datastore, switch, limit and grants")
+    create.add_argument("--datastore", required=True, metavar="PATH", help="zfs:POOL/DATASET or /DIRECTORY (new)")
+    create.add_argument("--vlan", required=True, metavar="N", help="the tenant's VLAN, 1 to 4094")
+    create.add_argument("--memory", required=True, metavar="SIZE", help="memory limit of the tenant (16G)")
+    create.add_argument("--interface", metavar="IF", help="physical port of the tenant's switch, tagged with the VLAN")
+    create.add_argument("--user", metavar="USER", help="the tenant's user (operator of its guests)")
+    create.add_argument("--group", metavar="GROUP", help="the tenant's group (its members operate its guests)")
+    create.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    create.add_argument("name", metavar="NAME")
+    lst = sub.add_parser("list", help="list tenants")
+    lst.add_argument("--json", action="store_true", help="print a JSON array of objects")
+    destroy = sub.add_parser("destroy", help="remove a tenant without guests (its data is kept)")
+    destroy.add_argument("--dry-run", action="store_true", help="print the plan and change nothing")
+    destroy.add_argument("name", metavar="NAME")
+    rules = sub.add_parser("rules", help="print or install the tenant's sudo or doas rules")
+    kind = rules.add_mutually_exclusive_group(required=True)
+    kind.add_argument("--sudo", dest="kind", action="store_const", const="sudo", help="sudoers(5) rules")
+    kind.add_argument("--doas", dest="kind", action="store_const", const="doas", help="doas.conf(5) rules")
+    rules.add_argument("--install", action="store_true", help="write them (checked first, replaced atomically)")
+    rules.add_argument("--file", metavar="PATH", help="where --install writes (default: sudoers.d/hivectl-NAME or "
+                                                     "doas.conf under /usr/local/etc on FreeBSD, /etc on Linux)")
+    rules.add_argument("--command", metavar="PATH", help="hivectl's absolute path in the rules (default: this one)")
+    rules.add_argument("--dry-run", action="store_true",
+                       help="with --install: print what would be written, write nothing")
+    rules.add_argument("name", metavar="NAME")
+
+
+def default_command() -> str:
+    """The absolute path of the hivectl being run (what sudo or doas must be told to run)."""
+    import os
+    import shutil
+
+    called = sys.argv[0] if sys.argv and sys.argv[0] else ""
+    if os.path.isabs(called) and os.path.basename(called) == "hivectl":
+        return os.path.realpath(called) if os.path.islink(called) else called
+    return shutil.which("hivectl") or "/usr/local/bin/hivectl"
+
+
+def run_tenant(ctx: Context, args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from hivectl.ops import tenants
+
+    if args.action == "create":
+        request = tenants.TenantRequest(args.name, args.datastore, args.vlan, args.memory, args.user, args.group,
+                                        args.interface)
+        ctx.execute(tenants.plan_create(ctx.store, ctx.host, request), args.dry_run)
+        return 0
+    if args.action == "list":
+        found = [t.as_json() for t in tenants.tenants(ctx.store)]
+        if args.json:
+            render.as_json(found)
+        else:
+            render.table(["NAME", "DATASTORE", "SWITCH", "VLAN", "MEMORY", "USER", "GROUP"],
+                         [[t["name"], t["path"], t["switch"], t["vlan"], t["memory"], t["user"] or "-",
+                           t["group"] or "-"] for t in found])
+        return 0
+    if args.action == "destroy":
+        plan, note = tenants.plan_destroy(ctx.store, ctx.host, args.name)
+        ctx.execute(plan, args.dry_run)
+        if not args.dry_run:
+            sys.stderr.write(f"hivectl: {note}\n")
+        return 0
+    text, where = tenants.rules(ctx.store, ctx.host, args.name, args.kind, args.command or default_command(),
+                                args.install, Path(args.file) if args.file else None, args.dry_run)
+    if where is None or args.dry_run:
+        sys.stdout.write(text)
+    if where is not None:
+        sys.stderr.write(f"hivectl: {'would install' if args.dry_run else 'installed'} {where}\n")
+    return 0

@@ -105,4 +105,6 @@ COMMANDS: tuple[Command, ...] = (
     Command("switch", "hivectl.cli.cmd_switch", "virtual switches, NAT, DHCP and port forwards", "network"),
     Command("token", "hivectl.cli.cmd_auth", "create, list and revoke bearer tokens for the daemon", "access"),
     Command("acl", "hivectl.cli.cmd_auth", "grant and revoke roles on guests, datastores and switches", "access"),
+    Command("tenant", "hivectl.cli.cmd_auth", "tenants: a datastore, a VLAN, a memory limit and their users",
+            "access"),
 )

@@ -29,7 +29,7 @@ READ_ONLY = {("list",), ("info",), ("get",), ("version",), ("passthru",), ("cons
              ("template", "show"), ("datastore", "list"), ("disk", "list"), ("tags", "list"), ("tags", "find"),
              ("autostart", "list"), ("switch", "list"), ("switch", "info"), ("switch", "forward", "list"),
              ("image", "list"), ("iso",), ("img",), ("metrics",), ("token", "list"), ("acl", "list"), ("events",),
-             ("audit",), ("retention", "explain")}
+             ("audit",), ("retention", "explain"), ("tenant", "list")}
 
 ARGV: dict[tuple[str, ...], list[str]] = {
     ("init",): ["init"],
@@ -85,6 +85,10 @@ ARGV: dict[tuple[str, ...], list[str]] = {
     ("token", "revoke"): ["token", "revoke", "{token}"],
     ("acl", "grant"): ["acl", "grant", "operator", "/guests/web", "@nogroup"],
     ("acl", "revoke"): ["acl", "revoke", "viewer", "/", "nobody"],
+    ("tenant", "create"): ["tenant", "create", "--datastore", "zfs:zroot/t2", "--vlan", "43", "--memory", "1G",
+                           "--group", "nogroup", "t2"],
+    ("tenant", "destroy"): ["tenant", "destroy", "t1"],
+    ("tenant", "rules"): ["tenant", "rules", "t1", "--sudo", "--install", "--file", "{tmp}/sudoers-t1"],
 }
 
 
@@ -134,7 +138,8 @@ def test_dry_run_on_every_mutating_command(zhost: Any, tmp_path: Path,  # noqa: 
                  ["switch", "create", "-i", "em0", "public"], ["switch", "create", "-a", "10.8.0.1/24", "--nat", "nat"],
                  ["datastore", "add", "keep", str(tmp_path / "more")], ["switch", "create", "lan0"],
                  ["switch", "forward", "add", "nat", "tcp", "8080", "10.8.0.5:80"],
-                 ["acl", "grant", "viewer", "/", "nobody"]):
+                 ["acl", "grant", "viewer", "/", "nobody"],
+                 ["tenant", "create", "--datastore", "zfs:zroot/t1", "--vlan", "42", "--memory", "1G", "t1"]):
         _ok(hivectl(*argv))
     image = hivectl("image", "create", "-u", "web")
     _ok(image)
