@@ -9,8 +9,9 @@ Both tools reset the environment by default (sudoers(5) ``env_reset``, doas.conf
 ``keepenv``), so the user cannot set them to someone else's; a root shell that still carries them
 (``sudo -s``) is held to the invoking user too, which errs on the safe side.
 
-The operator role's operations (``hivectl.auth.model.OPERATOR_OPERATIONS``) need ``operator`` on each
-guest they name; every other command needs ``admin`` on ``/``.
+What each command needs is the operations catalog's (hivectl/catalog.py, read by
+``hivectl.cli.delegation``): the role of its operation on each resource it names (``operator`` on each
+guest for start, stop, console, snapshot...), ``admin`` on ``/`` for anything the catalog does not place.
 """
 
 from __future__ import annotations
@@ -21,7 +22,6 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from hivectl.auth.errors import Forbidden
-from hivectl.auth.model import OPERATOR_OPERATIONS
 from hivectl.auth.principal import Principal
 
 TYPE_CHECKING = False
@@ -53,28 +53,13 @@ def current(environ: Mapping[str, str] | None = None) -> Principal:
     return delegated(environ) or Principal.for_uid(os.getuid())
 
 
-def guests_named(command: str, args: object) -> list[str]:
-    """The guests an operator command names (``snapshot NAME@SNAP`` names ``NAME``)."""
-    if command in ("start", "stop"):
-        return list(getattr(args, "names", []))
-    if command == "console":
-        return [str(getattr(args, "name", ""))]
-    if command == "snapshot":
-        return [str(getattr(args, "spec", "")).split("@", 1)[0]]
-    return []
-
-
-def check(vm_dir: Path, principal: Principal, command: str, args: object, store: Store | None = None) -> None:
-    """Refuse (``Forbidden``) a command the delegating user's grants do not allow."""
+def check(vm_dir: Path, principal: Principal, needs: list[tuple[str, str]], store: Store | None = None) -> None:
+    """Refuse (``Forbidden``) unless the delegating user holds every ``(role, path)`` of ``needs``."""
     from hivectl.auth.policy import authorize
 
     if principal.uid == 0:
         return
-    if command in OPERATOR_OPERATIONS:
-        names = guests_named(command, args)
-        if not names:
-            raise Forbidden(f"{principal}: {command} names no guest")
-        for name in names:
-            authorize(vm_dir, principal, "operator", f"/guests/{name}", store)
-        return
-    authorize(vm_dir, principal, "admin", "/", store)
+    if not needs:
+        raise Forbidden(f"{principal}: the command names nothing to check")
+    for role, path in needs:
+        authorize(vm_dir, principal, role, path, store)

@@ -182,7 +182,9 @@ def _check_delegation(ctx: Context, command: str, namespace: object) -> None:
 
     who = invoker.delegated()
     if who is not None:
-        invoker.check(ctx.store.root, who, command, namespace, ctx.store)
+        from hivectl.cli.delegation import needs
+
+        invoker.check(ctx.store.root, who, needs(command, namespace), ctx.store)
 
 
 def _os_error(error: OSError) -> str:

@@ -30,6 +30,7 @@ from pathlib import Path
 
 from hivectl import validate
 from hivectl.auth import acl
+from hivectl.auth.model import OPERATOR_OPERATIONS
 from hivectl.errors import ConfigError, Conflict, NotFound, UsageError
 from hivectl.host.base import Host
 from hivectl.plan import Call, CreateFile, MakeDir, Plan, Run, config_edit
@@ -273,7 +274,7 @@ def _os_platform_target(host: Host, kind: str, name: str) -> Path:
     return Path(f"{etc}/sudoers.d/hivectl-{name}") if kind == "sudo" else Path(f"{etc}/doas.conf")
 
 
-OPERATOR_COMMANDS = ("start", "stop", "console", "snapshot")
+OPERATOR_COMMANDS = OPERATOR_OPERATIONS  # what the rules allow: the operator role's operations of issue 11
 
 
 def rules_text(tenant: Tenant, guests: list[str], kind: str, command: str) -> str:

@@ -91,3 +91,18 @@ def test_unreadable_delegation_is_refused(vmdir: Path, env: dict[str, str], mess
 
 def test_sudo_by_root_is_root(vmdir: Path) -> None:
     assert hivectl("create", "web", env={"SUDO_UID": "0"}).status == 0
+
+
+def test_what_a_delegated_command_needs_comes_from_the_catalog() -> None:
+    from argparse import Namespace
+
+    from hivectl.cli.delegation import needs
+
+    assert needs("start", Namespace(names=["a", "b"])) == [("operator", "/guests/a"), ("operator", "/guests/b")]
+    assert needs("snapshot", Namespace(spec="a@x")) == [("operator", "/guests/a")]
+    assert needs("restart", Namespace(name="a")) == [("operator", "/guests/a")]
+    assert needs("rollback", Namespace(spec="a@x")) == [("admin", "/guests/a")]
+    assert needs("switch", Namespace(action="create", name="lan")) == [("admin", "/switches/lan")]
+    assert needs("stopall", Namespace()) == [("admin", "/")]
+    assert needs("list", Namespace()) == [("admin", "/")]  # not placed by the catalog: the most it could need
+    assert needs("start", Namespace(names=[])) == [("admin", "/")]
