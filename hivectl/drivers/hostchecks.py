@@ -22,11 +22,13 @@ On FreeBSD (bhyve), in vm-bhyve's order:
 5. the memory fits: ``memory`` no larger than the host's RAM (``hw.physmem``), and a wired guest
    (``wired_memory=yes``, or any passthru, which bhyve(8) requires ``-S`` for) within the system-wide limit
    on wired user memory, ``vm.max_user_wired`` pages of ``hw.pagesize`` bytes (vmm wires through the same
-   accounting as mlock(2)).
+   accounting as mlock(2));
+6. limits (``limit_*``, hivectl/model/limits.py) need ``kern.racct.enable=1``, or rctl(8) refuses every rule.
 
 On Linux (QEMU) the equivalents: a forced ``HIVECTL_QEMU_ACCEL=kvm`` needs real KVM (``/dev/kvm`` and a
 ``vmx``/``svm`` CPU flag; otherwise hivectl picks TCG itself, see ``drivers/qemu/accel.py``), passthru needs
-IOMMU groups (``/sys/kernel/iommu_groups``), and ``memory`` must fit ``MemTotal`` of ``/proc/meminfo``.
+IOMMU groups (``/sys/kernel/iommu_groups``), ``memory`` must fit ``MemTotal`` of ``/proc/meminfo``, and limits
+need their cgroup controllers.
 """
 
 from __future__ import annotations
@@ -107,7 +109,25 @@ def bhyve(host: Host, config: GuestConfig) -> list[str]:
     if passthru:
         found += _iommu(host, vendor)
     found += _bhyve_memory(host, config, passthru)
+    found += _racct(host, config)
     return found
+
+
+def _limits(config: GuestConfig) -> list[str]:
+    """The ``limit_*`` keys the config sets (their values are checked by the key table)."""
+    from hivectl.model.limits import KEYS
+
+    return [f"{key}={config.values[key]}" for key in KEYS if config.values.get(key)]
+
+
+def _racct(host: Host, config: GuestConfig) -> list[str]:
+    """rctl(8) refuses every rule unless the kernel accounts resources: ``kern.racct.enable`` (a loader
+    tunable, 0 by default on GENERIC kernels)."""
+    wanted = _limits(config)
+    if not wanted or _sysctl(host, "kern.racct.enable") == "1":
+        return []
+    return [Problem(f"{', '.join(wanted)} needs rctl, which this kernel does not enable (sysctl "
+                    "kern.racct.enable is not 1: set kern.racct.enable=1 in /boot/loader.conf and reboot)")]
 
 
 def _iommu(host: Host, vendor: str) -> list[str]:
@@ -167,7 +187,29 @@ def qemu(host: Host, config: GuestConfig, accel: str) -> list[str]:
     if size is not None and total and size > total:
         found.append(Problem(f"memory={config.get('memory')} is more than this host's RAM ({_gib(total)}, "
                              "MemTotal in /proc/meminfo)"))
+    found += _cgroups(host, config)
     return found
+
+
+def _cgroups(host: Host, config: GuestConfig) -> list[str]:
+    """Each limit needs its cgroup controller (v2 or v1) on the host (hivectl/host/cgroups.py)."""
+    from hivectl.host.cgroups import groups
+    from hivectl.model.limits import of
+
+    wanted = _limits(config)
+    if not wanted:
+        return []
+    try:
+        limits = of(config.values, config.path)
+    except ConfigError:
+        return []  # reported by the config's own checks
+    controllers = {name for name, on in (("cpu", limits.pcpu is not None), ("io", limits.io()),
+                                         ("memory", limits.memory is not None)) if on}
+    _found, missing = groups(host.root, config.name, controllers)
+    if not missing:
+        return []
+    return [Problem(f"{', '.join(wanted)} needs the cgroup {' and '.join(missing)} controller, which this host "
+                    "has in neither cgroup v2 (cgroup.controllers) nor cgroup v1 (/proc/self/mounts)")]
 
 
 def _meminfo_total(path: Path) -> int | None:

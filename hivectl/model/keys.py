@@ -18,6 +18,7 @@ from hivectl import validate
 from hivectl.errors import ConfigError
 from hivectl.model import devices
 from hivectl.model.keyspec import KeySpec, Source, any_text, boolean, choice, integer, path, zfs_properties
+from hivectl.model.limits import check_amount
 from hivectl.model.modules import submodules
 from hivectl.safety import values
 
@@ -102,12 +103,14 @@ GUEST_KEYS: tuple[KeySpec, ...] = (
     KeySpec("jail", _jail, "run bhyve in a jail: auto (a jail hivectl-NAME made for each run, devfs showing only "
             "this guest's devices) or the name of a running jail with allow.vmm (docs/jails.md)", "none",
             hivectl=True),
-    KeySpec("limit_pcpu", integer(1, 100000), "vm-bhyve rctl CPU percent limit (not supported: ignored, with a "
-            "warning)"),
-    KeySpec("limit_rbps", any_text, "vm-bhyve rctl read bytes/s (not supported: ignored, with a warning)"),
-    KeySpec("limit_wbps", any_text, "vm-bhyve rctl write bytes/s (not supported: ignored, with a warning)"),
-    KeySpec("limit_riops", any_text, "vm-bhyve rctl read operations/s (not supported: ignored, with a warning)"),
-    KeySpec("limit_wiops", any_text, "vm-bhyve rctl write operations/s (not supported: ignored, with a warning)"),
+    KeySpec("limit_pcpu", integer(1, 100000), "CPU limit, percent of one CPU (rctl pcpu:deny on FreeBSD, as "
+            "vm-bhyve; cgroup cpu.max on Linux)"),
+    KeySpec("limit_rbps", check_amount, "read bytes/s limit (10M; rctl readbps:throttle, cgroup io.max rbps)"),
+    KeySpec("limit_wbps", check_amount, "write bytes/s limit (rctl writebps:throttle, cgroup io.max wbps)"),
+    KeySpec("limit_riops", check_amount, "read operations/s limit (rctl readiops:throttle, cgroup io.max riops)"),
+    KeySpec("limit_wiops", check_amount, "write operations/s limit (rctl writeiops:throttle, cgroup io.max wiops)"),
+    KeySpec("limit_memory", check_amount, "memory limit of the hypervisor process (2G; rctl vmemoryuse:deny, "
+            "cgroup memory.max)", hivectl=True),
     KeySpec("on_restart", choice("restart", "stop", "shutdown"), "what a guest reboot does", "restart"),
     KeySpec("on_fault", choice("restart", "stop", "shutdown"), "what a crash (exit 3 and up) does",
             "shutdown"),
@@ -151,7 +154,7 @@ KEYS: tuple[KeySpec, ...] = assemble()
 
 # vm-bhyve keys that are read and validated (so configs round-trip and stay valid) but have no effect yet:
 # starting a guest that sets one logs a warning instead of silently doing less than vm-bhyve did.
-UNSUPPORTED = ("limit_pcpu", "limit_rbps", "limit_wbps", "limit_riops", "limit_wiops")
+UNSUPPORTED: tuple[str, ...] = ()
 
 
 

@@ -49,6 +49,9 @@ VIRT_CONSOLE_PREFIX = "vtcon."  # ``vtcon.<port>``: bhyve's virtio-console and Q
 SEED = "seed.iso"  # the cloud-init NoCloud seed (rebuilt when stale)
 UEFI_VARS = "uefi-vars.fd"  # the guest's own copy of the UEFI variable store
 SWTPM_SOCKET = "swtpm.sock"  # default tpm_path for tpm=swtpm
+SWTPM_PID = "swtpm.pid"  # the running swtpm's pid (swtpm --pid file=)
+SWTPM_LOG = "swtpm.log"  # swtpm's stderr and log of the current run
+TPM_STATE = "tpm"  # the software TPM's own state (swtpm --tpmstate dir=): the guest's, kept across runs
 
 HYPERVISOR_LOGS = ("bhyve.log", "qemu.log")  # one per driver: ``<driver>.log``
 
@@ -56,7 +59,7 @@ HYPERVISOR_LOGS = ("bhyve.log", "qemu.log")  # one per driver: ``<driver>.log``
 # The seed and the device map are rebuilt at every start, so they count too.
 RUNTIME_FILES = frozenset({
     RUN_LOCK, LOCK_GUARD, SUPERVISOR_STATE, LAST_RUN, STOPPING, WAIT_RECORD, RESTART_FLAG, CONSOLE, SUSPENDING_LOCK,
-    LOADER_LOG, BHYVE_CONFIG, DEVICE_MAP, CONSOLE_LOG, SEED, *HYPERVISOR_LOGS,
+    LOADER_LOG, BHYVE_CONFIG, DEVICE_MAP, CONSOLE_LOG, SEED, *HYPERVISOR_LOGS, SWTPM_PID, SWTPM_LOG,
 })
 RUNTIME_PREFIXES = (VM_LOG, "hivectl.log", VIRT_CONSOLE_PREFIX)
 
@@ -138,6 +141,18 @@ class GuestLayout:
     @property
     def swtpm_socket(self) -> Path:
         return self.directory / SWTPM_SOCKET
+
+    @property
+    def swtpm_pid(self) -> Path:
+        return self.directory / SWTPM_PID
+
+    @property
+    def swtpm_log(self) -> Path:
+        return self.directory / SWTPM_LOG
+
+    @property
+    def tpm_state(self) -> Path:
+        return self.directory / TPM_STATE
 
     def disk_path(self, dev: str, name: str) -> str:
         """Where a disk's data lives, by ``diskN_dev`` (vm-bhyve's ``lib/vm-run``, the disk loop).

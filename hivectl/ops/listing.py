@@ -17,6 +17,7 @@ if TYPE_CHECKING:
     from pathlib import Path
     from typing import Any
 
+    from hivectl.model.guest import GuestConfig
     from hivectl.store import GuestRef, Store
 
 _READ_SIZE = 1 << 16  # a guest config is a few hundred bytes; longer ones are read in more calls
@@ -259,5 +260,22 @@ def guest_info(store: Store, ref: GuestRef) -> dict[str, Any]:
         "networks": nics,
         "tags": config.tags,
         "last_exit": last or None,
+        "limits": _limits(store, ref, config, state.pid if state.running else None),
         "problems": problems,
     }
+
+
+def _limits(store: Store, ref: GuestRef, config: GuestConfig, pid: int | None) -> dict[str, object] | None:
+    """The ``limit_*`` keys set and, while the guest runs, what is in force with the usage (``rctl`` rules
+    and ``rctl -u``, or the guest's cgroup files: hivectl/runner/limits.py)."""
+    from hivectl.errors import HivectlError
+    from hivectl.runner import limits
+
+    try:
+        wanted = limits.of(config)
+    except HivectlError:
+        return None  # in ``problems`` already
+    if not wanted.any():
+        return None
+    return {"configured": wanted.keys(),
+            "in_force": limits.report(store.host, ref, pid) if pid else None}

@@ -61,14 +61,21 @@ def foreign_vm(driver: Driver, ref: GuestRef) -> str | None:
 
 
 def teardown(host: Host, driver: Driver, ref: GuestRef, steps: list[list[str]]) -> None:
-    """Undo a run: its recorded port teardown, the driver's cleanup (``bhyvectl --destroy``), then the
-    run-time files; every step is attempted."""
+    """Undo a run: its recorded port teardown, its limits (hivectl/runner/limits.py), the driver's cleanup
+    (``bhyvectl --destroy``), then the run-time files; every step is attempted."""
+    from hivectl.runner import limits
+
+    recorded = read_state(ref.directory)
     for argv in steps:
         with contextlib.suppress(Exception):
             host.run(argv, check=False)
+    with contextlib.suppress(Exception):
+        limits.release_rules(host, ref, recorded.get("pid"), recorded.get("start"))
     for action in driver.cleanup(ref):
         with contextlib.suppress(Exception):
             action.apply(host)
+    with contextlib.suppress(Exception):
+        limits.release_groups(host, ref)  # the guest's cgroups (hivectl/runner/limits.py)
     # ``restart`` too: a flag a run did not consume (its supervisor died) must not restart the next run.
     for name in (CONSOLE, SUPERVISOR_STATE, STOPPING, RESTART_FLAG, WAIT_RECORD):
         (ref.directory / name).unlink(missing_ok=True)

@@ -11,7 +11,8 @@ else (issue 9, "one plan"; docs/architecture.md, "Running a guest"). Once per st
 
 Then for every boot (vm-bhyve's ``_run`` loop, reboots included): the cloud-init seed rebuilt when stale,
 the ``prestart`` hook, the driver's prepare actions (device.map, ``-k`` file, a stale ``/dev/vmm/NAME``
-destroyed), the loader (bhyveload, grub-bhyve) and the hypervisor.
+destroyed), the loader (bhyveload, grub-bhyve) and the hypervisor, then the limits put on it once it runs
+(``rctl -a process:<pid>:...``; hivectl/runner/limits.py).
 
 Planning touches nothing: it reads the config and asks the host read-only questions (free tap names, VNC
 ports, whether ``/dev/vmm/NAME`` exists).
@@ -104,7 +105,9 @@ class BootSteps:
         lines = [a.argv() for a in self.before_loader()]
         if self.boot.loader:
             lines.append(list(self.boot.loader))
-        return [*lines, list(self.boot.hypervisor)]
+        from hivectl.runner import limits  # the limits put on the hypervisor once it runs
+
+        return [*lines, list(self.boot.hypervisor), *limits.planned(self.config, self.boot.hypervisor)]
 
 
 @dataclass

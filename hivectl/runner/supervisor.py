@@ -51,7 +51,7 @@ from hivectl.model.layout import LOADER_LOG, SUPERVISOR_STATE
 from hivectl.net.ports import Port
 from hivectl.plan import Plan
 from hivectl.rcfile import atomic_write
-from hivectl.runner import backoff, lock, log, ready, stale, startplan
+from hivectl.runner import backoff, limits, lock, log, ready, stale, startplan
 from hivectl.runtime import Lock
 from hivectl.safety import paths
 from hivectl.store import GuestRef, Store
@@ -395,6 +395,7 @@ class Supervisor:
         if plan.restore is not None:
             self.log(f"resuming from {plan.restore}")
             self.driver.restore(self.ref, plan.restore, proc.pid, RESTORE_TIMEOUT)
+        limits.apply(self.host, self.ref, config, proc.pid, self.log)  # limit_* (hivectl/runner/limits.py)
         if first:
             self.confirm_started(proc)
         if plan.restore is not None and proc.poll() is None:

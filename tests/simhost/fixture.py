@@ -67,6 +67,7 @@ IN_PROCESS = {
     "zfs": ("zfs", "main"), "zpool": ("zfs", "zpool"), "pciconf": ("pciconf", "main"),
     "truncate": ("truncate", "main"), "pfctl": ("pfctl", "main"), "acpidump": ("acpidump", "main"),
     "jail": ("jails", "jail_main_args"), "jls": ("jails", "jls_args"), "devfs": ("jails", "devfs_args"),
+    "rctl": ("rctl", "main"), "swtpm": ("swtpm", "main"),
 }
 
 
@@ -169,6 +170,18 @@ class SimHost:
         """Set any sysctl value (read-only ones included: they are boot-time tunables)."""
         with self.edit() as data:
             data["sysctl"][name] = str(value)
+
+    def swtpms(self) -> dict[str, dict[str, Any]]:
+        """Running swtpm stand-ins by pid: start time, control socket, state directory."""
+        return {pid: rec for pid, rec in self.state().get("swtpm", {}).items()
+                if pid_alive(int(pid), rec.get("starttime"))}
+
+    def rctl_rules(self) -> list[str]:
+        """The rctl(8) rules the kernel holds now (those of exited processes gone), as ``rctl`` lists them."""
+        from . import rctl
+
+        with self.edit() as data:
+            return [rctl.render(rule) for rule in rctl.live(data)]
 
     def set_acpi_tables(self, signatures: list[str]) -> None:
         """The firmware's ACPI tables ``acpidump -t`` shows (``DMAR`` present: the host has VT-d)."""
@@ -295,9 +308,9 @@ class SimHost:
         raise AssertionError(f"bhyve for {name} did not start within {timeout}s")
 
     def close(self) -> None:
-        """Kill every bhyve stand-in still running for this root and reap our children."""
+        """Kill every bhyve and swtpm stand-in still running for this root and reap our children."""
         try:
-            records = self.state().get("running", {}).values()
+            records = [*self.state().get("running", {}).values(), *self.swtpms().values()]
         except (OSError, SystemExit, ValueError):
             records = []
         for rec in records:

@@ -153,6 +153,8 @@ def default_sysctls(ncpu: int = 4) -> tuple[dict[str, str], list[str]]:
                              "c12a7328-f81f-11d2-ba4b-00a0c93ec93b\n"
                              "1 PART nda0p2 511835103232 512 i 2 o 272650240 ty freebsd-zfs xs GPT xt "
                              "516e7cba-6ecf-11d6-8ff8-00022d09712b\n",
+        # racct(9) on (a loader tunable, 0 on GENERIC): the host is set up for rctl limits, as vm-bhyve's are
+        "kern.racct.enable": "1",
         "hw.machine": "amd64",
         "hw.model": "Intel(R) Core(TM) i7-8700 CPU @ 3.20GHz",
         "hw.ncpu": str(ncpu),

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from functools import partial
 from pathlib import Path
 
-from hivectl.drivers import hostchecks
+from hivectl.drivers import hostchecks, swtpm
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, Problem, unsupported_keys
 from hivectl.drivers.bhyve import checkpoint, devices, graphics, jail, loaders, options, planner
 from hivectl.drivers.bhyve.actions import RemoveFiles
@@ -197,7 +197,7 @@ class BhyveDriver(Driver):
             leftovers.append(layout.bhyve_config)
         if leftovers:
             actions.append(RemoveFiles(leftovers))
-        return actions
+        return actions + swtpm.stop_action(layout, _tpm_socket(ref))
 
     def leftover_vm(self, ref: GuestRef) -> str | None:
         """``/dev/vmm/NAME``: vmm(4) keeps a VM until ``bhyvectl --destroy`` (bhyvectl(8)), whoever made it."""
@@ -205,6 +205,15 @@ class BhyveDriver(Driver):
 
     def clear_hint(self, ref: GuestRef) -> str:
         return f"bhyvectl --destroy --vm={ref.name}"
+
+
+def _tpm_socket(ref: GuestRef) -> Path:
+    """The swtpm socket of the guest's config (the default one when the config cannot be read)."""
+    try:
+        tpm = tpm_rules.of(ref.config(), ref)
+    except (OSError, ConfigError):
+        tpm = None
+    return Path(tpm[1]) if tpm and tpm[0] == "swtpm" else ref.layout.swtpm_socket
 
 
 def config_problems(ref: GuestRef, config: GuestConfig) -> list[ConfigError]:

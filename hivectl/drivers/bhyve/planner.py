@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from hivectl.drivers import swtpm
 from hivectl.drivers.base import BootPlan, BootRequest
 from hivectl.drivers.bhyve import devices, graphics, kconfig, loaders, options, render
 from hivectl.drivers.bhyve.actions import CopyIfMissing, RemoveFiles
@@ -81,6 +82,9 @@ def plan(host: Host, null_iso: Path, request: BootRequest, vnc_ports: graphics.V
     if sockets:
         # bhyve binds these sockets and never removes them; a leftover one makes the next start fail.
         prepare.append(RemoveFiles(sockets))
+
+    if inv.tpm and inv.tpm[0] == "swtpm":  # the software TPM listens before bhyve starts (drivers/swtpm.py)
+        prepare.append(swtpm.StartSwtpm(ref.layout, Path(inv.tpm[1])))
 
     planned = Planned(BootPlan(), inv, kconfig.text(inv))
     boot = planned.boot
