@@ -32,6 +32,7 @@ VM_PATHS: tuple[str, ...] = (
     "qemu/test_real_boots.py",
     "metrics/test_qemu_guest.py",
     "suspend/test_qemu_suspend.py",
+    "limits/test_qemu_real.py",
 )
 
 

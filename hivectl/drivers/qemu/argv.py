@@ -10,9 +10,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from hivectl import validate
+from hivectl.drivers import swtpm
 from hivectl.drivers.base import BootPlan, BootRequest
 from hivectl.drivers.qemu import accel as accel_mod
 from hivectl.drivers.qemu import consoles, machine
+from hivectl.drivers.qemu import tpm as tpm_mod
 from hivectl.drivers.qemu.devices import registry
 from hivectl.drivers.qemu.devices.base import DeviceContext
 from hivectl.drivers.qemu.firmware import CopyOnce, Firmware, firmware_for
@@ -119,6 +121,11 @@ def plan_boot(request: BootRequest, accel: str, ovmf_code: Path, ovmf_vars: Path
         problems.append(error)
     for device in pci_devices(request, sockets, problems):
         argv += device.argv()
+    tpm = tpm_mod.of(config, ref)
+    if tpm is not None:
+        argv += tpm_mod.argv(tpm)
+        if tpm[0] == "swtpm":  # listening before QEMU starts (hivectl/drivers/swtpm.py)
+            result.prepare.append(swtpm.StartSwtpm(ref.layout, tpm[1]))
     if config.flag("graphics"):
         try:
             vnc = consoles.vnc_for(config, sockets)

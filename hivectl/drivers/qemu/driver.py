@@ -21,11 +21,12 @@ import os
 import signal
 from pathlib import Path
 
-from hivectl.drivers import hostchecks
+from hivectl.drivers import hostchecks, swtpm
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, unsupported_keys
 from hivectl.drivers.qemu import accel as accel_mod
 from hivectl.drivers.qemu import argv as argv_mod
 from hivectl.drivers.qemu import checkpoint, consoles, qmp
+from hivectl.drivers.qemu import tpm as tpm_mod
 from hivectl.drivers.qemu.devices import disk as disks
 from hivectl.drivers.qemu.events import EventWatch, outcome_for
 from hivectl.drivers.qemu.firmware import OVMF_CODE, OVMF_VARS, firmware_for
@@ -83,6 +84,11 @@ class QemuDriver(Driver):
             problems.append(f"UEFI variable store template {firmware.vars_template} is missing "
                             "(Debian: apt-get install ovmf)")
         problems += self._missing_files(ref, config)
+        tpm = tpm_mod.of(config, ref)
+        if tpm is not None and tpm[0] == "passthru" and not self.host.devpath(str(tpm[1])).exists():
+            problems.append(f"tpm=passthru but {tpm[1]} does not exist on this host")
+        if tpm is not None and tpm[0] == "swtpm" and self.host.which(swtpm.BINARY) is None:
+            problems.append("tpm=swtpm but swtpm is not installed (Debian: apt-get install swtpm swtpm-tools)")
         for nic in config.nics:
             if nic.device and not self._interface_exists(nic.device):
                 problems.append(f"{config.path}: {nic.key}_device={nic.device}: no such network interface")
@@ -235,7 +241,12 @@ class QemuDriver(Driver):
         paths += sorted(ref.directory.glob(f"{VIRT_CONSOLE_PREFIX}*")) + sorted(ref.directory.glob("com[1-4].sock"))
         unique = sorted(set(paths))
         secret = sockets.vnc_secret
-        return [Call(["rm", "-f", *map(str, [*unique, secret])], lambda: _remove(unique, secret))]
+        tpm = None
+        with contextlib.suppress(OSError, ConfigError):
+            tpm = tpm_mod.of(ref.config(), ref)
+        socket = tpm[1] if tpm is not None and tpm[0] == "swtpm" else ref.layout.swtpm_socket
+        return [Call(["rm", "-f", *map(str, [*unique, secret])], lambda: _remove(unique, secret)),
+                *swtpm.stop_action(ref.layout, socket)]
 
 
 def _argv_of(proc: Process | int | None) -> list[str]:
