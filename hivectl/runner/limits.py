@@ -204,7 +204,8 @@ def cgroup_report(host: Host, name: str) -> dict[str, str]:
 def planned(config: GuestConfig, hypervisor: list[str]) -> list[list[str]]:
     """What ``start --dry-run`` shows after a bhyve line: the ``rctl -a`` of each limit, ``<pid>`` standing for
     the pid bhyve will have. (The Linux cgroup writes are file writes, listed in the log when made.)"""
-    if not hypervisor or Path(hypervisor[0]).name != "bhyve":
+    program = hypervisor[2:] if len(hypervisor) > 2 and Path(hypervisor[0]).name == "jexec" else hypervisor
+    if not program or Path(program[0]).name != "bhyve":  # (jexec JAIL bhyve ...: a jailed guest, docs/jails.md)
         return []
     try:
         limits = of(config)
