@@ -82,17 +82,19 @@ def test_swtpm_gives_the_tiny_guest_a_tpm_and_stops_with_the_run(scratch: Scratc
     assert scratch.driver.preflight(ref, ref.config()) == []
     plan = scratch.plan(ref)
     assert "tpm-tis,tpmdev=tpm0" in plan.hypervisor
-    with Run(scratch.driver, ref, plan) as run:
-        run.start()  # the prepare actions start swtpm before QEMU
-        pidfile = ref.directory / "swtpm.pid"
-        tpm_pid = int(pidfile.read_text())
-        run.wait_for(READY_RE, 240)
-        run.send("ls /sys/class/tpm; cat /sys/class/tpm/tpm0/tpm_version_major; echo TPM-LISTED\n")
-        seen = run.wait_for(r"(tpm0)\s+(\d)\s+TPM-LISTED", 60)
-        assert seen.group(2) == "2", run.tail()
-        assert (ref.directory / "tpm").is_dir() and any((ref.directory / "tpm").iterdir()), "swtpm's state"
-    for action in scratch.driver.cleanup(ref):
-        action.apply(scratch.host)
+    try:
+        with Run(scratch.driver, ref, plan) as run:
+            run.start()  # the prepare actions start swtpm before QEMU
+            pidfile = ref.directory / "swtpm.pid"
+            tpm_pid = int(pidfile.read_text())
+            run.wait_for(READY_RE, 240)
+            run.send("ls /sys/class/tpm; cat /sys/class/tpm/tpm0/tpm_version_major; echo TPM-LISTED\n")
+            seen = run.wait_for(r"(tpm0)\s+(\d)\s+TPM-LISTED", 60)
+            assert seen.group(2) == "2", run.tail()
+            assert (ref.directory / "tpm").is_dir() and any((ref.directory / "tpm").iterdir()), "swtpm's state"
+    finally:  # the driver's cleanup stops swtpm, also when an assertion above failed
+        for action in scratch.driver.cleanup(ref):
+            action.apply(scratch.host)
     deadline = time.monotonic() + 10
     while Path(f"/proc/{tpm_pid}").exists() and time.monotonic() < deadline:
         time.sleep(0.1)
