@@ -108,13 +108,17 @@ def _include(app: FastAPI, spec: str) -> None:
 
 def create_app(vm_dir: str | Path | None = None, driver: str | None = None, workers: int = 4) -> FastAPI:
     """The application for one vm_dir (``None``: the one rc.conf names, as the CLI finds it)."""
+    from hivectl.context import Context
     from hivectl.hostconf import load_settings
 
     resolved = str(load_settings(str(vm_dir) if vm_dir is not None else None).vm_dir)
+    # The directory vm_dir is (a ZFS vm_dir ``zfs:pool/vm`` is its dataset's mountpoint): its .config holds
+    # the tokens, the ACL and the journal, exactly where the CLI finds them (Store.root).
+    root = Context(driver, resolved).store.root
     operations = OperationManager(workers=workers)
     from hivectl.daemon.routes_events import operation_events  # each operation's progress: an event
 
-    operations.listeners.append(operation_events(resolved))
+    operations.listeners.append(operation_events(str(root)))
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
@@ -125,6 +129,7 @@ def create_app(vm_dir: str | Path | None = None, driver: str | None = None, work
                   redoc_url=None, lifespan=lifespan,
                   description="hivectl's REST API: every operation of hivectl.api (docs/api.md).")
     app.state.vm_dir = resolved
+    app.state.root = root
     app.state.driver = driver
     app.state.operations = operations
     app.state.list_cache = ListCache()

@@ -176,7 +176,7 @@ def _cached_list(request: Request, principal: Any, op: catalog.Operation, args: 
     from hivectl.daemon.listcache import fingerprint
 
     hv = _make_hivectl(request, principal, None)
-    config_dir = Path(request.app.state.vm_dir) / ".config"
+    config_dir = Path(request.app.state.root) / ".config"
 
     def current() -> tuple[Any, ...]:
         return fingerprint(config_dir, [str(d["path"]) for d in hv.datastore_list()])

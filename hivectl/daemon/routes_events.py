@@ -44,7 +44,7 @@ class Listener:
         from hivectl.daemon import security
 
         self.connection = connection
-        self.vm_dir = str(connection.app.state.vm_dir)
+        self.vm_dir = str(connection.app.state.root)
         self.principal = security.principal_of(connection)
         security.authorize(connection, self.principal, "viewer", f"/guests/{guest}" if guest else "/")
         self.cursor: Cursor = events_log(f"{self.vm_dir}/.config").cursor(since)

@@ -36,7 +36,7 @@ def principal_of(request: Request) -> Principal:
     if header and scheme.lower() != "bearer":
         raise ApiError(401, "unauthorized", "the Authorization header must be 'Bearer TOKEN'")
     if bearer.strip():
-        return tokens.authenticate(Path(request.app.state.vm_dir), bearer.strip())
+        return tokens.authenticate(Path(request.app.state.root), bearer.strip())
     uid = request.scope.get(PEER_KEY)
     if uid is None:
         raise ApiError(401, "unauthorized", "a bearer token is required over TCP")
@@ -47,7 +47,7 @@ def authorize(request: Request, principal: Principal, role: str, path: str, oper
               arguments: dict[str, Any] | None = None) -> None:
     """Refuse (403 ``forbidden``) unless ``principal`` holds ``role`` on ``path`` or above it; a refusal of
     an operation is recorded in the audit log first."""
-    vm_dir = Path(request.app.state.vm_dir)
+    vm_dir = Path(request.app.state.root)  # the directory, also for a ZFS vm_dir (as the CLI: Store.root)
     try:
         policy.authorize(vm_dir, principal, role, path)
     except HivectlError as error:

@@ -158,7 +158,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         app = create_app(args.vm_dir, args.driver, workers=args.workers)
-        where = resolve(args, Path(app.state.vm_dir))
+        where = resolve(args, Path(app.state.root))
         listener = unix_listener(where.socket, where.group)
     except HivectlError as error:
         log.error("%s", error)  # the format prints "hivectld: ERROR: " before it
