@@ -40,8 +40,13 @@ def hivectl(*args: str, env: dict[str, str] | None = None, input_text: str | Non
 
 
 # The event and audit logs (hivectl/journal) rightly grow on a failed command: it is recorded, with its error.
-_JOURNAL_FILES = {f"{log}{suffix}" for log in ("events.jsonl", "audit.jsonl") for suffix in ("", ".1")} | {
+JOURNAL_FILES = {f"{log}{suffix}" for log in ("events.jsonl", "audit.jsonl") for suffix in ("", ".1")} | {
     ".events.jsonl.lock", ".audit.jsonl.lock"}
+
+
+def is_journal_file(path: Path) -> bool:
+    """One of the journal's logs (or their locks) in a vm_dir's ``.config``."""
+    return path.name in JOURNAL_FILES and path.parent.name == ".config"
 
 
 def tree(root: Path) -> dict[str, tuple[int, int]]:
@@ -51,7 +56,7 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
     command must make."""
     result = {}
     for path in sorted(root.rglob("*")):
-        if path.name in _JOURNAL_FILES and path.parent.name == ".config":
+        if is_journal_file(path):
             continue
         st = path.lstat()
         result[str(path.relative_to(root))] = (st.st_size if path.is_file() else 0, st.st_mode)

@@ -16,10 +16,11 @@ from hivectl.model.layout import GuestLayout, is_runtime_file
 
 PACKAGE = Path(layout.__file__).resolve().parent.parent
 
-# Every file name the layout defines, except the two that are also ordinary words (a command, a key value).
+# Every file name the layout defines, except those that are also ordinary words (a command, a key value,
+# the `tpm` key and device kind).
 GUARDED = {
     value for key, value in vars(layout).items()
-    if key.isupper() and isinstance(value, str) and value not in ("console", "restart")
+    if key.isupper() and isinstance(value, str) and value not in ("console", "restart", "tpm")
     and key not in ("VIRT_CONSOLE_PREFIX",)
 } | set(layout.HYPERVISOR_LOGS)
 

@@ -213,7 +213,7 @@ def _tpm_socket(ref: GuestRef) -> Path:
         tpm = tpm_rules.of(ref.config(), ref)
     except (OSError, ConfigError):
         tpm = None
-    return Path(tpm[1]) if tpm and tpm[0] == "swtpm" else ref.layout.swtpm_socket
+    return Path(tpm[1]) if tpm is not None and tpm_rules.is_software(tpm) else ref.layout.swtpm_socket
 
 
 def config_problems(ref: GuestRef, config: GuestConfig) -> list[ConfigError]:

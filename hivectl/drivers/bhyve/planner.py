@@ -83,7 +83,8 @@ def plan(host: Host, null_iso: Path, request: BootRequest, vnc_ports: graphics.V
         # bhyve binds these sockets and never removes them; a leftover one makes the next start fail.
         prepare.append(RemoveFiles(sockets))
 
-    if inv.tpm and inv.tpm[0] == "swtpm":  # the software TPM listens before bhyve starts (drivers/swtpm.py)
+    # the software TPM listens before bhyve starts (drivers/swtpm.py)
+    if inv.tpm is not None and tpm_rules.is_software(inv.tpm):
         prepare.append(swtpm.StartSwtpm(ref.layout, Path(inv.tpm[1])))
 
     planned = Planned(BootPlan(), inv, kconfig.text(inv))

@@ -26,6 +26,11 @@ def of(config: GuestConfig, ref: GuestRef) -> Tpm | None:
     return kind, check_text(config.path, "tpm_path", path)
 
 
+def is_software(tpm: Tpm | None) -> bool:
+    """A software TPM: hivectl starts swtpm listening on ``tpm[1]`` before bhyve (hivectl/drivers/swtpm.py)."""
+    return tpm is not None and tpm[0] == "swtpm"
+
+
 def needs_host_device(tpm: Tpm | None) -> bool:
     """A passed-through TPM needs its device node on the host."""
     return tpm is not None and tpm[0] == "passthru"
