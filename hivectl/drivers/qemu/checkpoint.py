@@ -23,6 +23,7 @@ from pathlib import Path
 
 from hivectl.drivers.qemu import qmp
 from hivectl.errors import HivectlError
+from hivectl.host import identity
 from hivectl.safety import paths
 
 SAVE_FD = "hivectl-save"
@@ -91,21 +92,11 @@ def _connect(control: Path, pid: int, deadline: float) -> qmp.QmpClient:
         try:
             return client.connect()
         except OSError:
-            if not _alive(pid):
+            if not identity.pid_alive(pid):  # a zombie QEMU (our child, not yet reaped) is dead too
                 raise HivectlError(f"QEMU (pid {pid}) exited before it took the save") from None
             if time.monotonic() > deadline:
                 raise HivectlError(f"QEMU's monitor {control} did not come up to take the save") from None
             time.sleep(POLL)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def restore(directory: Path, control: Path, save: Path, pid: int, timeout: float) -> None:
