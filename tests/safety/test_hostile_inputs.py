@@ -344,7 +344,9 @@ def plan_shapes(fast: Any, values: dict[str, str] | None, reparse: bool = True, 
         if status != 0 or not reparse:
             shapes[driver] = None
             continue
-        argv = json.loads(out.splitlines()[-1])
+        argvs = [json.loads(line) for line in out.splitlines() if line.startswith("[")]
+        # the hypervisor's line: for bhyve the last ``bhyve`` one (the limits' rctl lines follow it)
+        argv = next((a for a in reversed(argvs) if a[:1] == ["bhyve"]), argvs[-1]) if driver == "bhyve" else argvs[-1]
         if driver == "bhyve":
             shapes[driver] = bhyve_structure(argv, fast.written.get("bhyve.config"), fast.scratch)
         else:
