@@ -17,6 +17,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from hivectl.journal import AUDIT, EVENTS
+from hivectl.journal.log import Journal
+
 REPO = Path(__file__).resolve().parent.parent
 HIVECTL: list[str] = [sys.executable, "-S", str(REPO / "bin" / "hivectl")]
 
@@ -40,8 +43,10 @@ def hivectl(*args: str, env: dict[str, str] | None = None, input_text: str | Non
 
 
 # The event and audit logs (hivectl/journal) rightly grow on a failed command: it is recorded, with its error.
-JOURNAL_FILES = {f"{log}{suffix}" for log in ("events.jsonl", "audit.jsonl") for suffix in ("", ".1")} | {
-    ".events.jsonl.lock", ".audit.jsonl.lock"}
+# Their names as the journal itself derives them (hivectl/journal/log.Journal: the log, its previous segment,
+# the writers' lock), so a renamed log cannot slip into the snapshots.
+JOURNAL_FILES = {os.path.basename(name) for journal in (Journal(EVENTS), Journal(AUDIT))
+                 for name in (journal.path, journal.old_path, journal.lock_path)}
 
 
 def is_journal_file(path: Path) -> bool:
