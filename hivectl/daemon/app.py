@@ -34,6 +34,7 @@ ROUTERS: list[str] = [
     "hivectl.daemon.routes:router",  # every catalog operation under /1.0
     "hivectl.daemon.app:operations_router",  # /1.0/operations
     "hivectl.daemon.routes_metrics:router",  # /metrics (Prometheus text, docs/metrics.md)
+    "hivectl.daemon.routes_console:router",  # console tickets and websockets (docs/api.md, "The consoles")
 ]
 
 MAX_WAIT = 3600.0  # seconds a /wait may block
@@ -171,6 +172,9 @@ def create_app(vm_dir: str | Path | None = None, driver: str | None = None, work
 
     for spec in ROUTERS:
         _include(app, spec)
+    from hivectl.daemon import static_files
+
+    static_files.mount(app)  # the web pages under /ui/ (after every route: the API wins)
 
     def openapi() -> dict[str, Any]:
         """FastAPI's schema, without the 422 answers it documents: this API answers a request that fails

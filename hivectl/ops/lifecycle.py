@@ -466,6 +466,28 @@ def console_target(ctx: Context, name: str, port: str | None = None) -> ConsoleT
     return ConsoleTarget(name, chosen, "nmdm", target)
 
 
+def vnc_target(ctx: Context, name: str) -> ConsoleTarget:
+    """The graphical console of a running guest: the ``vnc=`` line of its ``console`` file, as the driver
+    wrote it (bhyve's fbuf ``tcp=IP:PORT``, QEMU's ``-vnc``: ``host:port`` or ``unix:PATH``). ``kind`` is
+    ``tcp`` (``target`` is ``HOST:PORT``, a wildcard listen address read as the loopback one) or ``socket``."""
+    from hivectl.runner import control
+    from hivectl.runtime import console_lines
+
+    ref = ctx.store.get(name)
+    control.running_state(ref)
+    line = console_lines(ref.directory).get("vnc", "")
+    if not line:
+        raise HivectlError(f"{name} has no graphical console (set graphics=yes)")
+    if line.startswith("unix:"):
+        return ConsoleTarget(name, "vnc", "socket", line[5:])
+    host, sep, port = line.rpartition(":")
+    if not sep or not port.isdigit():
+        raise HivectlError(f"{ref.directory / 'console'}: vnc={line!r} is not HOST:PORT or unix:PATH")
+    host = host.strip("[]")
+    host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(host, host)  # noqa: S104 - read, not bound
+    return ConsoleTarget(name, "vnc", "tcp", f"{host}:{port}")
+
+
 def console_argv(target: ConsoleTarget) -> list[str]:
     """The client that attaches to ``target`` (``cu -l`` on the nmdm side, ``tmux attach``); the QEMU socket
     is relayed in-process instead and the terminal of ``start -f`` cannot be attached to."""
