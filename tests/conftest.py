@@ -33,6 +33,7 @@ VM_PATHS: tuple[str, ...] = (
     "metrics/test_qemu_guest.py",
     "suspend/test_qemu_suspend.py",
     "limits/test_qemu_real.py",
+    "web/test_console_qemu.py",
 )
 
 

@@ -121,7 +121,12 @@ def serve_web(vm_dir: Path, workdir: Path, env: dict[str, str] | None = None,
                                 "--listen", f"127.0.0.1:{port}", "--tls-cert", str(cert), "--tls-key", str(key)],
                                stdout=out, stderr=subprocess.STDOUT, text=True, env=environment)
     web = WebDaemon(process, f"https://127.0.0.1:{port}", sock, log, vm_dir, cert, "", environment, list(prefix))
-    web.token = web.make_token()
+    try:
+        web.token = web.make_token()
+    except AssertionError:
+        process.kill()
+        process.wait()
+        raise
     deadline = time.monotonic() + 60
     while True:
         if process.poll() is not None:
