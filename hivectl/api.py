@@ -388,6 +388,16 @@ class Hivectl:
         plan, _ = plan_snapshot(self._ctx.store, spec, force)
         return self._run(plan, dry_run)
 
+    def snapshots(self, name: str) -> list[dict[str, Any]]:
+        """The ZFS snapshots of a guest, oldest first, each ``{"name", "creation", "used"}``.
+
+        What ``hivectl info`` shows under ``snapshots``, and the web UI's snapshot table. On a directory
+        datastore one line says that snapshots need ZFS.
+        """
+        from hivectl.storage.snapshots import snapshot_list
+
+        return snapshot_list(self._ctx.store, self._ctx.store.get(name))
+
     def snapshot_prune(self, name: str, policy: str, dry_run: bool = False) -> list[dict[str, Any]]:
         """Destroy the ZFS snapshots of a guest that a retention ``policy`` does not keep (the grammar of
         ``hivectl/retention``: ``keep-last=3,keep-daily=7``, Proxmox's prune options); returns every

@@ -35,6 +35,7 @@ ROUTERS: list[str] = [
     "hivectl.daemon.app:operations_router",  # /1.0/operations
     "hivectl.daemon.routes_metrics:router",  # /metrics (Prometheus text, docs/metrics.md)
     "hivectl.daemon.routes_console:router",  # console tickets and websockets (docs/api.md, "The consoles")
+    "hivectl.daemon.routes_ui:router",  # /1.0/whoami: what the web UI may show its caller (docs/web-ui.md)
 ]
 
 MAX_WAIT = 3600.0  # seconds a /wait may block

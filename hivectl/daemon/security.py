@@ -56,6 +56,12 @@ def authorize(request: Request, principal: Principal, role: str, path: str, oper
         raise
 
 
+def role_on(request: Request, principal: Principal, path: str) -> str | None:
+    """The role ``principal`` holds on ``path`` (None: none), as ``authorize`` decides it: what the web UI
+    asks (``GET /1.0/whoami``) to show only the buttons the caller may use."""
+    return policy.role_on(Path(request.app.state.root), principal, path)
+
+
 def _record_refusal(vm_dir: Path, principal: Principal, operation: str, arguments: dict[str, Any],
                     message: str) -> None:
     from hivectl.journal import audit

@@ -90,6 +90,11 @@ def snapshot_info(store: Store, ref: GuestRef) -> list[dict[str, Any]] | None:
         return None
 
 
+def snapshot_list(store: Store, ref: GuestRef) -> list[dict[str, Any]]:
+    """The guest's snapshots, oldest first (``Hivectl.snapshots``); a one-line error on a directory datastore."""
+    return [s.as_json() for s in zfs.snapshots(store.host, zfs.require_zfs(ref, "listing snapshots"))]
+
+
 # -- retention (hivectl/retention: one grammar for snapshots, backups and replicas) ------------------------
 PROTECTED_PROPERTY = "hivectl:protected"  # on/yes/true: never pruned (Proxmox's protected backups)
 REPLICATION_PROPERTY = "hivectl:replication"  # "pending": not yet sent to its replica, never pruned
