@@ -734,6 +734,39 @@ class Hivectl:
         result = lifecycle.stopall(self._ctx, lifecycle.StopallRequest(timeout, dry_run))
         return result.plan if dry_run else result.notes
 
+    # -- remotes: other hosts' hivectl over ssh (docs/remotes.md) ------------------------------------------
+    def remote_list(self) -> list[dict[str, Any]]:
+        """The remotes of this host (``hivectl remote list --json``): name, url, command, identity, known_hosts.
+
+        >>> [r["name"] for r in hv.remote_list()]
+        []
+        """
+        from hivectl.remote import config
+
+        return config.rows(self._ctx.store.config_dir)
+
+    def remote_add(self, name: str, url: str, command: str | None = None, identity: str | None = None,
+                   known_hosts: str | None = None, dry_run: bool = False) -> list[list[str]]:
+        """Record another host's hivectl, reached at ``ssh://[user@]host[:port]`` (``hivectl remote add``).
+
+        Every value is checked first (``ConfigError`` naming it); nothing runs on the remote. Then
+        ``hivectl.remote.connect(vm_dir, name)`` reaches it.
+
+        >>> hv.remote_add("dr", "ssh://root@dr.example.net", dry_run=True)
+        []
+        """
+        from hivectl.remote import config
+
+        config.add_checked(self._ctx.store.config_dir, name, url, command, identity, known_hosts, dry_run)
+        return []
+
+    def remote_remove(self, name: str, dry_run: bool = False) -> list[list[str]]:
+        """Forget a remote (``hivectl remote remove``); nothing on the remote changes."""
+        from hivectl.remote import config
+
+        config.remove_checked(self._ctx.store.config_dir, name, dry_run)
+        return []
+
     # -- access: tokens and grants (docs/security.md) ------------------------------------------------------
     def _actor(self) -> Principal:
         """Who the access operations act for (see ``__init__``)."""

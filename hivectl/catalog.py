@@ -125,6 +125,7 @@ _HOST_WIDE = frozenset({
     # grant's own path and on the token's owner besides.
     "token_create", "token_list", "token_revoke", "acl_grant", "acl_revoke", "acl_list",
     "tenant_create", "tenant_list", "tenant_destroy", "tenant_rules",
+    "remote_add", "remote_list", "remote_remove",  # this host's list of other hosts (docs/remotes.md)
 })
 # image_create's first parameter is the guest the image is made of: its path is that guest.
 _GUEST_OVERRIDES = {"image_create": "name", "autostart_add": "names", "autostart_remove": "names"}

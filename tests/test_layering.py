@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "ops": 7,  # operations: one per command, typed requests and results
     "metrics": 7,  # Prometheus metrics: reads list's scan (ops.listing) and the platform's counters
     "runner": 6,  # executes plans and supervises guests (calls the drivers' planners and classifiers)
+    "remote": 6,  # other hosts over ssh (hivectl/remote: remotes file, ssh argv, wire); the served end is cli
     "drivers": 5,  # planners: turn model + store into plans
     "net": 5,
     "storage": 5,

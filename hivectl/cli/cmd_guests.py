@@ -92,10 +92,17 @@ guest's tags, comma-separated, or '-'."""
                    help="comma-separated columns to show: name, datastore, loader, cpu, memory, vnc, auto, "
                         "state, tags (--json keeps their keys only)")
     p.add_argument("--json", action="store_true", help="print one JSON array of objects")
+    p.add_argument("--all-remotes", action="store_true",
+                   help="this host's guests and every remote's, with a HOST column (hivectl remote)")
 
 
 def run_list(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.ops.listing import COLUMNS, cells, json_columns, list_guests, select_columns
+
+    if args.all_remotes:
+        from hivectl.cli.cmd_remote import list_all_remotes
+
+        return list_all_remotes(ctx, args)
 
     columns = select_columns(args.columns) if args.columns is not None else None
     rows = list_guests(ctx.store, args.running, args.tag)

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 PROG = "hivectl"
 
 OVERVIEW = """\
-usage: hivectl [--driver bhyve|qemu] COMMAND [options] [arguments]
+usage: hivectl [--driver bhyve|qemu] [-H REMOTE] COMMAND [options] [arguments]
        hivectl help [COMMAND | keys]
        hivectl COMMAND --help
 
@@ -33,6 +33,7 @@ On Linux the same commands drive QEMU. Command names may be shortened to any uni
 
 global options:
   --driver bhyve|qemu   hypervisor driver (default: bhyve on FreeBSD, qemu on Linux; or HIVECTL_DRIVER)
+  -H REMOTE             run the command on a remote host (hivectl remote add; or REMOTE:guest)
   --version             print the version and exit
   -h, --help            show this overview
 
@@ -116,6 +117,7 @@ def parse_command(command: Command, args: list[str]) -> tuple[object, Callable[.
 def main(argv: Sequence[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     driver: str | None = None
+    remote: str | None = None  # -H NAME: the command runs there (hivectl/cli/cmd_remote.py)
     try:
         argv_words(args)  # NUL, line breaks, non-UTF-8: refused before anything reads them
         while args and args[0].startswith("-"):
@@ -130,6 +132,8 @@ def main(argv: Sequence[str] | None = None) -> int:
                 driver = args.pop(0)
             elif option.startswith("--driver="):
                 driver = option.split("=", 1)[1]
+            elif option == "-H" and args:
+                remote = args.pop(0)
             else:
                 raise UsageError(f"unknown global option {option!r} (see 'hivectl --help')")
         if driver is not None and driver not in ("bhyve", "qemu"):
@@ -138,6 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             sys.stderr.write(overview())
             return 2
         word = args.pop(0)
+        if word in ("_serve", "_stream") and remote is None:  # the remote end of -H and Remote (hidden)
+            from hivectl.cli import serve
+
+            return serve.main(word, args)
+        if args[:1] == ["-H"] and len(args) > 1:  # hivectl list -H NAME: as before the command
+            remote = args[1]
+            del args[:2]
         if word == "help":
             if not args:
                 sys.stdout.write(overview())
@@ -150,6 +161,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 0
         command = resolve(word)
         namespace, run = parse_command(command, args)
+        if remote is not None or any(":" in a for a in args):
+            from hivectl.cli import cmd_remote
+
+            remote = remote or cmd_remote.remote_of_targets(command.name, namespace)
+            if remote is not None:
+                return cmd_remote.forward(driver, remote, command.name, args)
         from hivectl.cli.context import Context
 
         ctx = Context(driver)

@@ -103,6 +103,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("stopall", "hivectl.cli.cmd_lifecycle", "stop every running guest", "run"),
     Command("autostart", "hivectl.cli.cmd_extra", "choose the guests that start at boot, and their order", "run"),
     Command("switch", "hivectl.cli.cmd_switch", "virtual switches, NAT, DHCP and port forwards", "network"),
+    Command("remote", "hivectl.cli.cmd_remote", "other hosts' hivectl over ssh: add, list, remove (-H NAME)",
+            "host"),
     Command("token", "hivectl.cli.cmd_auth", "create, list and revoke bearer tokens for the daemon", "access"),
     Command("acl", "hivectl.cli.cmd_auth", "grant and revoke roles on guests, datastores and switches", "access"),
     Command("tenant", "hivectl.cli.cmd_auth", "tenants: a datastore, a VLAN, a memory limit and their users",

@@ -213,7 +213,8 @@ def _wrapper(host: NsHost) -> Path:
     path.parent.mkdir(parents=True, exist_ok=True)
     keep = ("PATH", "PYTHONPATH", "SIMHOST_ROOT", "SIMHOST_PYCACHE", "HIVECTL_HOST_ROOT", "HIVECTL_PLATFORM",
             "HIVECTL_DRIVER", "HIVECTL_VM_DIR", "HIVECTL_RC_CONF", "HIVECTL_QEMU_ACCEL", "LANG", "LC_ALL")
-    lines = ["#!/bin/sh", "# This namespace host's hivectl (tests/multihost/bed.py).", "exec env -i \\"]
+    lines = ["#!/bin/sh", "# This namespace host's hivectl (tests/multihost/bed.py).", "exec env -i \\",
+             '  SSH_CONNECTION="${SSH_CONNECTION:-}" \\']
     lines += [f"  {k}={_sh(host.env[k])} \\" for k in keep if k in host.env]
     lines.append(f"  {_sh(HIVECTL[0])} -S {_sh(str(REPO / 'bin' / 'hivectl'))} \"$@\"")
     path.write_text("\n".join(lines) + "\n")

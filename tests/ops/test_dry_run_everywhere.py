@@ -30,7 +30,8 @@ READ_ONLY = {("list",), ("info",), ("get",), ("version",), ("passthru",), ("cons
              ("template", "show"), ("datastore", "list"), ("disk", "list"), ("tags", "list"), ("tags", "find"),
              ("autostart", "list"), ("switch", "list"), ("switch", "info"), ("switch", "forward", "list"),
              ("image", "list"), ("iso",), ("img",), ("metrics",), ("token", "list"), ("acl", "list"), ("events",),
-             ("audit",), ("retention", "explain"), ("tenant", "list")}
+             ("audit",), ("retention", "explain"), ("tenant", "list"),
+             ("remote", "list")}
 
 # A tenant is made with an rctl rule on FreeBSD: the tenant cases that need one wait for the stand-in.
 RCTL = importlib.util.find_spec("tests.simhost.rctl") is not None
@@ -92,6 +93,8 @@ ARGV: dict[tuple[str, ...], list[str]] = {
     ("tenant", "create"): ["tenant", "create", "--datastore", "zfs:zroot/t2", "--vlan", "43", "--memory", "1G",
                            "--group", "nogroup", "t2"],
     ("tenant", "destroy"): ["tenant", "destroy", "t1"],
+    ("remote", "add"): ["remote", "add", "dr", "ssh://root@dr.example.net"],
+    ("remote", "remove"): ["remote", "remove", "keep"],
     ("tenant", "rules"): ["tenant", "rules", "t1", "--sudo", "--install", "--file", "{tmp}/sudoers-t1"],
 }
 
@@ -144,7 +147,7 @@ def test_dry_run_on_every_mutating_command(zhost: Any, tmp_path: Path,  # noqa: 
                  ["switch", "create", "-i", "em0", "public"], ["switch", "create", "-a", "10.8.0.1/24", "--nat", "nat"],
                  ["datastore", "add", "keep", str(tmp_path / "more")], ["switch", "create", "lan0"],
                  ["switch", "forward", "add", "nat", "tcp", "8080", "10.8.0.5:80"],
-                 ["acl", "grant", "viewer", "/", "nobody"],
+                 ["acl", "grant", "viewer", "/", "nobody"], ["remote", "add", "keep", "ssh://keep.example"],
                  *([["tenant", "create", "--datastore", "zfs:zroot/t1", "--vlan", "42", "--memory", "1G", "t1"]]
                    if RCTL else [])):
         _ok(hivectl(*argv))
