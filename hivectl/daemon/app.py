@@ -134,7 +134,7 @@ def create_app(vm_dir: str | Path | None = None, driver: str | None = None, work
     app.state.root = root
     app.state.driver = driver
     app.state.operations = operations
-    app.state.list_cache = ListCache()
+    app.state.list_cache = ListCache(Path(root) / ".config")
 
     @app.exception_handler(HivectlError)
     async def hivectl_error(_request: Request, error: HivectlError) -> JSONResponse:

@@ -20,7 +20,6 @@ import inspect
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request
@@ -173,19 +172,16 @@ def _execute(request: Request, route: Route, principal: Any, args: dict[str, Any
 
 def _cached_list(request: Request, principal: Any, op: catalog.Operation, args: dict[str, Any]) -> Response:
     """``GET /1.0/guests`` through the daemon's ``ListCache`` (hivectl/daemon/listcache.py)."""
-    from hivectl.daemon.listcache import fingerprint
-
     hv = _make_hivectl(request, principal, None)
-    config_dir = Path(request.app.state.root) / ".config"
 
-    def current() -> tuple[Any, ...]:
-        return fingerprint(config_dir, [str(d["path"]) for d in hv.datastore_list()])
+    def roots() -> list[str]:
+        return [str(d["path"]) for d in hv.datastore_list()]
 
     def render() -> bytes:
         return bytes(sync(catalog.invoke(hv, op, args)).body)
 
     key = tuple(sorted((k, str(v)) for k, v in args.items()))
-    return Response(request.app.state.list_cache.get(key, current, render), media_type="application/json")
+    return Response(request.app.state.list_cache.get(key, roots, render), media_type="application/json")
 
 
 def endpoint_for(route: Route) -> Callable[..., Response]:
