@@ -119,20 +119,55 @@ def _pooled(jobs: list[Callable[[], None]]) -> None:
             future.result()
 
 
-def _linux(samples: list[GuestSample], where: dict[str, str], errors: list[str]) -> None:
-    """The QMP queries (waiting on the QEMUs) run on a thread while this one reads /proc and the state files."""
-    import threading
+class _EarlyQueries:
+    """The QMP queries of every guest directory that has a monitor socket, started before ``list`` has said
+    which guests run: the monitors answer while this thread reads the guests' files and /proc, instead of
+    after. Answers of guests that turn out not to be running are dropped; a running guest whose socket
+    appeared meanwhile is asked afterwards."""
 
-    from hivectl.metrics import blockstats, linux
+    def __init__(self, store: Store) -> None:
+        import threading
+
+        from hivectl.metrics import blockstats
+
+        self.monitors: dict[str, Path] = {}
+        for datastore in store.datastores():
+            if not datastore.holds_guests:
+                continue
+            try:
+                entries = list(os.scandir(datastore.directory))
+            except OSError:
+                continue
+            for entry in entries:
+                socket = f"{entry.path}/{QMP_CONTROL_SOCKET}"
+                if entry.is_dir(follow_symlinks=False) and os.access(socket, os.F_OK):
+                    self.monitors.setdefault(entry.name, Path(socket))
+        self.answers: dict[str, list[DiskSample] | str] = {}
+        self._thread = threading.Thread(target=lambda: self.answers.update(
+            blockstats.collect(list(self.monitors.items()), QMP_TIMEOUT)), name="blockstats", daemon=True)
+        self._thread.start()
+
+    def result(self, monitors: list[tuple[str, Path]]) -> dict[str, list[DiskSample] | str]:
+        """The answers of ``monitors`` (the running guests' (name, socket)), once every one is in."""
+        from hivectl.metrics import blockstats
+
+        self._thread.join()
+        asked = {name for name, path in monitors if self.monitors.get(name) == path and name in self.answers}
+        found = {name: self.answers[name] for name in asked}
+        late = [(name, path) for name, path in monitors if name not in asked]
+        found.update(blockstats.collect(late, QMP_TIMEOUT) if late else {})
+        return found
+
+
+def _linux(samples: list[GuestSample], where: dict[str, str], errors: list[str], early: _EarlyQueries) -> None:
+    """The QMP queries (``early``, waiting on the QEMUs) run on a thread while this one reads /proc and the
+    state files."""
+    from hivectl.metrics import linux
 
     running = [g for g in samples if g.running and g.pid is not None]
     if not running:
+        early.result([])
         return
-    answers: dict[str, list[DiskSample] | str] = {}
-    monitors = [(g.name, Path(where[g.name]) / QMP_CONTROL_SOCKET) for g in running]
-    asking = threading.Thread(target=lambda: answers.update(blockstats.collect(monitors, QMP_TIMEOUT)),
-                              name="blockstats", daemon=True)
-    asking.start()
     now = time.time()
     try:
         taps = linux.interfaces()
@@ -150,7 +185,7 @@ def _linux(samples: list[GuestSample], where: dict[str, str], errors: list[str])
             continue
         state = _json(f"{where[guest.name]}/{SUPERVISOR_STATE}")
         guest.nics = [linux.nic_counters(device, tap, taps[tap]) for device, tap in _ports(state) if tap in taps]
-    asking.join()
+    answers = early.result([(g.name, Path(where[g.name]) / QMP_CONTROL_SOCKET) for g in running])
     by_name = {guest.name: guest for guest in running}
     for name, disks in answers.items():
         if isinstance(disks, str):
@@ -203,6 +238,7 @@ def scrape(store: Store, host: Host, driver: str) -> Snapshot:
     """Collect one :class:`Snapshot` (``driver`` is ``qemu`` or ``bhyve``: it picks the sources)."""
     began = time.monotonic()
     errors: list[str] = []
+    early = _EarlyQueries(store) if driver != "bhyve" else None
     samples, where = guests(store)
     cpus: int | None = None
     memory: int | None = None
@@ -219,7 +255,8 @@ def scrape(store: Store, host: Host, driver: str) -> Snapshot:
         from hivectl.metrics import linux
 
         cpus, memory = linux.host_capacity()
-        _linux(samples, where, errors)
+        assert early is not None
+        _linux(samples, where, errors, early)
         platform = "linux"
     snapshot = Snapshot(platform, driver, time.time(), cpus, memory, samples, datastores(store), errors=errors)
     snapshot.duration = time.monotonic() - began

@@ -179,20 +179,29 @@ def write(snapshot: Snapshot) -> bytes:
     """
     lines: list[str] = []
     add = lines.append
-    rendered: dict[tuple[tuple[str, ...], tuple[str, ...]], str] = {}
+    # A guest's label set recurs in every family of its kind: each set is rendered once per scrape.
+    rendered: dict[tuple[str, ...], dict[tuple[str, ...], str]] = {}
     for family in families(snapshot):
         name = family.name + ("_total" if family.kind == "counter" else "")
         add(f"# HELP {name} {family.help.replace(chr(92), chr(92) * 2).replace(chr(10), chr(92) + 'n')}")
         add(f"# TYPE {name} {family.kind}")
         keys = family.labels
+        if not keys:
+            lines.extend(f"{name} {_number(value)}" for _, value in family.samples)
+            continue
+        sets = rendered.setdefault(keys, {})
         for values, value in family.samples:
-            # A guest's label set recurs in every family of its kind: render each set once per scrape.
-            labels = rendered.get((keys, values))
+            labels = sets.get(values)
             if labels is None:
-                labels = rendered[(keys, values)] = "{" + ",".join(
-                    f'{k}="{_escape_label(v)}"' for k, v in zip(keys, values, strict=True)) + "}" if keys else ""
+                labels = sets[values] = name_labels(keys, values)
             add(f"{name}{labels} {_number(value)}")
-    return ("\n".join(lines) + "\n").encode()
+    add("")
+    return "\n".join(lines).encode()
+
+
+def name_labels(keys: tuple[str, ...], values: tuple[str, ...]) -> str:
+    """``{k1="v1",k2="v2"}`` with the values escaped as the text format asks (backslash, quote, newline)."""
+    return "{" + ",".join(f'{k}="{_escape_label(v)}"' for k, v in zip(keys, values, strict=True)) + "}"
 
 
 def render(snapshot: Snapshot) -> bytes:

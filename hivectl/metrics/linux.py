@@ -2,7 +2,8 @@
 
 - ``/proc/PID/stat`` (proc(5)): fields 14 and 15 are the user and system CPU time of all the QEMU
   process's threads in clock ticks (``SC_CLK_TCK``); field 22 its start time in ticks after boot;
-- ``/proc/PID/status``: ``VmRSS`` (kB), the resident memory of the QEMU process, guest RAM included;
+- ``/proc/PID/statm``: field 2, the resident memory of the QEMU process in pages, guest RAM included
+  (``VmRSS`` of ``/proc/PID/status`` in kB is the same count);
 - ``/proc/net/dev`` (proc(5)): every interface's counters in one read, the same values as
   ``/sys/class/net/TAP/statistics/*`` but of the reader's own network namespace (``/proc/net`` is
   ``/proc/self/net``), whereas ``/sys`` shows the namespace it was mounted in; a tap receives what its
@@ -24,6 +25,9 @@ from hivectl.metrics.sample import NicSample
 # /proc/net/dev's columns after "name:": receive bytes packets errs drop fifo frame compressed multicast,
 # then transmit bytes packets errs drop fifo colls carrier compressed.
 RX_BYTES, RX_PACKETS, RX_ERRS, RX_DROP, TX_BYTES, TX_PACKETS, TX_ERRS, TX_DROP = 0, 1, 2, 3, 8, 9, 10, 11
+
+
+PAGE_SIZE = os.sysconf("SC_PAGE_SIZE")
 
 
 @cache
@@ -64,10 +68,11 @@ def process_times(pid: int) -> tuple[float, float]:
 
 
 def resident_bytes(pid: int) -> int | None:
-    for line in _read(f"/proc/{pid}/status").splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) * 1024
-    return None  # a zombie has no VmRSS line
+    """Resident memory of ``pid``: the second field of ``/proc/PID/statm``, in pages (proc(5); the same
+    count as ``VmRSS`` of ``/proc/PID/status``, a file twenty times as long to read and split)."""
+    fields = _read(f"/proc/{pid}/statm").split()
+    resident = int(fields[1]) if len(fields) > 1 else 0
+    return resident * PAGE_SIZE if resident else None  # a zombie (or a kernel thread) has no memory left
 
 
 def interfaces(path: str = "/proc/net/dev") -> dict[str, list[int]]:

@@ -115,3 +115,53 @@ def test_blockstats_of_several_monitors_at_once(tmp_path: Path) -> None:
     assert isinstance(found["d"], str) and "cannot reach" in found["d"]
     for server in servers:
         server.close()
+
+
+def test_resident_memory_is_the_kernels_vmrss_and_a_zombie_has_none() -> None:
+    """``resident_bytes`` reads /proc/PID/statm: the same count as VmRSS of /proc/PID/status."""
+    child = subprocess.Popen(["python3", "-c", "import sys; b = bytearray(64 << 20); sys.stdin.read()"],
+                             stdin=subprocess.PIPE)
+    try:
+        for _ in range(100):  # until the child has touched its 64 MiB
+            status = Path(f"/proc/{child.pid}/status").read_text()
+            vmrss = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+            if vmrss > 64 << 20:
+                break
+            time.sleep(0.05)
+        assert linux.resident_bytes(child.pid) == vmrss
+    finally:
+        assert child.stdin is not None
+        child.stdin.close()
+        while Path(f"/proc/{child.pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z":
+            time.sleep(0.01)  # exited, not yet reaped: a zombie
+        assert linux.resident_bytes(child.pid) is None
+        child.wait()
+
+
+def test_monitors_are_asked_before_the_list_and_only_running_guests_answers_are_kept(tmp_path: Path) -> None:
+    """collect._EarlyQueries: every guest directory with a monitor socket is asked while ``list`` reads the
+    guests; the answers of guests that are not running are dropped, and a running guest whose socket
+    appeared after the early round is asked afterwards."""
+    from hivectl.host.local import LocalHost
+    from hivectl.hostconf import HostSettings
+    from hivectl.metrics.collect import _EarlyQueries
+    from hivectl.model.layout import QMP_CONTROL_SOCKET
+    from hivectl.store import Store
+
+    vm_dir = tmp_path / "vm"
+    (vm_dir / ".config").mkdir(parents=True)
+    (vm_dir / ".config" / "system.conf").write_text("")
+    answer = b'{"return": [{"device": "disk0", "stats": {"rd_bytes": 1, "rd_operations": 2, "wr_bytes": 3, ' \
+             b'"wr_operations": 4}}], "id": "hivectl-metrics"}\r\n'
+    for name in ("a", "b", "c"):
+        (vm_dir / name).mkdir()
+    servers = [_monitor(vm_dir / name / QMP_CONTROL_SOCKET, answer) for name in ("a", "b")]
+    early = _EarlyQueries(Store(HostSettings(vm_dir=str(vm_dir)), make_host=LocalHost))
+    assert sorted(early.monitors) == ["a", "b"]
+    servers.append(_monitor(vm_dir / "c" / QMP_CONTROL_SOCKET, answer))  # c started meanwhile
+    running = [(name, vm_dir / name / QMP_CONTROL_SOCKET) for name in ("a", "c")]  # b: not running after all
+    found = early.result(running)
+    assert found == {"a": [DiskSample("disk0", 1, 2, 3, 4)], "c": [DiskSample("disk0", 1, 2, 3, 4)]}
+    assert early.answers["b"] == [DiskSample("disk0", 1, 2, 3, 4)]  # asked early, then dropped
+    for server in servers:
+        server.close()
