@@ -99,8 +99,13 @@ def _audit(app: Any, who: dict[str, Any], name: str, kind: str, result: str, mes
     config_dir = _config_dir(app)
     if not os.path.isdir(config_dir):
         return
+    arguments = {"name": name, "type": kind}
+    if result == "refused":  # the daemon's seam for refusals (as security.authorize's 403s)
+        if audit.refused(config_dir, "console", arguments, message, who) is None:
+            log.error("audit log: cannot write the refusal of %s's %s console", name, kind)
+        return
     try:
-        audit.record(config_dir, "console", [f"/guests/{name}"], {"name": name, "type": kind}, result, message, who)
+        audit.record(config_dir, "console", [f"/guests/{name}"], arguments, result, message, who)
     except OSError as error:
         log.error("audit log: %s", error)
 

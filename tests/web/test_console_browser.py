@@ -32,3 +32,10 @@ def test_serial_console_page(sim_web: WebDaemon, browser: Browser, vendor: Any,
     browser.open(sim_web.url(f"/ui/console.html?guest={name}&type=serial"))
     browser.wait_for("window.hivectlConsole.state.phase === 'error'", timeout=30)
     assert "bearer token is required" in browser.eval("window.hivectlConsole.state.error")
+    # ...and asks for one: typed in, it opens the console and is kept for the tab, not in the field.
+    assert browser.eval("document.getElementById('login').hidden") is False
+    browser.eval("document.getElementById('token').focus()")
+    browser.type_text(f"{sim_web.token}\n")
+    browser.wait_for("window.hivectlConsole.state.phase === 'open'", timeout=30)
+    assert browser.eval("document.getElementById('token').value") == ""
+    assert browser.eval("sessionStorage.getItem('hivectl.token')") == sim_web.token

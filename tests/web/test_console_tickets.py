@@ -45,10 +45,10 @@ def connect(web: WebDaemon, name: str, kind: str, issued: str | None, origin: st
 def refused(web: WebDaemon, *args: Any, **kwargs: Any) -> int:
     """The HTTP status a refused websocket handshake got (fails if the handshake succeeded)."""
     try:
-        socket_ = connect(web, *args, **kwargs)
+        with connect(web, *args, **kwargs):
+            pass
     except websockets_exceptions.InvalidStatus as error:
         return int(error.response.status_code)
-    socket_.close()
     raise AssertionError("the websocket was accepted")
 
 
@@ -87,12 +87,16 @@ def test_serial_relay_both_ways_and_ticket_single_use(sim_web: WebDaemon, serial
 def test_ticket_bound_to_guest_type_and_origin(sim_web: WebDaemon, serial_guest: tuple[str, int]) -> None:
     name, _ = serial_guest
     started(sim_web, "t2")
-    # Another guest's ticket, or another type's, opens nothing (and is spent by the try).
+    # Another guest's ticket, or another type's, opens nothing, and is spent by the try: it then no longer
+    # opens the console it was for (t1's serial console, a real pty that would be relayed).
     issued = ticket(sim_web, "t2").json()["metadata"]["ticket"]
     assert refused(sim_web, name, "serial", issued) == 403
+    issued = ticket(sim_web, name).json()["metadata"]["ticket"]
     assert refused(sim_web, "t2", "serial", issued) == 403
+    assert refused(sim_web, name, "serial", issued) == 403
     issued = ticket(sim_web, name).json()["metadata"]["ticket"]
     assert refused(sim_web, name, "vnc", issued) == 403
+    assert refused(sim_web, name, "serial", issued) == 403
     # A foreign Origin, or none, is refused even with a good ticket.
     for origin in ("https://evil.example", "null", f"http://{sim_web.origin.removeprefix('https://')}", None):
         good = ticket(sim_web, name).json()["metadata"]["ticket"]
@@ -100,6 +104,7 @@ def test_ticket_bound_to_guest_type_and_origin(sim_web: WebDaemon, serial_guest:
     assert refused(sim_web, name, "serial", None) == 403  # no ticket at all
     messages = [a["message"] for a in audit_lines(sim_web) if a["operation"] == "console" and a["result"] == "refused"]
     assert any("for t2's serial console, not t1's" in m for m in messages), messages
+    assert any("for t1's serial console, not t1's vnc" in m for m in messages), messages
     assert any("origin 'https://evil.example' refused" in m for m in messages), messages
     assert any("without an Origin" in m for m in messages), messages
     # No ticket in any log: the daemon's, the audit log, the events.

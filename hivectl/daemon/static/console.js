@@ -15,6 +15,7 @@ const type = params.get("type") === "vnc" ? "vnc" : "serial";
 const statusLine = document.getElementById("status");
 const screen = document.getElementById("screen");
 const reconnect = document.getElementById("reconnect");
+const login = document.getElementById("login");
 const state = { phase: "loading", error: "", opened: 0, closed: 0 };
 window.hivectlConsole = { state, term: null, rfb: null, socket: null };
 
@@ -48,6 +49,7 @@ async function ticket() {
     return null;
   }
   show(body.error || `HTTP ${reply.status}`, "error", true);
+  if (reply.status === 401) login.hidden = false;  // no token yet (or a stale one): ask for one
   return null;
 }
 
@@ -124,6 +126,15 @@ async function connect() {
 document.title = `${guest} ${type} console`;
 document.getElementById("title").textContent = `${guest} (${type})`;
 reconnect.addEventListener("click", connect);
+// The web UI's login keeps the token in sessionStorage; opened on its own, the page asks for one.
+login.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const field = document.getElementById("token");
+  sessionStorage.setItem(TOKEN_KEY, field.value.trim());
+  field.value = "";
+  login.hidden = true;
+  connect();
+});
 if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(guest)) {
   show("no guest given: open console.html?guest=NAME&type=serial|vnc", "error", true);
 } else {
