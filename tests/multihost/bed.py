@@ -70,7 +70,7 @@ class NsHost:
     vm_dir_setting: str  # what HIVECTL_VM_DIR says (``zfs:pool/vm`` on ZFS)
     platform: str  # "sim" or "qemu"
     env: dict[str, str]  # the environment this host's hivectl runs with
-    command: Path  # the wrapper that runs hivectl with ``env`` (``remote add --command``)
+    command: Path  # the wrapper that runs hivectl with ``env`` (``remote add --command``); python3 beside it
     sim: simfixture.SimHost | None = None  # the simulated FreeBSD host (platform "sim")
     pool: str | None = None  # the zfs-fuse pool (qemu hosts made with zfs=True)
     sshd: subprocess.Popen[bytes] | None = None
@@ -216,6 +216,9 @@ def _wrapper(host: NsHost) -> Path:
     lines = ["#!/bin/sh", "# This namespace host's hivectl (tests/multihost/bed.py).", "exec env -i \\",
              '  SSH_CONNECTION="${SSH_CONNECTION:-}" \\']
     lines += [f"  {k}={_sh(host.env[k])} \\" for k in keep if k in host.env]
+    python = path.with_name("python3")  # the same environment for a Python program (Ansible's modules)
+    python.write_text("\n".join([*lines, f"  {_sh(HIVECTL[0])} \"$@\""]) + "\n")
+    python.chmod(0o755)
     lines.append(f"  {_sh(HIVECTL[0])} -S {_sh(str(REPO / 'bin' / 'hivectl'))} \"$@\"")
     path.write_text("\n".join(lines) + "\n")
     path.chmod(0o755)
@@ -286,7 +289,8 @@ def make_bed(base: Path, hosts: Sequence[str | tuple[str, str]] = ("a", "b"), *,
              init: bool = True) -> Iterator[Bed]:
     """A bed of namespace hosts under ``base``; ``hosts`` are names (``sim``) or ``(name, platform)``.
 
-    ``zfs=True`` gives every ``qemu`` host a zfs-fuse pool of its own with vm_dir ``zfs:POOL/vm``.
+    ``zfs=True`` gives every ``qemu`` host a zfs-fuse pool of its own with vm_dir ``zfs:POOL/vm``, and every
+    ``sim`` host the vm_dir ``zfs:zroot/vm`` on its simulated pool.
     ``init=True`` runs ``hivectl init`` on every host.
     """
     base.mkdir(parents=True, exist_ok=True)
@@ -305,13 +309,13 @@ def make_bed(base: Path, hosts: Sequence[str | tuple[str, str]] = ("a", "b"), *,
         stack.callback(_run, ["ip", "link", "delete", bridge], False)
         _run(["ip", "addr", "add", f"{bed.gateway}/{net.prefixlen}", "dev", bridge])
         _run(["ip", "link", "set", bridge, "up"])
-        if zfs:
+        if zfs and any(not isinstance(h, str) and h[1] == "qemu" for h in hosts):
             stack.enter_context(zfs_daemon(base))
         known: list[str] = []
         for index, spec in enumerate(hosts):
             name, platform = (spec, "sim") if isinstance(spec, str) else spec
             host = _make_host(bed, stack, name, platform, f"hv{tag}{index}", str(addresses[index + 1]),
-                              net.prefixlen, zfs and platform == "qemu")
+                              net.prefixlen, zfs)
             host_key = host.base / "ssh_host_ed25519_key"
             _keygen(host_key)
             known.append(f"{host.address} {Path(f'{host_key}.pub').read_text().split(' ')[0]} "
@@ -354,9 +358,16 @@ def _make_host(bed: Bed, stack: contextlib.ExitStack, name: str, platform: str, 
         simfixture.create_host(root)
         sim = simfixture.SimHost(root)
         stack.callback(sim.close)
-        vm_dir = base / "vm"
-        vm_dir.mkdir()
-        setting = str(vm_dir)
+        if zfs:  # the simulated host's own zfs (tests/simhost/zfs.py): a dataset of its pool zroot
+            env = _host_env(base, "zfs:zroot/vm", platform, root)
+            subprocess.run(["zfs", "create", "zroot/vm"], env=env, check=True, capture_output=True)
+            mount = subprocess.run(["zfs", "get", "-H", "-o", "value", "mountpoint", "zroot/vm"], env=env,
+                                   check=True, capture_output=True, text=True).stdout.strip()
+            vm_dir, setting = Path(mount), "zfs:zroot/vm"
+        else:
+            vm_dir = base / "vm"
+            vm_dir.mkdir()
+            setting = str(vm_dir)
     elif zfs:
         pool = f"hvmh{secrets.token_hex(3)}{name}"
         image = base / "pool.img"
