@@ -28,11 +28,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_list import populate
 
 REPO = Path(__file__).resolve().parents[1]
+LIST_P50_MS, LIST_P99_MS, ASYNC_MS = 10.0, 50.0, 50.0  # issue 11's targets
 
 
 def percentile(values: list[float], fraction: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(fraction * (len(ordered) - 1)))]
+
+
+def cpu_of(pid: int) -> float:
+    """CPU seconds (user + system, every thread) of process ``pid`` so far (proc(5): fields 14 and 15)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def main() -> int:
@@ -69,12 +76,14 @@ def main() -> int:
         for _ in range(5):  # warm up: imports, first reads
             assert len(client.get("/1.0/guests").json()["metadata"]) == args.guests
         listing = []
+        daemon_cpu, client_cpu = cpu_of(daemon.pid), time.process_time()
         for _ in range(args.requests):
             start = time.perf_counter()
             reply = client.get("/1.0/guests")
             body = reply.json()
             listing.append(time.perf_counter() - start)
             assert reply.status_code == 200 and len(body["metadata"]) == args.guests
+        daemon_cpu, client_cpu = cpu_of(daemon.pid) - daemon_cpu, time.process_time() - client_cpu
         answered = []
         for n in range(args.async_requests):
             start = time.perf_counter()
@@ -89,16 +98,24 @@ def main() -> int:
     finally:
         shutil.rmtree(work, ignore_errors=True)
     figures = {
-        "guests": args.guests, "requests": args.requests,
+        "guests": args.guests, "requests": args.requests, "async_requests": args.async_requests,
         "list_p50_ms": round(percentile(listing, 0.50) * 1000, 2),
         "list_p99_ms": round(percentile(listing, 0.99) * 1000, 2),
+        "list_max_ms": round(max(listing) * 1000, 2),
         "list_mean_ms": round(statistics.fmean(listing) * 1000, 2),
+        "list_target_ms": {"p50": LIST_P50_MS, "p99": LIST_P99_MS},
+        # CPU per listing moves less than wall-clock when other work shares the machine: the daemon's (its
+        # periodic re-read included) and this client's (HTTP and decoding the JSON)
+        "list_daemon_cpu_ms": round(daemon_cpu / args.requests * 1000, 2),
+        "list_client_cpu_ms": round(client_cpu / args.requests * 1000, 2),
         "async_202_p50_ms": round(percentile(answered, 0.50) * 1000, 2),
+        "async_202_p99_ms": round(percentile(answered, 0.99) * 1000, 2),
         "async_202_max_ms": round(max(answered) * 1000, 2),
+        "async_202_target_ms": ASYNC_MS,
         "load_average": os.getloadavg()[0],
     }
-    figures["met"] = (figures["list_p50_ms"] <= 10 and figures["list_p99_ms"] <= 50
-                      and figures["async_202_max_ms"] <= 50)
+    figures["met"] = (figures["list_p50_ms"] <= LIST_P50_MS and figures["list_p99_ms"] <= LIST_P99_MS
+                      and figures["async_202_max_ms"] <= ASYNC_MS)
     print(json.dumps(figures, indent=1))
     return 0 if figures["met"] else 1
 

@@ -181,6 +181,7 @@ def main() -> int:
         "guests": args.guests, "target_s": args.target, "met": median <= args.target,
         "load_average": os.getloadavg()[0],
         "scrape_and_render_median_s": round(median, 4), "scrape_and_render_min_s": round(min(walls), 4),
+        "scrape_and_render_max_s": round(max(walls), 4),
         "cpu_median_s": round(statistics.median(cpus), 4),
         "of_which_render_median_s": round(statistics.median(renders), 4),
         "guests_running_in_output": running, "guests_with_disk_counters": disks,

@@ -126,6 +126,7 @@ def create_app(vm_dir: str | Path | None = None, driver: str | None = None, work
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
         yield
         operations.shutdown()
+        _app.state.list_cache.close()
 
     app = FastAPI(title="hivectld", version=__version__, openapi_url="/1.0/openapi.json", docs_url=None,
                   redoc_url=None, lifespan=lifespan,

@@ -104,6 +104,14 @@ class ListCache:
     def watching(self) -> bool:
         return self._watcher is not None
 
+    def close(self) -> None:
+        """Give the kernel its inotify instance back (at most 128 per user by default); the cache then asks
+        the files."""
+        with self._lock:
+            if self._watcher is not None:
+                self._watcher.close()
+                self._watcher = None
+
     # -- the watcher ---------------------------------------------------------------------------------------
 
     def _relevant(self, event: watch.Event) -> bool:
@@ -151,11 +159,10 @@ class ListCache:
 
     def _stamp(self, roots: Roots, arm: bool) -> Any:
         if self._watcher is not None:
-            if arm:
-                with self._lock:
+            with self._lock:  # re-checked under the lock: ``close`` or a refused watch may have dropped it
+                if arm and self._watcher is not None:
                     self._arm(roots())
-            if self._watcher is not None:
-                with self._lock:
+                if self._watcher is not None:
                     return ("watch", self._drain())
         return ("stat", fingerprint(Path(self.config_dir), roots()))
 

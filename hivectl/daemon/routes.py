@@ -17,6 +17,7 @@ models and from the result type of each method.
 from __future__ import annotations
 
 import inspect
+import json
 import logging
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -113,9 +114,30 @@ def redact_result(value: Any) -> Any:
     return value
 
 
+class _Encoded(JSONResponse):
+    """A JSON response whose body is already encoded (``sync`` encodes before it knows whether to redact)."""
+
+    def render(self, content: Any) -> bytes:
+        return content if isinstance(content, bytes) else super().render(content)
+
+
+def _encode(content: Any) -> bytes:
+    """``content`` exactly as Starlette's ``JSONResponse.render`` encodes it."""
+    return json.dumps(content, ensure_ascii=False, allow_nan=False, indent=None, separators=(",", ":")).encode()
+
+
+_SECRET_WORDS = tuple(key.encode() for key in SECRET_KEYS)
+
+
 def sync(metadata: Any) -> JSONResponse:
-    return JSONResponse({"type": "sync", "status": "Success", "status_code": 200,
-                         "metadata": redact_result(metadata)})
+    """The sync envelope of ``metadata``, secrets hidden. It is encoded first: where no secret key's name
+    occurs in the text (every list of 1,000 guests), ``redact_result`` could change nothing, and its walk of
+    every value is skipped; JSON writes a key's name as it is, so the test cannot miss one."""
+    content = {"type": "sync", "status": "Success", "status_code": 200, "metadata": metadata}
+    body = _encode(content)
+    if any(word in body for word in _SECRET_WORDS):
+        return JSONResponse({**content, "metadata": redact_result(metadata)})
+    return _Encoded(body)
 
 
 def asynchronous(info: envelope.OperationInfo) -> JSONResponse:

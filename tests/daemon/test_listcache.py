@@ -220,3 +220,15 @@ def test_the_watcher_reports_entries_and_closed_writes_and_nothing_else(tmp_path
         assert str(tmp_path / "b") not in watcher.watched()
     finally:
         watcher.close()
+
+
+@pytest.mark.skipif(not LINUX, reason="inotify is Linux's")
+def test_a_closed_cache_gives_its_watcher_back_and_still_sees_changes(tmp_path: Path) -> None:
+    vm_dir = make_vm_dir(tmp_path)
+    lister = Lister(vm_dir)
+    cache = cache_for(vm_dir, True)
+    cache.get((), lister.roots, lister.render)
+    cache.close()
+    assert not cache.watching
+    (vm_dir / "g0" / "g0.conf").write_text('cpu="7"\n')
+    assert b'g0:cpu="7"' in cache.get((), lister.roots, lister.render)  # by the stat fingerprint now
