@@ -1,9 +1,11 @@
-"""The web UI's side of a real hivectld, without a browser: ``/1.0/whoami`` and the snapshot list.
+"""The web UI's side of a real hivectld, without a browser: its pages, ``/1.0/whoami``, the snapshot list.
 
 A real daemon on the simulated FreeBSD host, over its unix socket, on a ZFS vm_dir (snapshots need one):
-``whoami`` gives each principal the role ``authorize`` would decide, so that a button the page shows is one
-the daemon accepts and a button it hides is one the daemon refuses (checked against real requests); the
-snapshot list the page shows is what ``hivectl info`` lists; the pages' scripts never parse text as HTML.
+the pages are served under ``/ui/`` with a Content-Security-Policy that allows only the daemon's own
+scripts, and carry no inline script or handler such a policy would block; ``whoami`` gives each principal
+the role ``authorize`` would decide, so that a button the page shows is one the daemon accepts and a
+button it hides is one the daemon refuses (checked against real requests); the snapshot list the page
+shows is what ``hivectl info`` lists; the pages' scripts never parse text as HTML.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import re
 import shutil
 import tempfile
 from collections.abc import Iterator
+from html.parser import HTMLParser
 from pathlib import Path
 
 import pytest
@@ -64,6 +67,63 @@ def token(*args: str) -> dict[str, str]:
     made = hivectl("token", "create", *args, "--json")
     assert made.status == 0, made.err
     return {"Authorization": f"Bearer {made.json()['token']}"}
+
+
+class Markup(HTMLParser):
+    """The scripts and event-handler attributes of a page (what a CSP without 'unsafe-inline' blocks)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scripts: list[dict[str, str | None]] = []
+        self.handlers: list[str] = []
+        self.inline: list[str] = []
+        self._in_script = False
+
+    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+        self.handlers += [f"<{tag} {name}>" for name, _ in attrs if name.startswith("on")]
+        if tag == "script":
+            self.scripts.append(dict(attrs))
+            self._in_script = True
+
+    def handle_endtag(self, tag: str) -> None:
+        self._in_script = self._in_script and tag != "script"
+
+    def handle_data(self, data: str) -> None:
+        if self._in_script and data.strip():
+            self.inline.append(data.strip())
+
+
+def test_pages_are_served_with_a_policy_that_allows_only_their_own_scripts(ui_daemon: Daemon) -> None:
+    page = ui_daemon.get("/ui/")
+    assert page.status_code == 200 and page.headers["content-type"].startswith("text/html"), page.text
+    csp = {d.split()[0]: d.split()[1:] for d in page.headers["content-security-policy"].split("; ")}
+    assert csp["default-src"] == ["'none'"] and csp["script-src"] == ["'self'"], csp
+    assert csp["frame-ancestors"] == ["'none'"] and csp["connect-src"] == ["'self'"], csp
+    for name, value in (("x-content-type-options", "nosniff"), ("x-frame-options", "DENY"),
+                        ("referrer-policy", "no-referrer")):
+        assert page.headers[name] == value
+    assert "'unsafe-eval'" not in page.headers["content-security-policy"]
+    markup = Markup()
+    markup.feed(page.text)
+    assert markup.inline == [] and markup.handlers == [], (markup.inline, markup.handlers)
+    assert [s.get("src") for s in markup.scripts] == ["app.js"] and markup.scripts[0].get("type") == "module"
+    for name in PAGES:
+        reply = ui_daemon.get(f"/ui/{name}")
+        assert reply.status_code == 200, name
+        assert reply.content == (STATIC / name).read_bytes()
+        assert reply.headers["content-security-policy"] == page.headers["content-security-policy"]
+        assert reply.headers["x-content-type-options"] == "nosniff"
+    assert ui_daemon.get("/ui/app.js").headers["content-type"].startswith(("text/javascript", "application/javascript"))
+    # Every module the pages import is served (a renamed module would leave a blank page).
+    for name in PAGES:
+        if name.endswith(".js"):
+            for imported in re.findall(r'from "\./([\w.-]+)"', (STATIC / name).read_text()):
+                assert ui_daemon.get(f"/ui/{imported}").status_code == 200, (name, imported)
+    # Nothing outside static/ is reachable, whatever the path says.
+    for escape in ("/ui/../routes_ui.py", "/ui/%2e%2e/routes_ui.py", "/ui/..%2froutes_ui.py", "/ui/nosuch.js"):
+        assert ui_daemon.get(escape).status_code == 404, escape
+    # The API keeps its own answers: JSON envelopes, no page policy needed there.
+    assert ui_daemon.get("/1.0").json()["type"] == "sync"
 
 
 def test_the_scripts_build_no_markup_from_text() -> None:

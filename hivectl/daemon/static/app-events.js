@@ -16,7 +16,7 @@ const RETRY_MAX = 10000;
  * whose `stop()` ends it and whose `seq` is the last number seen.
  */
 export function follow(since, onEvent, onState) {
-  const state = { seq: since, stopped: false, controller: null };
+  const state = { seq: since, stopped: false, paused: null, controller: null };
   let retry = RETRY_FIRST;
 
   async function once() {
@@ -62,6 +62,7 @@ export function follow(since, onEvent, onState) {
 
   (async () => {
     while (!state.stopped) {
+      if (state.paused) await state.paused.promise;
       try {
         await once();
       } catch (error) {
@@ -84,9 +85,18 @@ export function follow(since, onEvent, onState) {
       state.stopped = true;
       if (state.controller) state.controller.abort();
     },
-    /** Drop the connection now (it reconnects with since): used by the tests of the reconnection. */
-    drop() {
+    /** Drop the connection and stay away until resume(), which reconnects with since: what a network
+     *  outage does (tests/web/test_ui_browser.py changes guests meanwhile and counts what arrives). */
+    pause() {
+      let resolve;
+      const promise = new Promise((r) => { resolve = r; });
+      state.paused = { promise, resolve };
       if (state.controller) state.controller.abort();
+    },
+    resume() {
+      const paused = state.paused;
+      state.paused = null;
+      if (paused) paused.resolve();
     },
   };
 }

@@ -17,7 +17,7 @@ const GUEST_ACTIONS = [ // [operation, label, shown while the guest is...]
 const MAX_MESSAGES = 30;
 
 const ui = { rights: null, guests: new Map(), stream: null, refreshTimer: null, opMessages: new Map(),
-  snapshotGuest: null };
+  snapshotGuest: null, firstSeq: 0, seqs: [] }; // firstSeq, seqs: where the stream began, what it brought
 
 function el(tag, attributes = {}, ...children) {
   const node = document.createElement(tag);
@@ -157,6 +157,7 @@ function refreshSoon() {
 // -- events -----------------------------------------------------------------------------------------------
 
 function onEvent(event) {
+  if (typeof event.seq === "number" && ui.seqs.length < 10000) ui.seqs.push(event.seq);
   if (event.type === "gap") {
     message(`events ${event.details.first} to ${event.details.last} are no longer kept: list reloaded`, "info");
     refreshSoon();
@@ -341,6 +342,8 @@ async function start() {
   if (mayCreate) loadTemplates().catch((error) => message(`templates: ${error.message}`, "error"));
   await refresh();
   if (ui.stream) ui.stream.stop();
+  ui.firstSeq = whoami.events_seq;
+  ui.seqs = [];
   ui.stream = follow(whoami.events_seq, onEvent, onStreamState);
 }
 
@@ -360,7 +363,7 @@ function wire() {
   $("create-preview").addEventListener("click", previewCreate);
   $("snapshot-form").addEventListener("submit", takeSnapshot);
   $("snapshots").addEventListener("close", () => { ui.snapshotGuest = null; });
-  window.hivectlUi = ui; // for the browser tests (tests/web): the stream's last seq, drop() to test reconnection
+  window.hivectlUi = ui; // for the browser tests (tests/web): the events seen, the stream's pause()/resume()
 }
 
 wire();
