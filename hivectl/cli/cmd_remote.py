@@ -79,11 +79,9 @@ def run_remote(ctx: Context, args: argparse.Namespace) -> int:
 
 
 # -- -H NAME and NAME:guest ---------------------------------------------------------------------------------
-def remote_of_targets(command: str, namespace: object) -> str | None:
-    """The remote that ``NAME:guest`` arguments name (all the same one), or None when none does.
-
-    The guests are the values of the command's catalog operation's target parameter (as
-    hivectl/cli/delegation.py finds them); a guest's own name never holds ':' (hivectl/validate.py)."""
+def _targets(command: str, namespace: object) -> list[str]:
+    """The guests (switches, datastores) the command names: the values of its catalog operation's target
+    parameter, found on the command line as hivectl/cli/delegation.py finds them."""
     from hivectl import catalog
 
     name = command.replace("-", "_")
@@ -95,17 +93,27 @@ def remote_of_targets(command: str, namespace: object) -> str | None:
     for attr in ([operation.target] if operation is not None and operation.target else []) + ["name", "names"]:
         value: Any = getattr(namespace, attr, None)
         values += [v for v in (value if isinstance(value, list) else [value]) if isinstance(v, str)]
-    remotes = {v.split(":", 1)[0] for v in values if ":" in v}
+    return values
+
+
+def remote_of_targets(command: str, namespace: object) -> tuple[str | None, set[str]]:
+    """The remote that ``NAME:guest`` arguments name (all the same one) and those words, or ``(None, set())``.
+
+    A guest's own name never holds ':' (hivectl/validate.py), so ``NAME:`` can only mean a remote."""
+    words = {v for v in _targets(command, namespace) if ":" in v}
+    remotes = {v.split(":", 1)[0] for v in words}
     if len(remotes) > 1:
         raise UsageError(f"{command}: guests of several remotes at once ({', '.join(sorted(remotes))})")
-    return remotes.pop() if remotes else None
+    return (remotes.pop(), words) if remotes else (None, set())
 
 
-def forward(driver: str | None, remote_name: str, command: str, words: list[str]) -> int:
+def forward(driver: str | None, remote_name: str, command: str, words: list[str],
+            targets: set[str] | frozenset[str] = frozenset()) -> int:
     """Run ``hivectl COMMAND WORDS...`` on the remote ``remote_name``; its exit status.
 
-    ``REMOTE:guest`` words lose their prefix; the remote's output is this command's output, and its error
-    lines keep the ``hivectl:`` prefix with the remote's name after it."""
+    The ``targets`` words (``REMOTE:guest``) lose their prefix, no other word is touched; the remote's
+    output is this command's output, and its error lines keep the ``hivectl:`` prefix with the remote's
+    name after it."""
     from hivectl.cli.context import Context
     from hivectl.remote import config, connect
 
@@ -114,7 +122,7 @@ def forward(driver: str | None, remote_name: str, command: str, words: list[str]
     config.check_name(None, "-H", remote_name)
     prefix = f"{remote_name}:"
     argv = [*(["--driver", driver] if driver else []), command,
-            *(w[len(prefix):] if w.startswith(prefix) and len(w) > len(prefix) else w for w in words)]
+            *(w[len(prefix):] if w in targets and w.startswith(prefix) else w for w in words)]
     remote = connect(Context(driver), remote_name)
     status, err = remote.cli(argv)
     for line in err.splitlines():

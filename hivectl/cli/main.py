@@ -164,9 +164,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if remote is not None or any(":" in a for a in args):
             from hivectl.cli import cmd_remote
 
-            remote = remote or cmd_remote.remote_of_targets(command.name, namespace)
+            named, targets = cmd_remote.remote_of_targets(command.name, namespace)
+            if remote is not None and named is not None and named != remote:
+                raise UsageError(f"-H {remote} and {named}: name one remote")
+            remote = remote or named
             if remote is not None:
-                return cmd_remote.forward(driver, remote, command.name, args)
+                return cmd_remote.forward(driver, remote, command.name, args, targets)
         from hivectl.cli.context import Context
 
         ctx = Context(driver)

@@ -10,6 +10,7 @@ snapshot is a real dataset of that host. Ansible's modules run there with the be
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
@@ -21,7 +22,7 @@ from typing import Any
 
 import pytest
 
-from tests.cli_helpers import REPO, tree
+from tests.cli_helpers import REPO, is_journal_file, tree
 from tests.multihost.bed import Bed, NsHost, make_bed
 
 COLLECTION = REPO / "contrib" / "ansible"
@@ -87,10 +88,17 @@ def play(env: dict[str, str], work: Path, text: str, *options: str) -> tuple[dic
     return counts, done.stdout
 
 
+def contents(root: Path) -> dict[str, str]:
+    """Every file's digest under ``root`` (the journal's logs left out: a check run's reads are not logged,
+    but a refused change would be): ``tree`` alone sees sizes, and cpu="2" -> cpu="4" keeps the size."""
+    return {str(p.relative_to(root)): hashlib.sha256(p.read_bytes()).hexdigest()
+            for p in sorted(root.rglob("*")) if p.is_file() and not is_journal_file(p)}
+
+
 def host_state(host: NsHost) -> Any:
     assert host.sim is not None
     data = host.sim.state()
-    return (tree(host.vm_dir), sorted(host.sim.running()),
+    return (tree(host.vm_dir), contents(host.vm_dir), sorted(host.sim.running()),
             json.dumps({k: data.get(k) for k in ("datasets", "interfaces")}, sort_keys=True, default=str))
 
 

@@ -180,6 +180,8 @@ def test_remote_errors_keep_their_line_and_exit_status(here: dict[str, str]) -> 
     assert usage.status == 2 and usage.err.startswith("hivectl: hivectl start: ")
     mixed = run(here, "start", "a:one", "b:two")
     assert mixed.status == 2 and "several remotes" in mixed.err
+    both = run(here, "-H", "a", "start", "b:two")
+    assert both.status == 2 and both.err == "hivectl: -H a and b: name one remote\n"
     console = run(here, "console", "a:web")
     assert console.status == 2 and "ssh -t" in console.err
 
