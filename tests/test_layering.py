@@ -33,6 +33,7 @@ LAYERS: dict[str, int] = {
     "drivers": 5,  # planners: turn model + store into plans
     "net": 5,
     "storage": 5,
+    "transfer": 5,  # ZFS send/receive of a guest's datasets to another vm_dir or host (hivectl/transfer)
     "auth": 5,  # rights: principals, tokens, grants, the policy (reads the store for guests' owners)
     "importer": 5,  # reading hand-made bhyve command lines into guest keys (hivectl import)
     "context": 5,  # composes host, settings, store and driver (imports nothing above the planners)

@@ -28,7 +28,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from . import paths, state, vmm
+from . import paths, state, vmm, zfs_resume
 from .common import Getopt, GetoptError, ToolExit, die, run
 
 PROG = "zfs"
@@ -83,7 +83,10 @@ PROPS: dict[str, tuple[tuple[str, ...], str | None, bool, str]] = {
     "snapdir": (("filesystem",), "hidden", False, "choice:hidden|visible"),
     "encryption": (("filesystem", "volume"), "off", True, "string"),
     "jailed": (("filesystem",), "off", False, "choice:on|off"),
+    "receive_resume_token": (("filesystem", "volume"), "-", True, "string"),
+    "userrefs": (("snapshot",), "0", True, "number"),
 }
+RESUME = True  # this ZFS has resumable receives (zfs_resume.py); main() reads it from the state
 INHERITABLE = {"compression", "atime", "exec", "setuid", "readonly", "sync", "checksum", "dedup", "copies",
                "primarycache", "secondarycache", "snapdir", "recordsize", "jailed", "volmode"}
 RIGHT_ALIGNED = {"used", "available", "referenced", "volsize", "quota", "refquota", "reservation",
@@ -405,7 +408,7 @@ class Pool:
 
     def mount_path(self, name: str) -> str | None:
         """The real directory a filesystem is mounted on, or None (volume, snapshot, none, legacy)."""
-        if "@" in name or self.kind(name) != "filesystem":
+        if "@" in name or self.kind(name) != "filesystem" or self.ds[name].get("partial"):
             return None
         value, _ = self.prop_source(name, "mountpoint")
         canmount, _ = self.prop_source(name, "canmount")
@@ -499,6 +502,10 @@ class Pool:
             return ",".join(self.clones_of(name)), "-"
         if prop in ("guid", "createtxg"):
             return str(rec[prop]), "-"
+        if prop == "receive_resume_token":
+            return zfs_resume.token_of(name), "-"
+        if prop == "userrefs":
+            return str(len(rec.get("holds", {}))), "-"
         if prop in ("compressratio",):
             return "1.00" if parsable else "1.00x", "-"
         if prop in ("usedbysnapshots", "written"):
@@ -549,6 +556,8 @@ def prop_name(text: str) -> str | None:
     if ":" in text:
         return text
     text = ALIAS_PROPS.get(text, text)
+    if text == "receive_resume_token" and not RESUME:
+        return None
     return text if text in PROPS else None
 
 
@@ -602,7 +611,11 @@ USAGES = {
            "\t    <\"all\" | property[,...]> [filesystem|volume|snapshot|bookmark] ...",
     "set": "\tset [-u] <property=value> ... <filesystem|volume|snapshot> ...",
     "inherit": "\tinherit [-rS] <property> <filesystem|volume|snapshot> ...",
-    "send": "\tsend [-DLPbcehnpsvw] [-i|-I snapshot] [-R [-X dataset[,dataset]...]] <snapshot>",
+    "send": "\tsend [-DLPbcehnpsvw] [-i|-I snapshot] [-R [-X dataset[,dataset]...]] <snapshot>\n"
+            "\tsend [-Penv] -t <receive_resume_token>",
+    "hold": "\thold [-r] <tag> <snapshot> ...",
+    "release": "\trelease [-r] <tag> <snapshot> ...",
+    "holds": "\tholds [-rHp] <snapshot> ...",
     "receive": "\treceive [-vMnsFhu] [-o <property>=<value>] ... [-x <property>] ...\n"
                "\t    <filesystem|volume|snapshot>",
 }
@@ -892,6 +905,9 @@ def cmd_destroy(pool: Pool, args: list[str]) -> int:
                  f"use '-R' to destroy the following datasets:\n" + "\n".join(deps))
         everything = [*deps, *tree]
     _busy(pool, everything, "f" in flags)
+    busy = zfs_resume.held(pool, everything)
+    if busy is not None:
+        fail(f"cannot destroy snapshot {busy}: dataset is busy")
     ordered = sorted(dict.fromkeys(everything),
                      key=lambda n: ("@" not in n, -n.split("@")[0].count("/")))
     ordered = [n for n in ordered if "@" in n] + [n for n in ordered if "@" not in n]
@@ -1391,6 +1407,27 @@ def cmd_send(pool: Pool, args: list[str]) -> int:
     opts, rest = getopts("send", args, "DLPRbcehnpsvwi:I:t:X:")
     flags = {o for o, _ in opts}
     incremental = next((val for o, val in opts if o in ("i", "I")), None)
+    token = next((val for o, val in opts if o == "t"), None)
+    resume_from = 0
+    if token is not None:
+        if not RESUME:
+            usage("send", "invalid option 't'")
+        fields = zfs_resume.read_token(token)
+        if fields is None:
+            fail("cannot resume send: token is corrupt")
+        assert fields is not None
+        rest = [fields["toname"]]
+        if not pool.exists(fields["toname"]) or pool.ds[fields["toname"]]["guid"] != fields["toguid"]:
+            fail(f"cannot resume send: '{fields['toname']}' used in the initial send no longer exists")
+        if fields.get("fromguid") is not None:
+            base_ds = fields["toname"].split("@")[0]
+            source = next((s for s in pool.snapshots(base_ds) if pool.ds[s]["guid"] == fields["fromguid"]), None)
+            if source is None:
+                fail(f"cannot resume send: incremental source {fields['fromguid']:#x} no longer exists")
+            assert source is not None
+            opts = [*opts, ("i", source)]
+            incremental = source
+        resume_from = int(fields["bytes"])
     if not rest:
         usage("send", "missing snapshot argument")
     if len(rest) > 1:
@@ -1434,7 +1471,9 @@ def cmd_send(pool: Pool, args: list[str]) -> int:
             "props": dict(rec["props"]) if ("R" in flags or "p" in flags) else
             ({"volsize": rec["props"].get("volsize")} if rec["type"] == "volume" else {}),
             "volblocksize": rec.get("volblocksize"),
-            "snapshots": [{"name": s.split("@")[1], "props": pool.ds[s]["props"],
+            # a snapshot's user properties travel with -p or -R only (zfs-send(8))
+            "snapshots": [{"name": s.split("@")[1], "guid": pool.ds[s]["guid"],
+                           "props": pool.ds[s]["props"] if ("R" in flags or "p" in flags) else {},
                            **snapshot_content(pool, s)} for s in snaps],
         }
         origin = rec.get("origin")
@@ -1451,8 +1490,16 @@ def cmd_send(pool: Pool, args: list[str]) -> int:
               file=sys.stderr if "n" not in flags else sys.stdout)
     if "n" in flags:
         return 0
-    sys.stdout.write(json.dumps(stream))
+    header = {"toname": target, "toguid": pool.ds[target]["guid"],
+              "fromguid": pool.ds[f"{base}@{from_name}"]["guid"] if from_name else None,
+              "type": pool.ds[base]["type"]}
+    out = zfs_resume.frame(header, json.dumps(stream).encode(), resume_from)
     sys.stdout.flush()
+    try:
+        sys.stdout.buffer.write(out)
+        sys.stdout.buffer.flush()
+    except BrokenPipeError:  # the receiving end went away: the real zfs send dies of SIGPIPE
+        return 1
     return 0
 
 
@@ -1480,9 +1527,11 @@ def _receive_dataset(pool: Pool, name: str, entry: dict[str, Any], incremental: 
             decode_tree(live, snap.get("tree", {"dirs": [], "files": {}, "links": {}}))
         take_snapshot(pool, name, snap["name"])
         pool.ds[f"{name}@{snap['name']}"]["props"].update(snap.get("props", {}))
+        if snap.get("guid") is not None:  # a received snapshot keeps its guid: incrementals match on it
+            pool.ds[f"{name}@{snap['name']}"]["guid"] = snap["guid"]
 
 
-def cmd_receive(pool: Pool, args: list[str]) -> int:
+def cmd_receive(pool: Pool, args: list[str], raw: bytes | None = None) -> int:
     opts, rest = getopts("receive", args, "AFhMnsuvdeo:x:")
     flags = {o for o, _ in opts}
     exclude = {val for o, val in opts if o == "x"}
@@ -1494,7 +1543,8 @@ def cmd_receive(pool: Pool, args: list[str]) -> int:
         print("Error: Backup stream can not be read from a terminal.\nYou must redirect standard input.",
               file=sys.stderr)
         return 1
-    raw = sys.stdin.buffer.read()
+    if raw is None:
+        raw = sys.stdin.buffer.read()
     try:
         stream = json.loads(raw)
         assert stream["magic"] == STREAM_MAGIC
@@ -1565,8 +1615,9 @@ COMMANDS = {
     "create": cmd_create, "destroy": cmd_destroy, "snapshot": cmd_snapshot, "snap": cmd_snapshot,
     "rollback": cmd_rollback, "clone": cmd_clone, "rename": cmd_rename, "list": cmd_list, "get": cmd_get,
     "set": cmd_set, "inherit": cmd_inherit, "send": cmd_send, "receive": cmd_receive, "recv": cmd_receive,
+    "hold": zfs_resume.cmd_hold, "release": zfs_resume.cmd_release, "holds": zfs_resume.cmd_holds,
 }
-READ_ONLY = {"list", "get", "send"}
+READ_ONLY = {"list", "get", "send", "holds"}
 
 
 def injected_failure(cmd: str) -> None:
@@ -1599,6 +1650,13 @@ def main(args: list[str]) -> int:
         usage(None, f"unrecognized command '{cmd}'")
     assert handler is not None
     injected_failure(cmd)
+    global RESUME
+    RESUME = zfs_resume.resume_supported(state.load())
+    if cmd in ("receive", "recv"):
+        def apply(words: list[str], raw: bytes) -> int:
+            with state.transaction() as st:
+                return cmd_receive(Pool(st), words, raw)
+        return zfs_resume.receive(rest, apply)
     if cmd in READ_ONLY:
         return handler(Pool(state.load()), rest)
     with state.transaction() as st:
