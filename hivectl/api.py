@@ -437,6 +437,61 @@ class Hivectl:
 
         return self._run(plan_clone(self._ctx.store, spec, new), dry_run)
 
+    # -- replication (hivectl/replicate, docs/replication.md) ---------------------------------------------
+    def replicate(self, name: str, remote: str, every: str, keep: str, dry_run: bool = False) -> dict[str, Any]:
+        """Record a replication job: keep a stopped copy of ``name`` on ``remote`` (a remote's name, or
+        ``local:zfs:POOL/DS``), a run every ``every`` (``15m``), pruned on both sides with ``keep``
+        (``keep-last=4,keep-hourly=24``). The job runs from hivectld or ``replicate_run_due`` (cron)."""
+        import time
+
+        from hivectl.replicate import jobs
+
+        self._ctx.store.get(name)
+        job = jobs.make_job(name, remote, every, keep, time.time())
+        jobs.add(self._ctx.store.config_dir, job, dry_run)
+        return {"guest": job.guest, "remote": job.remote, "every": job.every, "keep": job.keep}
+
+    def replicate_list(self) -> list[dict[str, Any]]:
+        """The replication jobs of this host."""
+        from hivectl.replicate import jobs
+
+        return [{"guest": j.guest, "remote": j.remote, "every": j.every, "keep": j.keep}
+                for j in jobs.load(self._ctx.store.config_dir)]
+
+    def replicate_remove(self, name: str, remote: str | None = None, dry_run: bool = False) -> list[str]:
+        """Remove ``name``'s replication job (to ``remote``, needed when there are several); the copy and
+        the snapshots stay."""
+        from hivectl.replicate import jobs
+
+        return [j.key for j in jobs.remove(self._ctx.store.config_dir, name, remote, dry_run)]
+
+    def replicate_status(self) -> list[dict[str, Any]]:
+        """Per job: recovery point (the last snapshot both sides have) and its age, last success, bytes,
+        consecutive failures and the last error."""
+        from hivectl.replicate.run import status
+
+        return status(self._ctx)
+
+    def replicate_run_due(self, now: float | None = None, dry_run: bool = False) -> list[dict[str, Any]]:
+        """Run every replication job that is due at ``now`` (default: the clock); each run's outcome."""
+        import time
+
+        from hivectl.replicate import run
+
+        moment = time.time() if now is None else now
+        if dry_run:
+            return [{"job": job.key} for job in run.due_jobs(self._ctx, moment)]
+        return [r.as_json() for r in run.run_due(self._ctx, moment)]
+
+    def promote(self, name: str, force: bool = False, source: str | None = None, start: bool = True,
+                dry_run: bool = False) -> dict[str, Any]:
+        """On the DR host: make replica ``name`` a normal guest (rolled back to its newest complete
+        snapshot) and start it; refused while the source runs it or cannot be asked, unless ``force``."""
+        from hivectl.replicate.promote import promote
+
+        result = promote(self._ctx, name, force, source, start, dry_run)
+        return {"name": result.name, "snapshot": result.snapshot, "plan": result.plan, "started": result.started}
+
     def iso(self, url: str | None = None, datastore: str | None = None, sha256: str | None = None,
             sums: str | None = None, dry_run: bool = False) -> list[dict[str, Any]] | list[list[str]]:
         """Without ``url``: the ISOs in the ISO stores. With it: download one (a plan when ``dry_run``).

@@ -47,6 +47,7 @@ ASYNC = frozenset({
     "start", "install", "stop", "restart", "reset", "poweroff", "startall", "stopall", "suspend", "resume",
     "create", "clone", "backup", "restore", "rollback", "import_guest",
     "iso_download", "img_download", "image_create", "image_provision", "image_destroy",
+    "replicate_run_due", "promote",
 })
 
 # Parameters whose whole value may hold a secret: a configuration text may set vnc_password.
@@ -121,6 +122,7 @@ _HOST_WIDE = frozenset({
     "autostart_list", "tags_find", "iso", "img", "restore", "image_list", "image_create", "image_provision",
     "image_destroy", "startall", "stopall", "datastore_list", "switch_list", "switch_info", "switch_init",
     "import_guest", "retention_explain", "metrics", "events", "audit",
+    "replicate_list", "replicate_status", "replicate_run_due",
     # Access (docs/security.md): host-wide here; hivectl/ops/access.py checks the actor's rights on the
     # grant's own path and on the token's owner besides.
     "token_create", "token_list", "token_revoke", "acl_grant", "acl_revoke", "acl_list",

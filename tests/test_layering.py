@@ -27,6 +27,7 @@ LAYERS: dict[str, int] = {
     "catalog": 8,  # the list of operations every front end exposes, derived from the Python API
     "daemon": 8,  # hivectld: the REST front end over the catalog
     "ops": 7,  # operations: one per command, typed requests and results
+    "replicate": 7,  # replication jobs, their runs, status and promote (hivectl/replicate)
     "metrics": 7,  # Prometheus metrics: reads list's scan (ops.listing) and the platform's counters
     "runner": 6,  # executes plans and supervises guests (calls the drivers' planners and classifiers)
     "remote": 6,  # other hosts over ssh (hivectl/remote: remotes file, ssh argv, wire); the served end is cli

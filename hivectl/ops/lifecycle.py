@@ -91,6 +91,10 @@ def start(ctx: Context, request: StartRequest, progress: Progress | None = None)
     names = list(request.names)
     if request.foreground and len(names) != 1:
         raise UsageError("-f takes exactly one guest")
+    from hivectl.transfer.replica import refuse_start
+
+    for name in names:  # a replica (hivectl replicate) starts only after 'hivectl promote'
+        refuse_start(ctx, name)
     if request.dry_run:
         for index, name in enumerate(names):
             if index:

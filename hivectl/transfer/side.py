@@ -24,6 +24,10 @@ from hivectl.errors import HivectlError, UsageError
 from hivectl.host.base import CommandFailed
 from hivectl.transfer.chain import Snap, Step
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from hivectl.retention import Item, Policy
+
 HOLD_TAG = "hivectl-replica"  # the hold on the last common snapshot (zfs-hold(8): any tag string)
 PENDING = "hivectl:replication"  # storage/snapshots.REPLICATION_PROPERTY
 _REL = re.compile(r"(/[A-Za-z0-9][A-Za-z0-9_.:-]{0,99}){0,8}")
@@ -202,12 +206,33 @@ def clear_pending(ctx: Context, name: str, snapshots: list[str]) -> None:
         ctx.host.run(["zfs", "inherit", PENDING, *marked])
 
 
+def _name_time(name: str, creation: float) -> float:
+    """A replication snapshot's time is in its name (``repl-20261203T150000Z``): the run's clock, which the
+    tests drive; ZFS's ``creation`` only for a name without one."""
+    from hivectl.errors import ConfigError
+    from hivectl.retention.names import time_of
+
+    try:
+        return time_of(name)
+    except ConfigError:
+        return creation
+
+
+def prune_choice(items: list[Item], policy: Policy, keep: list[str]) -> list[str]:
+    """The names of ``items`` to destroy under ``policy``, newest first: what the retention rules do not
+    keep, less ``keep`` (the last common snapshot counts towards the policy like any other, and stays
+    even where the policy would drop it). Pure: the chain's property test uses it as the runs do."""
+    from hivectl.retention import select
+
+    return [d.item.name for d in select(items, policy) if not d.keep and d.item.name not in keep]
+
+
 def prune(ctx: Context, name: str, policy_text: str, prefix: str, keep: list[str],
           dry_run: bool = False) -> list[str]:
     """Destroy the guest's snapshots named ``PREFIX...`` that ``policy_text`` does not keep
-    (hivectl/retention); ``keep`` (the last common snapshot) counts as protected, pending ones are never
-    removed (the retention rule). Returns the destroyed names, newest first."""
-    from hivectl.retention import Item, parse_policy, select
+    (hivectl/retention); ``keep`` (the last common snapshot) is never removed, and neither is a pending one
+    (the retention rule). Returns the destroyed names, newest first."""
+    from hivectl.retention import Item, parse_policy
     from hivectl.storage.snapshots import snapshot_series
 
     policy = parse_policy(policy_text, None, "--keep")
@@ -215,9 +240,13 @@ def prune(ctx: Context, name: str, policy_text: str, prefix: str, keep: list[str
         return []
     ref = ctx.store.get(name)
     series = [item for item in snapshot_series(ctx.store, ref) if item.name.startswith(prefix)]
-    items = [Item(i.name, i.time, protected=i.protected or i.name in keep, pending=i.pending) for i in series]
-    gone = [d.item.name for d in select(items, policy) if not d.keep]
+    items = [Item(i.name, _name_time(i.name, i.time), protected=i.protected, pending=i.pending) for i in series]
     dataset = dataset_of(ctx, name)
+    # a snapshot still held (the previous common one, when a run was interrupted before it moved the hold)
+    # stays too: zfs destroy would refuse it, and the run with it
+    held = {snap.partition("@")[2] for snap, tag in _holds(ctx, [f"{dataset}@{i.name}" for i in items])
+            if tag == HOLD_TAG}
+    gone = prune_choice(items, policy, [*keep, *sorted(held)])
     if not dry_run:
         for snap in gone:
             ctx.host.run(["zfs", "destroy", "-r", f"{dataset}@{snap}"])

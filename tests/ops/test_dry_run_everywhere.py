@@ -63,6 +63,8 @@ ARGV: dict[tuple[str, ...], list[str]] = {
     ("image", "provision"): ["image", "provision", "{image}", "fromimage"],
     ("image", "destroy"): ["image", "destroy", "{image}"],
     ("backup",): ["backup", "--to", "{tmp}/backups", "web"],
+    ("replicate",): ["replicate", "web", "local:zfs:zroot/dr", "--every", "15m", "--keep", "keep-last=2"],
+    ("promote",): ["promote", "copy", "--force"],
     ("restore",): ["restore", "{backup}", "restored"],
     ("start",): ["start", "web"],
     ("install",): ["install", "web", "{tmp}/isos/install.iso"],
@@ -166,6 +168,11 @@ def test_dry_run_on_every_mutating_command(zhost: Any, tmp_path: Path,  # noqa: 
     conf.set("network0_switch", "lan0")  # not public, whose 'switch destroy' dry run must still plan
     conf.save()
     _ok(hivectl("start", "running"))
+    # A replica for promote (docs/replication.md: the mark in .config/replicas; its source is elsewhere).
+    _ok(hivectl("create", "-s", "1G", "copy"))
+    _ok(hivectl("snapshot", "copy@one"))
+    (zhost.vm_root / ".config" / "replicas").mkdir()
+    (zhost.vm_root / ".config" / "replicas" / "copy.json").write_text('{"guest": "copy", "host": "elsewhere"}\n')
     # A suspended guest for resume (a save as vm-bhyve's suspend leaves it), on a snapshot build of bhyve.
     zhost.set_snapshot_build()
     _ok(hivectl("create", "-s", "1G", "asleep"))
