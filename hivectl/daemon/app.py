@@ -124,7 +124,10 @@ def create_app(vm_dir: str | Path | None = None, driver: str | None = None, work
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        yield
+        from hivectl.replicate.scheduler import running  # replication jobs (docs/replication.md)
+
+        with running(resolved, driver):
+            yield
         operations.shutdown()
         _app.state.list_cache.close()
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -102,11 +102,16 @@ def _jobs_json(jobs: list[Job]) -> dict[str, Any]:
     return {"version": 1, "jobs": [dict(asdict(job), every=f"{job.every}s") for job in jobs]}
 
 
-def add(config_dir: Path, job: Job, dry_run: bool = False) -> None:
+def _editing(path: Path, dry_run: bool) -> AbstractContextManager[None]:
+    """The file's lock for an edit; none for a dry run, which writes nothing (not even the lock file)."""
     from hivectl.safety.filelock import locked
 
+    return nullcontext() if dry_run else locked(path)
+
+
+def add(config_dir: Path, job: Job, dry_run: bool = False) -> None:
     path = config_dir / JOBS_FILE
-    with locked(path):
+    with _editing(path, dry_run):
         jobs = load(config_dir)
         if any(j.key == job.key for j in jobs):
             raise Conflict(f"{job.guest} is already replicated to {job.remote} ('hivectl replicate remove "
@@ -116,10 +121,8 @@ def add(config_dir: Path, job: Job, dry_run: bool = False) -> None:
 
 
 def remove(config_dir: Path, guest: str, remote: str | None, dry_run: bool = False) -> list[Job]:
-    from hivectl.safety.filelock import locked
-
     path = config_dir / JOBS_FILE
-    with locked(path):
+    with _editing(path, dry_run):
         jobs = load(config_dir)
         gone = [j for j in jobs if j.guest == guest and (remote is None or j.remote == remote)]
         if not gone:

@@ -64,7 +64,7 @@ ARGV: dict[tuple[str, ...], list[str]] = {
     ("image", "destroy"): ["image", "destroy", "{image}"],
     ("backup",): ["backup", "--to", "{tmp}/backups", "web"],
     ("replicate",): ["replicate", "web", "local:zfs:zroot/dr", "--every", "15m", "--keep", "keep-last=2"],
-    ("promote",): ["promote", "copy", "--force"],
+    ("promote",): ["promote", "replica1", "--force"],
     ("restore",): ["restore", "{backup}", "restored"],
     ("start",): ["start", "web"],
     ("install",): ["install", "web", "{tmp}/isos/install.iso"],
@@ -169,10 +169,11 @@ def test_dry_run_on_every_mutating_command(zhost: Any, tmp_path: Path,  # noqa: 
     conf.save()
     _ok(hivectl("start", "running"))
     # A replica for promote (docs/replication.md: the mark in .config/replicas; its source is elsewhere).
-    _ok(hivectl("create", "-s", "1G", "copy"))
-    _ok(hivectl("snapshot", "copy@one"))
-    (zhost.vm_root / ".config" / "replicas").mkdir()
-    (zhost.vm_root / ".config" / "replicas" / "copy.json").write_text('{"guest": "copy", "host": "elsewhere"}\n')
+    _ok(hivectl("create", "-s", "1G", "replica1"))
+    _ok(hivectl("snapshot", "replica1@one"))
+    marks = zhost.vm_root / ".config" / "replicas"
+    marks.mkdir()
+    (marks / "replica1.json").write_text('{"guest": "replica1", "host": "elsewhere"}\n')
     # A suspended guest for resume (a save as vm-bhyve's suspend leaves it), on a snapshot build of bhyve.
     zhost.set_snapshot_build()
     _ok(hivectl("create", "-s", "1G", "asleep"))

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import os
 import signal
+import socket
 import subprocess
 import time
 from datetime import UTC, datetime, timedelta
@@ -101,9 +102,52 @@ def test_a_job_killed_halfway_resumes_prunes_and_promotes(pair: Pair) -> None:
     refused = pair.on_target("start", "web")
     assert refused.returncode != 0 and "replica" in refused.stderr and "promote" in refused.stderr
     assert not pair.host.vm_exists("web")
+    made = pair.on_target("switch", "create", "public")  # the DR host has the guest's switch
+    assert made.returncode == 0, made.stderr
     promoted = pair.on_target("promote", "web")
     assert promoted.returncode == 0, promoted.stderr
     assert "promoted at repl-20261203T150400Z" in promoted.stdout
     pair.host.wait_running("web", timeout=60)
     assert pair.host.run(["zfs", "holds", "-H", f"tank/vm/web@{kept[-1]}"]).stdout == ""
     assert pair.on_target("stop", "web").returncode == 0
+
+
+def test_the_daemons_scheduler_runs_due_jobs_and_records_them(pair: Pair) -> None:
+    """hivectld's thread (hivectl/replicate/scheduler.py, started in the daemon's lifespan) runs a due job
+    as cron's --run-due would: the copy appears and the status records the success."""
+    from hivectl.replicate.scheduler import running
+
+    make_guest(pair, MIB)
+    assert hivectl("replicate", "web", TARGET, "--every", "1m", "--keep", "keep-last=2").status == 0
+    with running(None, None, interval=0.2) as scheduler:
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and "tank/vm/web/disk0" not in pair.host.datasets():
+            time.sleep(0.2)
+        while time.monotonic() < deadline and not json.loads(hivectl("replicate", "status", "--json").out)[0][
+                "last_success"]:
+            time.sleep(0.2)
+    assert scheduler.ticks >= 1
+    shown = json.loads(hivectl("replicate", "status", "--json").out)[0]
+    assert shown["failures"] == 0 and shown["snapshot"].startswith("repl-"), shown
+    assert pair.zvol("tank/vm/web/disk0").read_bytes() == pair.zvol("zroot/vm/web/disk0").read_bytes()
+
+
+def test_promote_refuses_while_the_source_runs_the_guest(pair: Pair) -> None:
+    make_guest(pair, MIB)
+    assert hivectl("replicate", "web", TARGET, "--every", "1h", "--keep", "keep-last=1").status == 0
+    ran = hivectl("replicate", "run", "web", "--json", "--now", at(0))
+    assert ran.status == 0, ran.err
+    assert hivectl("switch", "create", "public").status == 0
+    started = hivectl("start", "web")
+    assert started.status == 0, started.err
+    try:
+        refused = pair.on_target("promote", "web")
+        assert refused.returncode == 1, refused
+        last = refused.stderr.strip().splitlines()[-1]
+        assert last.endswith(f"web still runs on {socket.gethostname()}: stop it there first, or use --force"), last
+        assert pair.on_target("list").stdout.split()[-2] == "Stopped"
+    finally:
+        hivectl("stop", "web")
+    planned = pair.on_target("promote", "web", "--dry-run")
+    assert planned.returncode == 0 and planned.stdout == "", planned
+    assert "replica" in pair.on_target("start", "web").stderr, "a dry run promoted the copy"
