@@ -15,6 +15,7 @@ from __future__ import annotations
 STREAMS: dict[str, str] = {
     # "word": "hivectl.package.module:function",
     "echo": "hivectl.remote.streams:echo",  # copies stdin to stdout: the transport's own test
+    "replica": "hivectl.transfer.serve:stream",  # replication's receiving side (docs/replication.md)
 }
 
 

@@ -13,7 +13,6 @@ the source), the replication holds are released, the mark removed, and the guest
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -43,13 +42,14 @@ def _source_running(ctx: Context, mark: dict[str, str], source: str | None) -> b
         except HivectlError:
             return None
     name = source or mark.get("host", "")
+    from hivectl.remote import connect
+
     try:
-        remotes: Any = importlib.import_module("hivectl.remote")
-        remote = remotes.connect(ctx, name)
+        remote = connect(ctx, name)
         with remote.stream(["replica", "do", "running", mark.get("guest", "")]) as pipes:
             pipes.stdin.close()
             answer = pipes.stdout.read().decode("utf-8", errors="replace").strip()
-    except (ImportError, HivectlError, OSError):
+    except (HivectlError, OSError):
         return None
     return bool(answer == "true")
 

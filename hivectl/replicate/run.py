@@ -21,7 +21,6 @@ already running (cron and hivectld, or a slow run and the next minute's cron) is
 
 from __future__ import annotations
 
-import importlib
 import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -48,11 +47,9 @@ def connect(ctx: Context, remote: str) -> Peer:
     """The job's other side: ``local:VM_DIR`` on this host, else a remote of hivectl/remote."""
     if remote.startswith("local:"):
         return LocalPeer(Context(vm_dir=remote[len("local:"):], host=ctx.host), remote)
-    try:
-        remotes: Any = importlib.import_module("hivectl.remote")
-    except ImportError:
-        raise HivectlError(f"remote {remote}: this hivectl has no remotes (hivectl/remote)") from None
-    return StreamPeer(remotes.connect(ctx, remote), remote)
+    from hivectl.remote import connect as connect_remote
+
+    return StreamPeer(connect_remote(ctx, remote), remote)
 
 
 @dataclass
