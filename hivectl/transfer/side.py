@@ -161,8 +161,10 @@ def abort_partial(ctx: Context, name: str, rel: str) -> None:
 def _holds(ctx: Context, names: list[str]) -> set[tuple[str, str]]:
     if not names:
         return set()
-    out = ctx.host.run(["zfs", "holds", "-H", *names]).stdout
-    return {(parts[0], parts[1]) for parts in (line.split("\t") for line in out.splitlines()) if len(parts) >= 2}
+    # without -H, which zfs-fuse's 'holds' lacks: a header line, then NAME TAG TIMESTAMP in columns
+    out = ctx.host.run(["zfs", "holds", *names]).stdout
+    rows = [line.split() for line in out.splitlines()]
+    return {(parts[0], parts[1]) for parts in rows if len(parts) >= 2 and parts[0] != "NAME"}
 
 
 def hold(ctx: Context, name: str, snapshot: str) -> None:
