@@ -26,7 +26,7 @@ class Pair:
     def host(self):  # type: ignore[no-untyped-def]
         return self.src.host
 
-    def on_target(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def on_target(self, *args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:
         """``hivectl ARGS`` with the DR vm_dir."""
         env = dict(os.environ, HIVECTL_VM_DIR=self.target)
         return subprocess.run([*HIVECTL, *args], capture_output=True, text=True, env=env, timeout=timeout,

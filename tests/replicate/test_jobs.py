@@ -42,7 +42,7 @@ def status(pair: Pair, minutes: int) -> dict[str, object]:
 
 
 def test_a_job_killed_halfway_resumes_prunes_and_promotes(pair: Pair) -> None:
-    make_guest(pair, 24 * MIB)
+    make_guest(pair, 12 * MIB)
     added = hivectl("replicate", "web", TARGET, "--every", "1m", "--keep", "keep-last=2")
     assert added.status == 0, added.err
     assert hivectl("replicate", "list").out.split()[-4:] == ["web", TARGET, "1m", "keep-last=2"]
@@ -70,7 +70,7 @@ def test_a_job_killed_halfway_resumes_prunes_and_promotes(pair: Pair) -> None:
     assert snaps(pair, "zroot/vm/web") == ["repl-20261203T150000Z"]
 
     # minute 1: the same snapshot is resumed, not a new one taken and sent whole
-    again = hivectl("replicate", "--run-due", "--json", "--now", at(1))
+    again = hivectl("replicate", "--run-due", "--json", "--now", at(1), timeout=600)
     assert again.status == 0, again.err
     [result] = json.loads(again.out)
     assert [(s["dataset"], s["kind"]) for s in result["sent"]] == [("/disk0", "resume")], result
@@ -84,10 +84,10 @@ def test_a_job_killed_halfway_resumes_prunes_and_promotes(pair: Pair) -> None:
     # not due again within the minute; then three more minutes of runs, each one incremental step
     assert json.loads(hivectl("replicate", "--run-due", "--json", "--now", at(1)).out) == []
     with open(pair.zvol("zroot/vm/web/disk0"), "r+b") as disk:
-        disk.seek(30 * MIB)
+        disk.seek(40 * MIB)
         disk.write(b"written after the first run")
     for minute in (2, 3, 4):
-        done = hivectl("replicate", "--run-due", "--json", "--now", at(minute))
+        done = hivectl("replicate", "--run-due", "--json", "--now", at(minute), timeout=600)
         assert done.status == 0, done.err
         assert [s["kind"] for s in json.loads(done.out)[0]["sent"]] == ["incremental", "incremental"]
     kept = ["repl-20261203T150300Z", "repl-20261203T150400Z"]
@@ -135,7 +135,7 @@ def test_the_daemons_scheduler_runs_due_jobs_and_records_them(pair: Pair) -> Non
 def test_promote_refuses_while_the_source_runs_the_guest(pair: Pair) -> None:
     make_guest(pair, MIB)
     assert hivectl("replicate", "web", TARGET, "--every", "1h", "--keep", "keep-last=1").status == 0
-    ran = hivectl("replicate", "run", "web", "--json", "--now", at(0))
+    ran = hivectl("replicate", "run", "web", "--json", "--now", at(0), timeout=600)
     assert ran.status == 0, ran.err
     assert hivectl("switch", "create", "public").status == 0
     started = hivectl("start", "web")

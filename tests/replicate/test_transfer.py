@@ -145,3 +145,54 @@ def test_without_resumable_receives_the_step_is_sent_again_whole(pair: Pair) -> 
     assert not again.resumable
     assert [(s.rel, s.kind, s.bytes) for s in again.sent] == [("/disk0", "full", full)]
     assert pair.zvol("tank/vm/web/disk0").read_bytes() == pair.zvol("zroot/vm/web/disk0").read_bytes()
+
+
+class LocalStreams:
+    """A stand-in for hivectl/remote's ``Remote``: ``stream(words)`` runs ``hivectl _stream WORDS`` here with
+    the DR vm_dir, as sshd runs it on a remote (the same dispatcher, hivectl/cli/serve.py, and the same
+    registration, hivectl/remote/streams.py), without ssh."""
+
+    def __init__(self, vm_dir: str) -> None:
+        self.vm_dir = vm_dir
+
+    @contextlib.contextmanager
+    def stream(self, words: list[str]) -> Iterator[Any]:
+        import subprocess
+        from types import SimpleNamespace
+
+        from tests.cli_helpers import HIVECTL
+
+        proc = subprocess.Popen([*HIVECTL, "_stream", *words], stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, env=dict(os.environ, HIVECTL_VM_DIR=self.vm_dir))
+        assert proc.stdin is not None and proc.stdout is not None
+        yield SimpleNamespace(stdin=proc.stdin, stdout=proc.stdout)
+        if not proc.stdin.closed:
+            proc.stdin.close()
+        rest = proc.stdout.read()
+        assert proc.stderr is not None
+        err = proc.stderr.read()
+        assert proc.wait() == 0, (words, err.decode(), rest[:200])
+
+
+def test_the_remote_end_answers_through_hivectl_stream(pair: Pair) -> None:
+    from hivectl.transfer import side
+    from hivectl.transfer.peer import StreamPeer
+
+    make_guest(pair, MIB)
+    snapshot(pair, "s1")
+    src = Context()
+    peer = StreamPeer(LocalStreams("zfs:tank/vm"), "dr")
+    first = sync(src, peer, "web")
+    assert [(s.rel, s.kind) for s in first.sent] == [("", "full"), ("/disk0", "full")]
+    snapshot(pair, "s2")
+    second = sync(src, peer, "web")
+    assert [(s.rel, s.kind, s.base) for s in second.sent] == [("", "incremental", "s1"),
+                                                              ("/disk0", "incremental", "s1")]
+    assert pair.zvol("tank/vm/web/disk0").read_bytes() == pair.zvol("zroot/vm/web/disk0").read_bytes()
+    peer.request(["hold", "web", "s2"])
+    side.hold(src, "web", "s2")
+    held = pair.host.run(["zfs", "destroy", "tank/vm/web@s2"])
+    assert held.returncode == 1 and "busy" in held.stderr
+    assert peer.request(["running", "web"]) is False
+    with pytest.raises(AssertionError, match="unknown"):
+        peer.request(["format", "web"])
