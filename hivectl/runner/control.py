@@ -188,9 +188,15 @@ def mark_stopping(ref: GuestRef) -> None:
 
 
 def request_stop(driver: Driver, ref: GuestRef) -> None:
-    """The ACPI power button; a guest still in its boot loader has none, so the loader is ended instead."""
-    state = running_state(ref)
+    """The ACPI power button; a guest still in its boot loader has none, so the loader is ended instead.
+
+    The request is marked before the state is read: a supervisor between two boots (a guest reboot) checks
+    the mark after it records its new hypervisor, so either this reads that hypervisor's pid or the
+    supervisor sees the mark (``Supervisor.stop_raced``); reading first let a stop fall between the two
+    and wait out its whole timeout."""
+    running_state(ref)
     mark_stopping(ref)
+    state = guest_state(ref.directory, ref.name)
     if state.pid and state.state == "Bootloader":
         with contextlib.suppress(ProcessLookupError):
             os.kill(state.pid, signal.SIGTERM)

@@ -398,6 +398,7 @@ class Supervisor:
         limits.apply(self.host, self.ref, config, proc.pid, self.log)  # limit_* (hivectl/runner/limits.py)
         if first:
             self.confirm_started(proc)
+        self.stop_raced(proc)
         if plan.restore is not None and proc.poll() is None:
             self.resumed()
         watcher = getattr(self.driver, "watch", None)
@@ -489,6 +490,18 @@ class Supervisor:
         if self.forced_at is not None and now - self.forced_at > FORCE_GRACE:
             self.log("still running after the forced power-off; killing it")
             proc.kill()
+
+    def stop_raced(self, proc: Process) -> None:
+        """A stop marked after the pre-spawn check may have read the state before this hypervisor's pid was
+        recorded, and so pressed no power button (``control.request_stop`` marks, then reads): press it here.
+        A stop signal is not this case: ``wait_child`` escalates it (power button, forced off, kill)."""
+        if self.signals or not self.layout.stopping.exists() or proc.poll() is not None:
+            return
+        self.log("a stop was requested while the hypervisor started: asking it to power off")
+        try:
+            self.driver.request_shutdown(self.ref, proc.pid)
+        except HivectlError as err:  # QEMU's monitor not up yet: stop's own escalation still applies
+            self.log(f"could not ask the hypervisor to power off: {err}")
 
     def confirm_started(self, proc: Waitable) -> None:
         """Report success only once the hypervisor survived its own start-up checks."""

@@ -15,6 +15,7 @@ import pytest
 
 from tests.cli_helpers import hivectl
 from tests.lifecycle_helpers import bhyve_pid, make_guest, state_of, taps, wait_for
+from tests.simhost.fixture import BIN_DIR
 
 
 def test_vnc_password_file_is_removed_when_bhyve_fails_to_start(host: Any) -> None:
@@ -104,3 +105,28 @@ def test_prestart_and_priority_apply(host: Any) -> None:
     log = (guest / "vm-bhyve.log").read_text()
     assert "prestart " in log and "exited with status 3" in log
     assert hivectl("stop", "g1").status == 0
+
+
+def test_a_stop_marked_while_a_reboot_spawns_the_hypervisor_still_stops_it(host: Any, tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """``stop`` during a guest reboot: its mark lands after the supervisor's pre-spawn check and its read of
+    the state before the new hypervisor's pid (found as a 60 s hang of ``stop`` in CI). A ``bhyve`` ahead of
+    the stand-in on PATH writes the mark exactly there, as such a stop does; the supervisor must press the
+    power button itself. Before the fix the rebooted guest ran on and no one asked it to stop."""
+    guest = make_guest(host)
+    wrappers = tmp_path / "wrappers"
+    wrappers.mkdir()
+    armed = tmp_path / "armed"
+    bhyve = wrappers / "bhyve"
+    bhyve.write_text(f'#!/bin/sh\n[ -e "{armed}" ] && echo 0 > "{guest}/hivectl.stopping"\n'
+                     f'exec "{BIN_DIR}/bhyve" "$@"\n')
+    bhyve.chmod(0o755)
+    monkeypatch.setenv("PATH", f"{wrappers}{os.pathsep}{os.environ['PATH']}")
+    assert hivectl("start", "g1").status == 0
+    wait_for(lambda: bhyve_pid(host, "g1"))
+    armed.write_text("")
+    host.exit_guest("g1", 0)  # the guest reboots; the new bhyve starts with the stop already marked
+    wait_for(lambda: state_of("g1")["state"] == "Stopped", what="the rebooted guest to power off")
+    log = (guest / "vm-bhyve.log").read_text()
+    assert "a stop was requested while the hypervisor started" in log
+    assert not host.vm_exists("g1")

@@ -66,7 +66,9 @@ def test_stopall_forces_off_a_guest_that_ignores_acpi(host: Any) -> None:
     elapsed = time.monotonic() - started
     assert result.status == 0, result.err
     assert result.err == "hivectl: g2: did not power off within 2 s; forcing power-off\n"
-    assert 2 <= elapsed < 8
+    # Forced at --timeout, not at the default 90 s; that it needed no kill is in the exact stderr above
+    # (an upper bound near the 2 s failed under a load of 18: no tight timing in tests).
+    assert 2 <= elapsed < 60
     for name in ("g1", "g2"):
         assert_clean(host, name)
     assert "hypervisor exited with status 1 (poweroff)" in (host.vm_dir / "g2" / "vm-bhyve.log").read_text()

@@ -431,12 +431,16 @@ def kill_points(steps: list[str]) -> list[int]:
 PROCESS_EVENTS = {"subprocess.Popen", "os.posix_spawn", "os.exec", "os.fork"}
 
 
-@pytest.mark.parametrize("role", ["cli", "supervisor"])
+SUPERVISOR_SHARDS = 3  # the supervisor's kill points split over this many tests, so pytest-xdist spreads them
+
+
+@pytest.mark.parametrize("role,shard", [("cli", 0)] + [("supervisor", n) for n in range(SUPERVISOR_SHARDS)])
 def test_every_kill_point_of_start_leaves_the_guest_running_or_nothing(simhost: Any, tmp_path: Path, role: str,
-                                                                       record: list[str]) -> None:
+                                                                       shard: int, record: list[str]) -> None:
     """Kill ``start`` (role cli) or the supervisor it launched (role supervisor, through the whole run: set-up,
     then the tear-down at ``stop``) before each step. After the kill: the guest runs or nothing of the run
-    is left; then ``start`` (after ``stop`` if it runs) succeeds and ``stop`` leaves the host clean."""
+    is left; then ``start`` (after ``stop`` if it runs) succeeds and ``stop`` leaves the host clean. The
+    supervisor's points are dealt round-robin over ``SUPERVISOR_SHARDS`` tests (one was 5 minutes long)."""
     started = time.monotonic()
     bed = make_bed(simhost, tmp_path)
     result = bed.run(*START)
@@ -452,7 +456,10 @@ def test_every_kill_point_of_start_leaves_the_guest_running_or_nothing(simhost: 
         steps = bed.steps("supervisor")  # set-up, then the tear-down after ``stop``
     assert steps, f"the step counter saw no {role} step"
     failures: list[str] = []
-    points = kill_points(steps) if role == "supervisor" else list(range(1, len(steps) + 1))  # start: 4 steps
+    if role == "supervisor":
+        points = kill_points(steps)[shard::SUPERVISOR_SHARDS]
+    else:
+        points = list(range(1, len(steps) + 1))  # start: 4 steps
     for k in points:
         reap(bed)
         restore(bed, snapshot)
@@ -487,7 +494,8 @@ def test_every_kill_point_of_start_leaves_the_guest_running_or_nothing(simhost: 
         running, problems = run_problems(bed)
         failures += [f"{where}, then start and stop: {p}" for p in problems + (["still running"] if running else [])]
     reap(bed)
-    record.append(f"start-{role}\t{len(steps)}\t{len(points)}\t{time.monotonic() - started:.1f}")
+    record.append(f"start-{role}{'' if role == 'cli' else shard}\t{len(steps)}\t{len(points)}"
+                  f"\t{time.monotonic() - started:.1f}")
     assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:200])
 
 
