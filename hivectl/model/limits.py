@@ -86,9 +86,15 @@ def of(values: dict[str, str], source: Source) -> Limits:
 
 def rctl_rules(limits: Limits, pid: int) -> list[str]:
     """rctl(8) rules for the hypervisor ``pid``: ``process:PID:pcpu:deny=50`` ..., in vm-bhyve's order."""
+    return subject_rules(limits, f"process:{pid}")
+
+
+def subject_rules(limits: Limits, subject: str) -> list[str]:
+    """rctl(8) rules for ``subject`` (``process:PID``, or ``jail:NAME`` for a guest in a jail of its own:
+    the cookbook's ``rctl -a jail:bhyve-jail:vmemoryuse:deny=8G``), in vm-bhyve's order."""
     rules = []
     for name, (resource, action) in RCTL.items():
         value = getattr(limits, name)
         if value is not None:
-            rules.append(f"process:{pid}:{resource}:{action}={value}")
+            rules.append(f"{subject}:{resource}:{action}={value}")
     return rules

@@ -5,8 +5,11 @@ bhyve runs (``rctl -a process:PID:pcpu:deny=50`` ...); hivectl does it right aft
 instead of a second later from a background job. The kernel drops a process's rules when it exits (racct(9)
 keeps them with the process), so a reboot's new bhyve gets new rules and nothing outlives the guest; the
 run's tear-down still removes the rules of a hypervisor that is alive when it runs (``release``: a stale
-run cleared before ``bhyvectl --destroy``). Unlike vm-bhyve, whose log lines for the I/O limits never
-reached the log (they lack the guest argument), each rule applied or refused is logged.
+run cleared before ``bhyvectl --destroy``). A guest in a jail of its own (``jail="auto"``, docs/jails.md)
+has the same rules on its jail instead (``jail:hivectl-NAME:...``, made with the jail and removed by name in
+its recorded tear-down, since the kernel keeps a jail subject's rules after the jail is gone). Unlike
+vm-bhyve, whose log lines for the I/O limits never reached the log (they lack the guest argument), each
+rule applied or refused is logged.
 
 Linux: the same numbers as cgroup limits on the QEMU process, in ``hivectl/NAME`` below each controller's
 hierarchy: cgroup v2 where the unified hierarchy offers the controller (``cpu.max``, ``io.max``,
@@ -53,17 +56,18 @@ def rctl_apply(host: Host, limits: Limits, pid: int, log: Log) -> None:
             log(f"limit not applied: rctl -a {rule}: {(result.stderr or result.stdout).strip()}")
 
 
-def rctl_usage(host: Host, pid: int) -> dict[str, str]:
-    """``rctl -u process:PID``: the resources the hypervisor uses now (``resource=amount`` lines)."""
-    result = host.run(["rctl", "-u", f"process:{pid}"], check=False)
+def rctl_usage(host: Host, subject: str) -> dict[str, str]:
+    """``rctl -u process:PID`` (or ``jail:NAME``): the resources the hypervisor (or the guest's jail, the
+    loader and bhyve in it) uses now (``resource=amount`` lines)."""
+    result = host.run(["rctl", "-u", subject], check=False)
     if result.status != 0:
         return {}
     return dict(line.split("=", 1) for line in result.stdout.splitlines() if "=" in line)
 
 
-def rctl_rules_of(host: Host, pid: int) -> list[str]:
-    """The rules in force on ``pid`` (``rctl process:PID``)."""
-    result = host.run(["rctl", f"process:{pid}"], check=False)
+def rctl_rules_of(host: Host, subject: str) -> list[str]:
+    """The rules in force on a subject (``rctl process:PID``, ``rctl jail:NAME``)."""
+    result = host.run(["rctl", subject], check=False)
     return [line for line in result.stdout.splitlines() if line.strip()] if result.status == 0 else []
 
 
@@ -207,6 +211,8 @@ def planned(config: GuestConfig, hypervisor: list[str]) -> list[list[str]]:
     program = hypervisor[2:] if len(hypervisor) > 2 and Path(hypervisor[0]).name == "jexec" else hypervisor
     if not program or Path(program[0]).name != "bhyve":  # (jexec JAIL bhyve ...: a jailed guest, docs/jails.md)
         return []
+    if on_jail(config):
+        return []  # jail="auto": the jail's own rules, planned with the jail (rctl -a jail:hivectl-NAME:...)
     try:
         limits = of(config)
     except Exception:
@@ -215,6 +221,16 @@ def planned(config: GuestConfig, hypervisor: list[str]) -> list[list[str]]:
 
 
 PID = 0  # rendered as <pid> by ``planned``
+
+
+def on_jail(config: GuestConfig) -> bool:
+    """Whether the limits are rules on the guest's own jail (``jail="auto"``, ``jail:hivectl-NAME``) rather
+    than on its bhyve process (no jail, or an administrator's jail that may run other things)."""
+    return config.get("jail") == "auto"
+
+
+def jail_subject(config: GuestConfig) -> str:
+    return f"jail:hivectl-{config.name}"
 
 
 # -- both ------------------------------------------------------------------------------------------------
@@ -228,6 +244,8 @@ def apply(host: Host, ref: GuestRef, config: GuestConfig, pid: int, log: Log) ->
     if not limits.any():
         return
     if host.platform == "freebsd":
+        if on_jail(config):
+            return  # the rules are the jail's, made with it (drivers/bhyve/jail.py, JailLimit)
         rctl_apply(host, limits, pid, log)
     else:
         cgroup_apply(host, ref, config, limits, pid, log)
@@ -257,8 +275,12 @@ def report(host: Host, ref: GuestRef, pid: int | None) -> dict[str, str]:
     if host.platform == "freebsd":
         if not pid:
             return {}
-        out = {"rule " + str(n + 1): rule for n, rule in enumerate(rctl_rules_of(host, pid))}
-        usage = rctl_usage(host, pid)
+        subject = f"process:{pid}"
+        with contextlib.suppress(Exception):
+            config = ref.config()
+            subject = jail_subject(config) if on_jail(config) else subject
+        out = {"rule " + str(n + 1): rule for n, rule in enumerate(rctl_rules_of(host, subject))}
+        usage = rctl_usage(host, subject)
         out.update({k: usage[k] for k in ("pcpu", "cputime", "memoryuse", "vmemoryuse", "readbps", "writebps",
                                           "readiops", "writeiops") if k in usage})
         return out

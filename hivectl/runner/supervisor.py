@@ -281,6 +281,8 @@ class Supervisor:
         write_state(self.dir, "starting", None, teardown=self.teardown)
         Plan(list(jail.setup)).apply(self.host)
         self.log(f"jail {jail.name}" + (f": devfs ruleset {jail.ruleset.number}" if jail.ruleset else ""))
+        for limit in jail.limits():  # limit_* on the jail (rctl jail:NAME), each applied or refused
+            self.log(limit.outcome)
 
     def boot_loop(self, steps: startplan.BootSteps | None, ended: tuple[int, Outcome] | None = None) -> int:
         """Boot, and boot again while the policy says so; ``ended`` is a boot that already ended (the one

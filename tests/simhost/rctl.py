@@ -11,7 +11,11 @@ a filter is a rule with trailing parts left out. Amounts take expand_number(3) s
 - ``throttle`` exists only for the decaying resources (pcpu and the four I/O rates) and ``deny`` not for
   the I/O rates (EOPNOTSUPP); an unknown subject, resource or action is EINVAL;
 - the rules of a process vanish when it exits (racct(9) frees them with the process): every run first
-  drops the rules whose process is gone, by pid and start time.
+  drops the rules whose process is gone, by pid and start time;
+- a ``jail`` subject is a jail's name, which need not exist yet and whose rules outlive the jail
+  (kern_rctl.c keeps them with the name's prison_racct): only ``rctl -r`` removes them; a name of
+  MAXHOSTNAMELEN (256) characters or more is ENAMETOOLONG. ``rctl -u jail:NAME`` sums the usage of the
+  processes jexec attached to that jail.
 
 State: ``rctl`` in the host's JSON, a list of ``{"subject", "id", "resource", "action", "amount", "per",
 "start"}``. Usage figures of a process come from its ``/proc`` entry (cputime, memoryuse, vmemoryuse; the
@@ -40,6 +44,8 @@ SIGNALS = ("sighup", "sigint", "sigkill", "sigsegv", "sigxcpu", "sigxfsz", "sigt
 EINVAL = "Invalid argument"
 ESRCH = "No such process"
 EOPNOTSUPP = "Operation not supported"
+ENAMETOOLONG = "File name too long"
+MAXHOSTNAMELEN = 256
 _NUMBER = re.compile(r"([0-9]+)([kmgtpeKMGTPE]?)")
 
 
@@ -76,6 +82,8 @@ def parse(text: str, full: bool) -> dict[str, Any]:
         raise RuleError(EINVAL)
     if action and action not in ACTIONS + SIGNALS:
         raise RuleError(EINVAL)
+    if subject == "jail" and len(ident) >= MAXHOSTNAMELEN:
+        raise RuleError(ENAMETOOLONG)  # prison_racct_find: a jail subject's name is at most MAXHOSTNAMELEN-1
     if subject == "process" and ident:
         if not ident.isdigit():
             raise RuleError(EINVAL)
@@ -141,6 +149,20 @@ def usage_of(pid: int) -> dict[str, int]:
     return out
 
 
+def jail_usage(data: dict[str, Any], name: str) -> dict[str, int]:
+    """A jail's usage: the sum over the live processes jexec attached to it (racct(9) charges a jail with
+    its processes'); zeros for a name no jail has (the kernel's prison_racct for a name starts empty)."""
+    total = {name: 0 for name in RESOURCES}
+    for record in data.get("jails", {}).values():
+        if record.get("name") != name:
+            continue
+        for pid, start in record.get("procs", []):
+            if pid_alive(int(pid), start):
+                for resource, value in usage_of(int(pid)).items():
+                    total[resource] += value
+    return total
+
+
 def main(args: list[str]) -> int:
     try:
         getopt = Getopt(args, "ahlnru")
@@ -194,7 +216,12 @@ def main(args: list[str]) -> int:
                 die(PROG, f"failed to get resource usage for '{text}': {error}", 1)
             if not filt["id"] or filt["resource"]:
                 die(PROG, f"failed to get resource usage for '{text}': {EINVAL}", 1)
-            figures = usage_of(int(filt["id"])) if filt["subject"] == "process" else {r: 0 for r in RESOURCES}
+            if filt["subject"] == "process":
+                figures = usage_of(int(filt["id"]))
+            elif filt["subject"] == "jail":
+                figures = jail_usage(data, filt["id"])
+            else:
+                figures = {r: 0 for r in RESOURCES}
             for name in RESOURCES:
                 print(f"{name}={figures.get(name, 0)}")
             return 0

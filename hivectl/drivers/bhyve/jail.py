@@ -13,15 +13,18 @@ step (docs/jails.md), so ``start --dry-run`` prints the jail, devfs and jexec co
   ``pci``/``io``/``mem`` for PCI passthrough, and ``null``, ``zero``, ``random``, ``urandom``. The ruleset
   number is taken from :data:`RULESETS` (far above the rulesets 1-5 of /etc/defaults/devfs.rules), never
   one that ``devfs rule showsets`` lists, chosen and created under one lock so two starts never share one.
+  The guest's ``limit_*`` keys become rctl(8) rules on that jail (``jail:hivectl-NAME:pcpu:deny=50``...),
+  added right after ``jail -c`` so they bind the loader and bhyve from their first instruction.
 - ``jail="NAME"``: an existing jail the administrator made; hivectl checks that it runs and has
-  ``allow.vmm`` (``jls -j NAME allow.vmm``) and leaves its devfs ruleset to its owner.
+  ``allow.vmm`` (``jls -j NAME allow.vmm``) and leaves its devfs ruleset and its rctl rules to its owner
+  (the guest's limits stay on its bhyve process, hivectl/runner/limits.py: the jail may run other things).
 
 In both cases the loader and bhyve run through jexec(8), which enters the jail and execs the program in
 the same process, so the supervisor still watches bhyve's own pid. Cleanup (stop, a crash, the stale run
 of a killed supervisor) runs the teardown the supervisor recorded before each step: ``jail -r`` (which
-stops the jail's processes and unmounts its file systems), ``devfs rule -s N delset``, then ``rmdir`` of the
-root's empty mount points, deepest first; rmdir never removes a directory that is still a mount point,
-so nothing of the host is ever deleted through a mount that outlived its jail.
+stops the jail's processes and unmounts its file systems), ``rctl -r jail:NAME``, ``devfs rule -s N
+delset``, then ``rmdir`` of the root's empty mount points, deepest first; rmdir never removes a directory
+that is still a mount point, so nothing of the host is ever deleted through a mount that outlived its jail.
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ from hivectl.drivers.base import BootPlan, Problem
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig
+from hivectl.model.limits import of as limits_of
+from hivectl.model.limits import subject_rules
 from hivectl.net.ports import Port
 from hivectl.plan import Action, WriteFile
 from hivectl.store import GuestRef, Store
@@ -208,6 +213,25 @@ class CreateJail(Action):
 
 
 @dataclass
+class JailLimit(Action):
+    """``rctl -a jail:hivectl-NAME:RESOURCE:ACTION=AMOUNT``: one of the guest's limits on its jail (rctl(8);
+    the cookbook's security chapter limits its bhyve jail so). Like vm-bhyve's rules on the bhyve process, a
+    rule rctl refuses is logged (``outcome``) and the guest runs on."""
+
+    rule: str
+    outcome: str = ""
+
+    def argv(self) -> list[str]:
+        return ["rctl", "-a", self.rule]
+
+    def apply(self, host: Host) -> None:
+        result = host.run(self.argv(), check=False)
+        said = (result.stderr or result.stdout).strip()
+        self.outcome = f"limit applied: rctl -a {self.rule}" if result.status == 0 else \
+            f"limit not applied: rctl -a {self.rule}: {said}"
+
+
+@dataclass
 class JailPlan:
     """The jail steps of one start: what is made before the first boot, and how it is undone."""
 
@@ -216,15 +240,25 @@ class JailPlan:
     setup: list[Action]
     ruleset: Ruleset | None = None
     directories: list[Path] = field(default_factory=list)
+    limited: bool = False  # limit_* set: rctl rules on the jail (``jail:NAME``), which outlive the jail
+
+    def limits(self) -> list[JailLimit]:
+        return [step for step in self.setup if isinstance(step, JailLimit)]
 
     def teardown(self) -> list[list[str]]:
-        """``jail -r``, ``devfs rule -s N delset`` (once the ruleset is ours), ``rmdir`` of the mount points.
+        """``jail -r``, ``rctl -r jail:NAME`` (its limits), ``devfs rule -s N delset`` (once the ruleset is
+        ours), ``rmdir`` of the mount points.
 
-        The ruleset's removal is listed only once it was claimed: the planned number may be another's.
+        The ruleset's removal is listed only once it was claimed: the planned number may be another's. The
+        rctl rules go by name: the kernel keeps a jail subject's rules after the jail is removed (a jail
+        made later with that name would be limited by them; kern_rctl.c keeps them with the name's
+        prison_racct, not with the prison).
         """
         if not self.auto:
             return []
         steps = [["jail", "-r", self.name]]
+        if self.limited:
+            steps.append(["rctl", "-r", f"jail:{self.name}"])
         if self.ruleset is not None and self.ruleset.claimed:
             steps.append(["devfs", "rule", "-s", str(self.ruleset.number), "delset"])
         ordered = sorted(self.directories, key=lambda d: len(d.parts), reverse=True)
@@ -268,7 +302,9 @@ def plan(host: Host, store: Store, ref: GuestRef, config: GuestConfig, ports: li
     if "vnc" in boot.console:  # bhyve's VNC server listens on a host address
         params += ["ip4=inherit", "ip6=inherit"]
     steps.append(CreateJail(params, ruleset))
-    return JailPlan(name, True, steps, ruleset, directories)
+    limits = limits_of(config.values, config.path)
+    steps += [JailLimit(rule) for rule in subject_rules(limits, f"jail:{name}")]
+    return JailPlan(name, True, steps, ruleset, directories, limits.any())
 
 
 def problems(host: Host, config: GuestConfig) -> list[str]:
