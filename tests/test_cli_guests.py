@@ -204,3 +204,15 @@ def test_version_and_help() -> None:
     assert "usage: hivectl" in hivectl("--help").out
     help_text = hivectl("help", "create").out
     assert "diskN_size" in help_text and "-t TEMPLATE" in help_text
+
+
+def test_set_writes_the_daemons_listener_keys_that_hivectld_then_reads(vmdir: Path) -> None:
+    """docs/api.md tells administrators to make hivectld's listener permanent with ``hivectl set``."""
+    from hivectl.daemon.server import parse_args, resolve
+
+    sock = vmdir / ".config" / "d.sock"
+    assert hivectl("set", f"hivectld_socket={sock}", "hivectld_group=root").status == 0
+    assert hivectl("get", "--json", "hivectld_group").json() == {"hivectld_group": "root"}
+    listen = resolve(parse_args([]), vmdir)
+    assert listen.socket == sock
+    assert hivectl("set", "hivectld_colour=red").status == 1, "only the daemon's own keys"

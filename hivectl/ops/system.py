@@ -24,6 +24,14 @@ SETTINGS: dict[str, tuple[str, ...] | None] = {
     "compress": None,
     "decompress": None,
     "suspend": ("yes", "no"),
+    # hivectld's listener and console origins: free-form here, each checked by the daemon when it starts
+    # (a ConfigError naming system.conf, the key and the value; hivectl/daemon/server.py, routes_console.py).
+    "hivectld_socket": None,
+    "hivectld_group": None,
+    "hivectld_listen": None,
+    "hivectld_tls_cert": None,
+    "hivectld_tls_key": None,
+    "hivectld_origins": None,
 }
 
 FREEBSD_MODULES = ("vmm", "nmdm", "if_bridge", "if_tuntap")
