@@ -492,6 +492,20 @@ class Hivectl:
         result = promote(self._ctx, name, force, source, start, dry_run)
         return {"name": result.name, "snapshot": result.snapshot, "plan": result.plan, "started": result.started}
 
+    def migrate(self, name: str, remote: str, warm: bool = False, max_downtime: float = 5.0,
+                rename: str | None = None, keep_source: bool = False, datastore: str | None = None,
+                dry_run: bool = False) -> dict[str, Any]:
+        """Move a guest to another host (``hivectl migrate``; docs/migration.md): the preflight of both hosts,
+        then cold (stop, send, start there) or ``warm`` (rounds while it runs, then a stop of at most about
+        ``max_downtime`` seconds); returns the result with the rounds and the measured downtime. REMOTE is
+        ``ssh://[USER@]HOST[:PORT]``, ``local:VM_DIR`` or a remote's name. ``dry_run`` runs the preflight and
+        returns the steps in ``plan``."""
+        from hivectl.migrate.transport import connect
+        from hivectl.ops.migrate import MigrateRequest, migrate
+
+        request = MigrateRequest(name, remote, warm, max_downtime, rename, keep_source, datastore, dry_run)
+        return migrate(self._ctx, connect(remote), request).as_json()
+
     def iso(self, url: str | None = None, datastore: str | None = None, sha256: str | None = None,
             sums: str | None = None, dry_run: bool = False) -> list[dict[str, Any]] | list[list[str]]:
         """Without ``url``: the ISOs in the ISO stores. With it: download one (a plan when ``dry_run``).

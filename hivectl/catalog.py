@@ -45,7 +45,7 @@ OPERATOR = frozenset({"start", "stop", "restart", "reset", "poweroff", "console"
 # Operations that can take over a second: the daemon runs them in the background (202 and an operation).
 ASYNC = frozenset({
     "start", "install", "stop", "restart", "reset", "poweroff", "startall", "stopall", "suspend", "resume",
-    "create", "clone", "backup", "restore", "rollback", "import_guest",
+    "create", "clone", "backup", "restore", "rollback", "import_guest", "migrate",
     "iso_download", "img_download", "image_create", "image_provision", "image_destroy",
     "replicate_run_due", "promote",
 })

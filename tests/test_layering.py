@@ -29,6 +29,7 @@ LAYERS: dict[str, int] = {
     "ops": 7,  # operations: one per command, typed requests and results
     "replicate": 7,  # replication jobs, their runs, status and promote (hivectl/replicate)
     "metrics": 7,  # Prometheus metrics: reads list's scan (ops.listing) and the platform's counters
+    "migrate": 7,  # a migration's two ends and its transport (hivectl/migrate); ops/migrate.py drives them
     "runner": 6,  # executes plans and supervises guests (calls the drivers' planners and classifiers)
     "remote": 6,  # other hosts over ssh (hivectl/remote: remotes file, ssh argv, wire); the served end is cli
     "drivers": 5,  # planners: turn model + store into plans

@@ -77,6 +77,7 @@ COMMANDS: tuple[Command, ...] = (
     Command("add", "hivectl.cli.cmd_guests", "add a disk or a network interface to a guest", "guests"),
     Command("import", "hivectl.cli.cmd_import", "make a guest from a bhyve command line or a script that runs one",
             "guests"),
+    Command("migrate", "hivectl.cli.cmd_migrate", "move a guest to another host, cold or warm (--warm)", "guests"),
     Command("tags", "hivectl.cli.cmd_extra", "add, remove, list and find guest tags", "guests"),
     Command("disk", "hivectl.cli.cmd_storage", "list a guest's disks or grow one", "storage"),
     Command("snapshot", "hivectl.cli.cmd_storage", "take a ZFS snapshot of a guest", "storage"),

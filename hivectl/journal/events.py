@@ -7,7 +7,9 @@ catalog and of the roles (``/guests/web1``, ``/switches/lan``, ``/`` for the hos
   ``stopped``, ``rebooted``, ``crashed`` (details: exit status and outcome) and ``adopted``;
 - the audit seam (``hivectl/journal/audit.py``), after a change succeeded: ``created``, ``destroyed``,
   ``snapshot``, ``config-changed`` and, for other changes, ``changed`` with the operation's name;
-- the console operation: ``console-opened``; the daemon's operations: ``operation`` (progress, status).
+- the console operation: ``console-opened``; the daemon's operations: ``operation`` (progress, status);
+- migrations (``hivectl/ops/migrate.py`` here, ``hivectl/migrate/receive.py`` on the target): ``migration``
+  with ``phase`` started, done or failed (sender), received or refused (receiver).
 
 Lifecycle commands (start, stop, ...) add no event of their own: the supervisor reports what really
 happened, including a guest that powers itself off, which no command asked for.
@@ -26,7 +28,7 @@ if TYPE_CHECKING:
     from typing import Any
 
 TYPES = ("created", "destroyed", "config-changed", "changed", "started", "stopped", "rebooted", "crashed",
-         "adopted", "console-opened", "snapshot", "operation")
+         "adopted", "console-opened", "snapshot", "operation", "migration")
 
 # The event a successful change adds, by operation (hivectl.api's method names, as in the catalog).
 # Operations that start or stop guests add none: the supervisor reports the run itself.
@@ -37,6 +39,7 @@ FROM_OPERATION: dict[str, str | None] = {
     "disk_resize": "config-changed", "tags_add": "config-changed", "tags_remove": "config-changed",
     "start": None, "install": None, "stop": None, "restart": None, "reset": None, "poweroff": None,
     "startall": None, "stopall": None, "console": None, "suspend": None, "resume": None,
+    "migrate": None,  # hivectl/ops/migrate.py writes its own "migration" events on both hosts
 }
 
 

@@ -57,6 +57,7 @@ ARGV: dict[tuple[str, ...], list[str]] = {
     ("snapshot",): ["snapshot", "web@two"],
     ("rollback",): ["rollback", "-r", "web@one"],
     ("clone",): ["clone", "web@one", "copy"],
+    ("migrate",): ["migrate", "web", "local:{tmp}/more"],
     ("iso",): ["iso", "http://example.invalid/install.iso"],
     ("img",): ["img", "http://example.invalid/cloud.img"],
     ("image", "create"): ["image", "create", "web"],

@@ -1,0 +1,9 @@
+"""Migration of a guest to another host (issue 12, item 2; docs/migration.md).
+
+``preflight`` lists every reason the target cannot run the guest before anything moves; ``send`` and
+``receive`` are the two ends of the byte stream that carries the guest directory (sparse-aware, in rounds
+of changed blocks for a warm migration); ``transport`` is how the sender reaches the other host's
+``hivectl _stream`` sub-commands (``streams``); ``vmcompat`` answers the words vm-bhyve's own
+``vm migrate`` sends to a receiving host. The operation itself, with its locks, journal events and
+roll-back, is ``hivectl/ops/migrate.py``.
+"""
