@@ -494,17 +494,19 @@ class Hivectl:
 
     def migrate(self, name: str, remote: str, warm: bool = False, max_downtime: float = 5.0,
                 rename: str | None = None, keep_source: bool = False, datastore: str | None = None,
-                dry_run: bool = False) -> dict[str, Any]:
+                to_vm_bhyve: bool = False, dry_run: bool = False) -> dict[str, Any]:
         """Move a guest to another host (``hivectl migrate``; docs/migration.md): the preflight of both hosts,
         then cold (stop, send, start there) or ``warm`` (rounds while it runs, then a stop of at most about
         ``max_downtime`` seconds); returns the result with the rounds and the measured downtime. REMOTE is
-        ``ssh://[USER@]HOST[:PORT]``, ``local:VM_DIR`` or a remote's name. ``dry_run`` runs the preflight and
-        returns the steps in ``plan``."""
+        ``ssh://[USER@]HOST[:PORT]``, ``local:VM_DIR``, ``exec:COMMAND`` or a remote's name; ``to_vm_bhyve``:
+        the target runs vm-bhyve and is sent to in its protocol. ``dry_run`` runs the preflight and returns the
+        steps in ``plan`` and what it found in ``problems``."""
         from hivectl.migrate.transport import connect
         from hivectl.ops.migrate import MigrateRequest, migrate
 
-        request = MigrateRequest(name, remote, warm, max_downtime, rename, keep_source, datastore, dry_run)
-        return migrate(self._ctx, connect(remote), request).as_json()
+        request = MigrateRequest(name, remote, warm, max_downtime, rename, keep_source, datastore, dry_run,
+                                 to_vm_bhyve)
+        return migrate(self._ctx, None if to_vm_bhyve else connect(remote), request).as_json()
 
     def iso(self, url: str | None = None, datastore: str | None = None, sha256: str | None = None,
             sums: str | None = None, dry_run: bool = False) -> list[dict[str, Any]] | list[list[str]]:

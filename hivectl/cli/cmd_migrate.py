@@ -26,6 +26,8 @@ guest here (running again if it was) and nothing of it on the target."""
     p.add_argument("--rename", metavar="NEW", help="the guest's name on the target")
     p.add_argument("--datastore", "-d", metavar="DS", help="the target's datastore (default: same name as here)")
     p.add_argument("--keep-source", action="store_true", help="keep the (stopped) guest here afterwards")
+    p.add_argument("--to-vm-bhyve", action="store_true",
+                   help="the target runs vm-bhyve: send in its protocol (ZFS; REMOTE ssh:// or exec:)")
     p.add_argument("--json", action="store_true", help="print the result as JSON")
     p.add_argument("--dry-run", action="store_true",
                    help="run the preflight on both hosts; print the steps and what it found")
@@ -38,7 +40,7 @@ def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
     from hivectl.ops.migrate import MigrateRequest, migrate
 
     request = MigrateRequest(args.name, args.remote, args.warm, args.max_downtime, args.rename, args.keep_source,
-                             args.datastore, args.dry_run)
+                             args.datastore, args.dry_run, args.to_vm_bhyve)
     quiet = args.json
 
     def say(line: str) -> None:
@@ -46,7 +48,7 @@ def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
             sys.stdout.write(f"  * {line}\n")
             sys.stdout.flush()
 
-    result = migrate(ctx, connect(args.remote), request, say)
+    result = migrate(ctx, None if args.to_vm_bhyve else connect(args.remote), request, say)
     if args.json:
         render.as_json(result.as_json())
     elif args.dry_run:

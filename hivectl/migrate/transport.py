@@ -115,3 +115,19 @@ def connect(remote: str) -> Transport:
                          "(named remotes need 'hivectl remote')") from None
     connected: Transport = remotes.connect(remote)
     return connected
+
+
+def command_prefix(remote: str) -> list[str]:
+    """The words that run a command on REMOTE (for a host without hivectl: ``--to-vm-bhyve``):
+    ``ssh [-p PORT] [USER@]HOST`` for ``ssh://``, the words themselves for ``exec:WORDS``."""
+    found = _SSH.fullmatch(remote)
+    if found:
+        target = f"{found.group('user')}@{found.group('host')}" if found.group("user") else found.group("host")
+        return ["ssh", "-o", "BatchMode=yes", *(["-p", found.group("port")] if found.group("port") else []), target]
+    if remote.startswith("exec:"):
+        import shlex
+
+        words = shlex.split(remote[len("exec:"):])
+        if words:
+            return words
+    raise UsageError(f"REMOTE {remote!r}: a vm-bhyve host is reached by ssh://[USER@]HOST[:PORT] or exec:COMMAND")

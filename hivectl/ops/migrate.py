@@ -60,6 +60,7 @@ class MigrateRequest:
     keep_source: bool = False
     datastore: str | None = None  # on the target; default: the datastore of the same name as the source's
     dry_run: bool = False
+    to_vm_bhyve: bool = False  # the target runs vm-bhyve: speak its protocol (hivectl/migrate/vmbhyve.py)
 
 
 @dataclass
@@ -97,8 +98,9 @@ def check_downtime(value: float) -> float:
     return value
 
 
-def source_problems(ctx: Context, ref: GuestRef) -> list[str]:
-    """What on this host keeps ``ref`` from being migrated: every disk must live in its directory."""
+def source_problems(ctx: Context, ref: GuestRef, zvols: bool = False) -> list[str]:
+    """What on this host keeps ``ref`` from being migrated: every disk must live in its directory (or be a
+    zvol of its dataset, with ``zvols``: ``zfs send -R`` takes those along)."""
     from hivectl.runtime import guest_state
 
     problems: list[str] = []
@@ -107,6 +109,8 @@ def source_problems(ctx: Context, ref: GuestRef) -> list[str]:
     for disk in config.disks:
         kind = backing.of(disk.dev)
         if disk.is_cd:
+            continue
+        if kind.zvol and zvols:
             continue
         if not kind.in_directory:
             problems.append(f"{config.path}: {disk.key}_dev={disk.dev}: only file disks in the guest directory "
@@ -123,10 +127,15 @@ def source_problems(ctx: Context, ref: GuestRef) -> list[str]:
     return problems
 
 
-def migrate(ctx: Context, transport: Transport, request: MigrateRequest,
+def migrate(ctx: Context, transport: Transport | None, request: MigrateRequest,
             progress: Progress | None = None) -> MigrateResult:
-    """Run one migration (see the module's docstring for the order and what a failure leaves)."""
+    """Run one migration (see the module's docstring for the order and what a failure leaves).
+
+    ``transport`` is None for ``to_vm_bhyve``: that target is reached by plain commands (``ssh HOST ...``)."""
     say = progress or (lambda _line: None)
+    if request.to_vm_bhyve:
+        return _to_vm_bhyve(ctx, request, say)
+    assert transport is not None
     ref = ctx.store.get(request.name)
     new = request.rename or ref.name
     validate.guest_name(None, "--rename", new, new=True)
@@ -235,12 +244,12 @@ def _move(ctx: Context, transport: Transport, ref: GuestRef, new: str, datastore
         raise
 
 
-def _undo(ctx: Context, transport: Transport, ref: GuestRef, new: str, published: bool,
+def _undo(ctx: Context, transport: Transport | None, ref: GuestRef, new: str, published: bool,
           stopped_here: bool) -> list[str]:
     """After a failure: the guest off the target if it was published there, and running here again if this
     migration stopped it. What could not be undone, one line each (added to the error)."""
     notes: list[str] = []
-    if published:
+    if published and transport is not None:
         try:
             transport.call("destroy", {"name": new})
         except Exception as error:
@@ -288,3 +297,66 @@ def _stop(ctx: Context, ref: GuestRef) -> None:
     if guest_state(ref.directory, ref.name).running:
         raise HivectlError(f"{ref.name} did not stop ({'; '.join(outcome.notes) or 'still running'}); "
                            "nothing was moved")
+
+
+def _to_vm_bhyve(ctx: Context, request: MigrateRequest, say: Progress) -> MigrateResult:
+    """``--to-vm-bhyve``: vm-bhyve's own stages (hivectl/migrate/vmbhyve.py), with hivectl's locks, events,
+    failure handling and measured downtime around them."""
+    from hivectl.migrate import vmbhyve
+    from hivectl.migrate.transport import command_prefix
+    from hivectl.runtime import guest_state
+
+    ref = ctx.store.get(request.name)
+    new = request.rename or ref.name
+    validate.guest_name(None, "--rename", new, new=True)
+    remote = vmbhyve.VmBhyveHost(request.remote, command_prefix(request.remote), ctx.host)
+    datastore = request.datastore or ref.datastore.name
+    config_dir = ctx.store.config_dir
+    held = contextlib.nullcontext() if request.dry_run else migration_lock(config_dir, ref.name, "migration")
+    with held:
+        running = guest_state(ref.directory, ref.name).running
+        mode = "warm" if request.warm and running else "cold"
+        result = MigrateResult(ref.name, new, request.remote, mode, was_running=running)
+        problems = [p for p in source_problems(ctx, ref, zvols=True)]
+        if ref.dataset is None:
+            problems.append(f"{ref.name} is in datastore {ref.datastore.name} ({ref.datastore.spec}), a plain "
+                            "directory: vm-bhyve migrates ZFS guests only")
+        if any(key.startswith("passthru") and value for key, value in ref.config().values.items()):
+            problems.append(f"{ref.name} uses PCI passthrough, which vm-bhyve refuses to migrate")
+        if request.dry_run:
+            result.plan = [f"ask {request.remote}: vm migrate -cd {datastore}",
+                           f"zfs send -R {ref.dataset}@STAMP-s1 | zfs recv there",
+                           *([f"stop {ref.name} here", "zfs send -R -i of STAMP-s2 there"] if running else []),
+                           *([f"mv {ref.name}.conf {new}.conf there"] if new != ref.name else []),
+                           *([f"vm start {new} there"] if running else [])]
+            result.problems = problems
+            return result
+        if problems:
+            raise PreflightFailed(f"cannot migrate {ref.name} to {request.remote}:\n" +
+                                  "\n".join(f"  {p}" for p in problems))
+        _event(config_dir, ref.name, "started", {"to": request.remote, "as": new, "mode": mode, "vm-bhyve": True})
+        stopped: list[bool] = []
+
+        def stop() -> None:
+            _stop(ctx, ref)
+            stopped.append(True)
+
+        try:
+            figures = vmbhyve.migrate(remote, ref, new, datastore, running, request.warm, stop, say)
+        except BaseException as error:
+            notes = _undo(ctx, None, ref, new, False, bool(stopped))
+            _event(config_dir, ref.name, "failed", {"to": request.remote, "error": str(error), "notes": notes})
+            raise
+        assert ref.dataset is not None
+        result.started = running
+        result.downtime = figures.get("downtime")
+        _event(config_dir, ref.name, "done", {"to": request.remote, "downtime": result.downtime})
+        if request.keep_source:
+            vmbhyve.remove_snapshots(ctx.host, ref.dataset, figures["snapshots"])
+        else:
+            from hivectl.ops.guests import plan_destroy
+
+            say(f"removing {ref.name} from this host")
+            plan_destroy(ctx.store, ref.name).apply(ctx.host)
+        result.source_kept = request.keep_source
+        return result

@@ -1739,3 +1739,16 @@ def zfs_main() -> int:
 def zpool_main() -> int:
     """Entry point of ``bin/zpool``."""
     return run(zpool)
+
+
+def mount_main() -> int:
+    """``mount`` with no arguments: FreeBSD's listing, one line per mounted ZFS filesystem
+    (``zroot/vm on /zroot/vm (zfs, local, nfsv4acls)``); vm-bhyve's migration reads it to find a dataset's
+    path. Anything else is refused: nothing in hivectl's tests mounts through it."""
+    if sys.argv[1:]:
+        sys.stderr.write("mount: the simulated host's mount only lists (no arguments)\n")
+        return 1
+    pool = Pool(state.load())
+    for name, path in sorted(pool.all_mounts().items()):
+        sys.stdout.write(f"{name} on {path} (zfs, local, nfsv4acls)\n")
+    return 0
