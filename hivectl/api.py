@@ -506,7 +506,7 @@ class Hivectl:
 
         request = MigrateRequest(name, remote, warm, max_downtime, rename, keep_source, datastore, dry_run,
                                  to_vm_bhyve)
-        return migrate(self._ctx, None if to_vm_bhyve else connect(remote), request).as_json()
+        return migrate(self._ctx, None if to_vm_bhyve else connect(remote, self._ctx), request).as_json()
 
     def iso(self, url: str | None = None, datastore: str | None = None, sha256: str | None = None,
             sums: str | None = None, dry_run: bool = False) -> list[dict[str, Any]] | list[list[str]]:

@@ -48,7 +48,7 @@ def run_migrate(ctx: Context, args: argparse.Namespace) -> int:
             sys.stdout.write(f"  * {line}\n")
             sys.stdout.flush()
 
-    result = migrate(ctx, None if args.to_vm_bhyve else connect(args.remote), request, say)
+    result = migrate(ctx, None if args.to_vm_bhyve else connect(args.remote, ctx), request, say)
     if args.json:
         render.as_json(result.as_json())
     elif args.dry_run:

@@ -19,13 +19,13 @@ from hivectl.host.base import CommandFailed, Result
 
 
 class Duplex:
-    """A running command's standard input (``send``) and output (``answers``)."""
+    """A running command's standard input (``stdin``, ours to write) and output (``stdout``, ours to read)."""
 
     def __init__(self, proc: subprocess.Popen[bytes]) -> None:
         assert proc.stdin is not None and proc.stdout is not None
         self._proc = proc
-        self.send: IO[bytes] = proc.stdin
-        self.answers: IO[bytes] = proc.stdout
+        self.stdin: IO[bytes] = proc.stdin
+        self.stdout: IO[bytes] = proc.stdout
         self._errors: list[bytes] = []
         self._reader = threading.Thread(target=self._drain, daemon=True)
         self._reader.start()
@@ -45,22 +45,22 @@ class Duplex:
     def finish(self) -> int:
         """Close our end of standard input and wait for the command; its exit status."""
         with contextlib.suppress(BrokenPipeError, OSError):
-            self.send.close()
+            self.stdin.close()
         status = self._proc.wait()
-        self.answers.close()
+        self.stdout.close()
         return status
 
     def abandon(self, grace: float = 30.0) -> None:
         """End the conversation early: close its input (the far end sees EOF and cleans up after itself),
         give it ``grace`` seconds to do so, then kill it."""
         with contextlib.suppress(BrokenPipeError, OSError):
-            self.send.close()
+            self.stdin.close()
         try:
             self._proc.wait(timeout=grace)
         except subprocess.TimeoutExpired:
             self._proc.kill()
             self._proc.wait()
-        self.answers.close()
+        self.stdout.close()
 
 
 @contextlib.contextmanager

@@ -13,7 +13,6 @@ their second simulated host, and how a guest goes into a jail's hivectl).
 from __future__ import annotations
 
 import contextlib
-import json
 import re
 import sys
 from collections.abc import Iterator, Mapping, Sequence
@@ -22,17 +21,14 @@ from typing import IO, Any, Protocol
 
 from hivectl.errors import UsageError
 from hivectl.host.pipes import duplex
-from hivectl.migrate import wire
 
 
 class Pipe(Protocol):
-    """Both directions of one stream: ``send`` to the far end's standard input, ``answers`` from its output."""
+    """Both directions of one stream: ``stdin`` is the far end's standard input, ``stdout`` its output
+    (``hivectl.remote.Streams``, ``host.pipes.Duplex``)."""
 
-    @property
-    def send(self) -> IO[bytes]: ...
-
-    @property
-    def answers(self) -> IO[bytes]: ...
+    stdin: IO[bytes]
+    stdout: IO[bytes]
 
 
 class Transport(Protocol):
@@ -43,7 +39,7 @@ class Transport(Protocol):
     def call(self, op: str, args: dict[str, Any]) -> Any:
         """Run catalog operation ``op`` with ``args`` there; its result, or its error raised."""
 
-    def stream(self, words: Sequence[str]) -> contextlib.AbstractContextManager[Pipe]:
+    def stream(self, words: list[str]) -> contextlib.AbstractContextManager[Pipe]:
         """A pipe to ``hivectl _stream WORDS`` there."""
 
 
@@ -59,16 +55,19 @@ class CommandTransport:
         return f"CommandTransport({self.name!r}, {self.argv!r})"
 
     @contextlib.contextmanager
-    def stream(self, words: Sequence[str]) -> Iterator[Pipe]:
+    def stream(self, words: list[str]) -> Iterator[Pipe]:
         with duplex([*self.argv, "_stream", *words], self.env) as pipe:
             yield pipe
 
     def call(self, op: str, args: dict[str, Any]) -> Any:
-        with self.stream(["call", op]) as pipe:
-            pipe.send.write(json.dumps(args).encode() + b"\n")
-            pipe.send.flush()
-            answer = wire.read_answer(pipe.answers)
-        return answer.get("result")
+        """``hivectl _serve`` there, asked as ``Remote.call`` asks it (hivectl/remote/wire.py)."""
+        from hivectl.remote import wire as remote_wire
+
+        with duplex([*self.argv, "_serve"], self.env) as pipe:
+            pipe.stdin.write(remote_wire.request("call", op=op, args=args, dry_run=False))
+            pipe.stdin.close()
+            text = pipe.stdout.read().decode("utf-8", errors="replace").strip()
+        return remote_wire.decode_answer(self.name, text.splitlines()[-1] if text else "")
 
 
 _SSH = re.compile(r"ssh://(?:(?P<user>[A-Za-z0-9._-]+)@)?(?P<host>[A-Za-z0-9._-]+|\[[0-9A-Fa-f:.]+\])"
@@ -83,10 +82,11 @@ def this_hivectl() -> list[str]:
     return [sys.executable, "-m", "hivectl"]
 
 
-def connect(remote: str) -> Transport:
+def connect(remote: str, where: Any = None) -> Transport:
     """The transport for a REMOTE argument: ``ssh://[USER@]HOST[:PORT]``; ``local:VM_DIR``; ``exec:COMMAND``
     (a command that runs hivectl there, split into words like a shell would but never run by one, e.g.
-    ``exec:jexec web hivectl``); or the name of a remote added with ``hivectl remote add``."""
+    ``exec:jexec web hivectl``); or the name of a remote added with ``hivectl remote add`` (found in the
+    vm_dir of ``where``, a ``Context``)."""
     if remote.startswith("exec:"):
         import shlex
 
@@ -106,15 +106,10 @@ def connect(remote: str) -> Transport:
         return CommandTransport(remote, ["ssh", "-o", "BatchMode=yes", *port, target, "hivectl"])
     if remote.startswith("ssh:"):
         raise UsageError(f"REMOTE {remote!r}: expected ssh://[USER@]HOST[:PORT]")
-    import importlib
+    from hivectl.remote import connect as named
 
-    try:
-        remotes = importlib.import_module("hivectl.remote")
-    except ImportError:
-        raise UsageError(f"REMOTE {remote!r}: expected local:VM_DIR or ssh://[USER@]HOST[:PORT] "
-                         "(named remotes need 'hivectl remote')") from None
-    connected: Transport = remotes.connect(remote)
-    return connected
+    found_remote: Transport = named(where, remote)
+    return found_remote
 
 
 def command_prefix(remote: str) -> list[str]:

@@ -64,7 +64,7 @@ class VmBhyveHost:
                     block = out.read(1 << 20)
                     if not block:
                         break
-                    pipe.send.write(block)
+                    pipe.stdin.write(block)
             except BrokenPipeError:  # zfs recv there stopped reading: its own words say why
                 status = pipe.finish()
                 raise CommandFailed(Result(tuple(recv), status or 1, "", pipe.stderr())) from None

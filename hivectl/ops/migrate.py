@@ -180,9 +180,9 @@ def _event(config_dir: Any, name: str, phase: str, details: dict[str, Any]) -> N
 
 def _target_problems(transport: Transport, new: str, datastore: str, text: str) -> list[str]:
     with transport.stream(["migrate-facts"]) as pipe:
-        pipe.send.write(json.dumps({"name": new, "datastore": datastore, "config": text}).encode() + b"\n")
-        pipe.send.flush()
-        answer = wire.read_answer(pipe.answers)
+        pipe.stdin.write(json.dumps({"name": new, "datastore": datastore, "config": text}).encode() + b"\n")
+        pipe.stdin.flush()
+        answer = wire.read_answer(pipe.stdout)
     found = answer.get("problems", [])
     if not isinstance(found, list):
         raise wire.StreamError(f"{transport.name} answered migrate-facts without a list of problems")
@@ -207,7 +207,7 @@ def _move(ctx: Context, transport: Transport, ref: GuestRef, new: str, datastore
     published = False
     try:
         with transport.stream(["migrate-recv", new, datastore]) as pipe:
-            wire.read_answer(pipe.answers)  # the receiver holds its lock and staging directory
+            wire.read_answer(pipe.stdout)  # the receiver holds its lock and staging directory
             sender = TreeSender(ref.directory, ref.name, new)
             if result.mode == "warm":
                 result.converged = _warm_rounds(pipe, sender, result, max_downtime, say)
@@ -216,13 +216,13 @@ def _move(ctx: Context, transport: Transport, ref: GuestRef, new: str, datastore
                 say(f"stopping {ref.name}")
                 _stop(ctx, ref)
                 stopped_here = True
-            final = sender.send_round(pipe.send, pipe.answers)
+            final = sender.send_round(pipe.stdin, pipe.stdout)
             result.rounds.append(final)
             say(f"{'final' if result.mode == 'warm' else 'full'} round: {final.payload} bytes in "
                 f"{final.seconds:.2f} s")
-            wire.write_frame(pipe.send, {"t": "commit"})
-            pipe.send.flush()
-            wire.read_answer(pipe.answers)
+            wire.write_frame(pipe.stdin, {"t": "commit"})
+            pipe.stdin.flush()
+            wire.read_answer(pipe.stdout)
             published = True
         if result.was_running:
             say(f"starting {new} on {transport.name}")
@@ -274,7 +274,7 @@ def _warm_rounds(pipe: Any, sender: TreeSender, result: MigrateResult, max_downt
     changed (the scan), which the final round pays too.
     """
     for number in range(1, MAX_ROUNDS + 1):
-        sent = sender.send_round(pipe.send, pipe.answers)
+        sent = sender.send_round(pipe.stdin, pipe.stdout)
         result.rounds.append(sent)
         total_bytes = sum(r.payload for r in result.rounds)
         total_seconds = sum(r.seconds for r in result.rounds) or 1e-6

@@ -16,6 +16,8 @@ STREAMS: dict[str, str] = {
     # "word": "hivectl.package.module:function",
     "echo": "hivectl.remote.streams:echo",  # copies stdin to stdout: the transport's own test
     "replica": "hivectl.transfer.serve:stream",  # replication's receiving side (docs/replication.md)
+    "migrate-facts": "hivectl.migrate.streams:facts",  # a migration's preflight on the target
+    "migrate-recv": "hivectl.migrate.streams:receive",  # a migration's receiving end (staged, commit)
 }
 
 
