@@ -34,6 +34,7 @@ VM_PATHS: tuple[str, ...] = (
     "suspend/test_qemu_suspend.py",
     "limits/test_qemu_real.py",
     "web/test_console_qemu.py",
+    "multihost/test_migrate_qemu.py",
 )
 
 

@@ -18,6 +18,7 @@ from __future__ import annotations
 import contextlib
 import os
 import shutil
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -33,6 +34,22 @@ from hivectl.staging import Collect, MakeStaging, Publish
 from hivectl.store import GuestRef, Store
 
 _ZEROS = bytes(1 << 20)
+
+
+def _start_or_remove(store: Store, host: Host, name: str, start: Callable[[str], None]) -> None:
+    """Start the published guest; if it will not start, destroy it again (no half guest here) and raise."""
+    try:
+        start(name)
+    except HivectlError as error:
+        from hivectl.ops.guests import plan_destroy
+
+        try:
+            plan_destroy(store, name).apply(host)
+        except HivectlError as second:
+            raise HivectlError(f"{name} was received but did not start here ({error}), and could not be "
+                               f"removed again: {second}") from error
+        raise HivectlError(f"{name} was received but did not start here, so it was removed again: {error}") \
+            from error
 
 
 def _relative(name: str, value: Any) -> str:
@@ -112,12 +129,17 @@ class _Files:
         self.fds.clear()
 
 
-def receive(store: Store, host: Host, name: str, datastore: str, inp: IO[bytes], out: IO[bytes]) -> int:
-    """Receive guest ``name`` into ``datastore``; 0 once published, 1 (and nothing left) otherwise."""
+def receive(store: Store, host: Host, name: str, datastore: str, inp: IO[bytes], out: IO[bytes],
+            start: Callable[[str], None] | None = None) -> int:
+    """Receive guest ``name`` into ``datastore``; 0 once published, 1 (and nothing left) otherwise.
+
+    ``start`` starts a guest here: a commit that asks for it (the guest ran on the source) starts the guest
+    from this already running receiver, which saves the downtime a second ssh session and interpreter
+    would cost; a guest that does not start is destroyed again before the error is answered."""
     try:
         validate.guest_name(None, "NAME", name, new=True)
         with migration_lock(store.config_dir, name, "receive"):
-            status = _receive(store, host, name, datastore, inp, out)
+            status = _receive(store, host, name, datastore, inp, out, start)
         emit_quietly(str(store.config_dir), "migration", f"/guests/{name}", {"phase": "received"})
         return status
     except (HivectlError, OSError, KeyboardInterrupt) as error:
@@ -128,7 +150,8 @@ def receive(store: Store, host: Host, name: str, datastore: str, inp: IO[bytes],
         return 1
 
 
-def _receive(store: Store, host: Host, name: str, datastore: str, inp: IO[bytes], out: IO[bytes]) -> int:
+def _receive(store: Store, host: Host, name: str, datastore: str, inp: IO[bytes], out: IO[bytes],
+             start: Callable[[str], None] | None) -> int:
     target_ds = store.datastore(datastore)
     if not target_ds.holds_guests:
         raise HivectlError(f"datastore {datastore} ({target_ds.spec}) does not hold guests")
@@ -180,7 +203,12 @@ def _receive(store: Store, host: Host, name: str, datastore: str, inp: IO[bytes]
                     seed.apply(host)
                 store.require_free(name)
                 Publish(staging, staged.directory, final.directory, staged.dataset, final.dataset).apply(host)
-                wire.write_answer(out, {"ok": True, "path": str(final.directory), "received": received})
+                started = bool(header.get("start")) and start is not None
+                if started:
+                    assert start is not None
+                    _start_or_remove(store, host, name, start)
+                wire.write_answer(out, {"ok": True, "path": str(final.directory), "received": received,
+                                        "started": started})
                 return 0
             elif kind == "abort":
                 raise HivectlError(f"the sender gave up: {header.get('why', 'no reason given')}; nothing was kept")

@@ -47,5 +47,13 @@ def receive(words: list[str], source: IO[bytes], sink: IO[bytes]) -> None:
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(signum, _interrupted)
     ctx = Context()
-    if run(ctx.store, ctx.host, words[0], words[1], source, sink) != 0:
+
+    def start(name: str) -> None:
+        from hivectl.ops import lifecycle
+
+        outcome = lifecycle.start(ctx, lifecycle.StartRequest((name,)))
+        if outcome.errors:
+            raise HivectlError(outcome.errors[0])
+
+    if run(ctx.store, ctx.host, words[0], words[1], source, sink, start) != 0:
         raise HivectlError(f"migrate-recv {words[0]}: the guest was not received (nothing was kept)")

@@ -12,13 +12,13 @@ the source, with no half guest on the target"):
    size at the measured rate fits ``--max-downtime`` (or ``MAX_ROUNDS`` rounds);
 5. the guest is stopped (cold: first of all), and the final round sends what changed since;
 6. ``commit``: the receiver publishes the guest under its name with one rename;
-7. the guest is started on the target (if it was running here); the downtime is measured from the stop
-   request here to the target's answer that the guest started;
+7. the guest is started on the target (if it was running here) by the receiver itself, as part of the
+   commit; the downtime is measured from the stop request here to the receiver's answer that it started;
 8. only then is the source removed (unless ``--keep-source``).
 
 A failure anywhere before 7 succeeds undoes the far side (the receiver drops its staging directory when
-its stream ends without a commit; a published guest that would not start is destroyed there by
-``call("destroy")``) and starts the guest here again if this migration stopped it.
+its stream ends without a commit; a published guest that would not start is destroyed there by the
+receiver) and starts the guest here again if this migration stopped it.
 """
 
 from __future__ import annotations
@@ -75,6 +75,7 @@ class MigrateResult:
     downtime: float | None = None  # seconds from the stop request here to "started" there
     converged: bool | None = None  # warm: the last delta fitted --max-downtime
     source_kept: bool = False
+    phases: dict[str, float] = field(default_factory=dict)  # seconds of the downtime's parts: stop, final, commit
     plan: list[str] = field(default_factory=list)  # dry run: the steps, in words
     problems: list[str] = field(default_factory=list)  # dry run: what the preflight found (a run refuses)
 
@@ -84,6 +85,7 @@ class MigrateResult:
                 "rounds": [r.as_json() for r in self.rounds],
                 "bytes": sum(r.payload for r in self.rounds),
                 "downtime": None if self.downtime is None else round(self.downtime, 3),
+                "phases": {k: round(v, 3) for k, v in self.phases.items()},
                 "converged": self.converged, "source_kept": self.source_kept, "plan": self.plan,
                 "problems": self.problems}
 
@@ -164,7 +166,9 @@ def migrate(ctx: Context, transport: Transport | None, request: MigrateRequest,
         except BaseException as error:
             _event(config_dir, ref.name, "failed", {"to": transport.name, "error": str(error)})
             raise
-        _event(config_dir, ref.name, "done", result.as_json())
+        _event(config_dir, ref.name, "done", {"to": transport.name, "as": new, "mode": mode,
+                                              "bytes": sum(r.payload for r in result.rounds),
+                                              "downtime": result.downtime})
         if not request.keep_source:
             from hivectl.ops.guests import plan_destroy
 
@@ -216,17 +220,23 @@ def _move(ctx: Context, transport: Transport, ref: GuestRef, new: str, datastore
                 say(f"stopping {ref.name}")
                 _stop(ctx, ref)
                 stopped_here = True
+                result.phases["stop"] = time.monotonic() - stop_at
             final = sender.send_round(pipe.stdin, pipe.stdout)
+            result.phases["final"] = final.seconds
             result.rounds.append(final)
             say(f"{'final' if result.mode == 'warm' else 'full'} round: {final.payload} bytes in "
                 f"{final.seconds:.2f} s")
-            wire.write_frame(pipe.stdin, {"t": "commit"})
+            if result.was_running:
+                say(f"starting {new} on {transport.name}")
+            committed_at = time.monotonic()
+            wire.write_frame(pipe.stdin, {"t": "commit", "start": result.was_running})
             pipe.stdin.flush()
-            wire.read_answer(pipe.stdout)
+            answer = wire.read_answer(pipe.stdout)  # the receiver published it (and started it, if asked)
             published = True
+            if result.was_running and not answer.get("started"):
+                raise HivectlError(f"{transport.name} published {new} but did not start it (is its hivectl older?)")
+            result.phases["commit"] = time.monotonic() - committed_at
         if result.was_running:
-            say(f"starting {new} on {transport.name}")
-            transport.call("start", {"name": new})
             result.started = True
             result.downtime = time.monotonic() - stop_at
             say(f"downtime {result.downtime:.2f} s")

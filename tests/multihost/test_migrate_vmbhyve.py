@@ -77,7 +77,7 @@ class VmBhyveSender:
         sender.stdout.close()
         assert sender.wait() == 0 and receiver.returncode == 0, receiver.stderr
 
-    def run(self, pid: int | None) -> None:
+    def run(self, pid: int | None, settled: Any = None) -> None:
         rdataset = self.remote("vm", "migrate", "-cd", self.ds)
         assert rdataset.returncode == 0 and rdataset.stdout.strip(), "unable to get config from the host"
         rds = rdataset.stdout.strip()
@@ -93,8 +93,12 @@ class VmBhyveSender:
                     os.kill(pid, 0)
                 except ProcessLookupError:
                     break
+            if settled is not None:  # vm-bhyve's 'vm _run' (here: hivectl's supervisor) has cleaned up
+                settled()
             snap3 = time.strftime("%Y%m%d%H%M%S-s2")
-            assert subprocess.run(["zfs", "snapshot", "-r", f"{self.local_ds}/{self.name}@{snap3}"]).returncode == 0
+            taken = subprocess.run(["zfs", "snapshot", "-r", f"{self.local_ds}/{self.name}@{snap3}"],
+                                   capture_output=True, text=True)
+            assert taken.returncode == 0, taken.stderr
             self.send(snap3, snap1, rds)
             snaps.append(snap3)
         if self.rname != self.name:  # migrate::__rename_config
@@ -134,8 +138,8 @@ def test_vm_bhyve_sends_a_running_guest_in_two_stages_and_starts_it_with_vm_star
     assert hivectl("start", "g1").status == 0
     wait_for(lambda: state_of("g1")["state"].startswith("Running"), what="g1 running")
     pid = int(zsource.running()["g1"]["pid"])
-    VmBhyveSender(ztarget.shell, "g1").run(pid=pid)
-    wait_for(lambda: not state_of("g1")["state"].startswith("Running"), what="g1 stopped here")
+    VmBhyveSender(ztarget.shell, "g1").run(pid=pid, settled=lambda: wait_for(
+        lambda: state_of("g1")["state"] == "Stopped", what="g1 stopped here"))
     assert [c[:2] for c in ztarget.commands()] == [["vm", "migrate"], ["zfs", "recv"], ["zfs", "recv"],
                                                  ["vm", "start"]]
     wait_for(lambda: ztarget.guests()["g1"]["state"].startswith("Running"), what="g1 running there")
