@@ -79,3 +79,41 @@ def test_every_jail_step_of_the_supervisor_leaves_the_guest_running_or_nothing(s
         failures += [f"{where}, then start and stop: {p}" for p in problems + jail_problems(bed, False)]
     reap(bed)
     assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:100])
+
+
+def test_a_kill_between_bhyves_jexec_spawn_and_its_first_event_leaves_it_running(simhost: Any,
+                                                                                  tmp_path: Path) -> None:
+    """The narrow case of a HIVECTL_FAULT_FULL=1 finding (docs/reliability.md): the supervisor killed after
+    it spawned ``jexec hivectl-g bhyve ...``, at the state file's record of the pid (its rename) and at the
+    first event-log write after it (the ``started`` event's lock and log). The guest must run on: listed
+    Running, its bhyve alive in the jail with its nmdm console and VM; then stop leaves nothing."""
+    bed = make_bed(simhost, tmp_path)
+    assert bed.run(*START).status == 0
+    conf = RcFile.load(bed.root / "g" / "g.conf")
+    conf.set("jail", "auto")
+    conf.save()
+    snapshot = tmp_path / "snapshot"
+    save(bed, snapshot)
+    assert bed.run("start", "g").status == 0
+    assert bed.run("stop", "g", clear=False).status == 0
+    steps = bed.steps("supervisor")
+    spawn = [k for k, line in enumerate(steps, 1) if line.split("\t")[1:3] == ["subprocess.Popen", "jexec"]][-1]
+    points = [k for k, line in enumerate(steps, 1) if k > spawn and (line.split("\t")[1] == "os.rename"
+              or Path(line.split("\t")[-1]).name in (".events.jsonl.lock", "events.jsonl"))][:3]
+    assert len(points) == 3, steps[spawn - 1:spawn + 12]
+    failures: list[str] = []
+    for k in points:
+        reap(bed)
+        restore(bed, snapshot)
+        where = f"supervisor killed before step {k} ({steps[k - 1]})"
+        bed.run("start", "g", kill_at=f"supervisor:{k}")
+        settle(bed)
+        running, problems = run_problems(bed)
+        failures += [f"{where}: {p}" for p in problems + ([] if running else ["the guest does not run"])]
+        failures += [f"{where}: {p}" for p in jail_problems(bed, True)]
+        bed.run("stop", "g", clear=False)
+        settle(bed)
+        running, problems = run_problems(bed)
+        failures += [f"{where}, then stop: {p}" for p in problems + jail_problems(bed, False)]
+    reap(bed)
+    assert not failures, "\n".join(failures)

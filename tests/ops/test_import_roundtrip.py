@@ -11,8 +11,10 @@ keeps in the guest's directory (virtio-console sockets, the UEFI variable store)
 because the imported guest's directory is another one. The loader lines must be equal word for word except
 for the device map and grub directory, which live in the guest's directory too.
 
-The case whose NICs are VALE and netgraph ports is refused (import keeps tap interfaces only): the test
-checks that the refusal names the argument.
+Every line has its expected outcome. ``REFUSED`` lists the 11 lines that are refused on purpose (docs/import.md,
+"The golden lines that do not round-trip"): the VALE and netgraph NICs of ``backends`` and the first install
+boot of each grub guest (``-r cd0`` or ``root=cd0``); each must be refused with those words, every other line
+must import and plan back, so a new refusal fails the test, and so does a table entry that names no line.
 """
 
 from __future__ import annotations
@@ -41,6 +43,24 @@ REFUSED = {"backends": "argument 9: '-s 0:5:1,virtio-net,vale1a2b3:4c5d6", "grub
            "template-centos-install": "root=cd0", "template-debian-install": "root=cd0",
            "template-netbsd-install": "root=cd0", "template-openbsd-install": "root=cd0",
            "template-ubuntu-install": "root=cd0", "grub-no-partition-install": "-r cd0"}
+
+
+def refused_lines() -> list[str]:
+    """The lines ``REFUSED`` expects to be refused, as the round trip below picks them."""
+    out = []
+    for case, boot in CASES:
+        key = case.name if case.name in REFUSED else f"{case.name}-{boot.label.split()[0]}"
+        if key in REFUSED and (case.name in REFUSED or (boot.install and boot.first_boot)):
+            out.append(f"{case.name}-{boot.label}")
+    return out
+
+
+def test_every_refusal_of_the_table_names_golden_lines_and_there_are_eleven() -> None:
+    """A ``REFUSED`` entry that matches no line (a renamed case) would silently refuse nothing."""
+    picked = refused_lines()
+    for key in REFUSED:
+        assert any(line == key or line.startswith(key + "-") or line.startswith(key) for line in picked), key
+    assert len(picked) == 11 and len(CASES) == 62, (len(picked), len(CASES), picked)
 
 
 @pytest.fixture

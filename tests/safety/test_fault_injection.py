@@ -394,7 +394,10 @@ def settle(bed: Bed, name: str = "g") -> None:
     while time.monotonic() < deadline:
         state = guest_state(bed.root / name, name)
         supervising = [pid for role, pid in live_processes(bed) if role == "supervisor"]
-        if (state.state == "Running" and name in bed.sim.running()) or not supervising:
+        # A hypervisor listed by its pid but not yet known to the simulated kernel is still starting: a
+        # jailed guest's pid is jexec's until jexec (a Python stand-in here, not C) has exec'd bhyve.
+        starting = state.state == "Running" and state.pid is not None and name not in bed.sim.running()
+        if (state.state == "Running" and name in bed.sim.running()) or (not supervising and not starting):
             return
         time.sleep(0.2)
 
