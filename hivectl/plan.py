@@ -20,11 +20,11 @@ import os
 import stat
 import time
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.host.base import CommandFailed, Host
 from hivectl.rcfile import RcFile, atomic_create_bytes, atomic_write
+from hivectl.records import field, record
 from hivectl.safety.filelock import locked
 
 RETRIES = 4
@@ -48,7 +48,7 @@ class Action:
         """Reverse ``apply``; the default is that nothing needs undoing."""
 
 
-@dataclass
+@record
 class Run(Action):
     """Run a host command; ``undo_argv`` (if given) reverses it after a later failure."""
 
@@ -85,7 +85,7 @@ def undo_all(done: list[Action], host: Host) -> None:
             continue
 
 
-@dataclass
+@record
 class MakeDir(Action):
     """Create a directory (and only remove it on undo if this action created it)."""
 
@@ -116,7 +116,7 @@ class MakeDir(Action):
             shutil.rmtree(self.path, ignore_errors=True)
 
 
-@dataclass
+@record
 class SparseFile(Action):
     """Create a new sparse file of ``size`` bytes; refuses to touch an existing file (never lose a disk)."""
 
@@ -143,7 +143,7 @@ class SparseFile(Action):
             self.path.unlink(missing_ok=True)
 
 
-@dataclass
+@record
 class Chmod(Action):
     path: Path
     mode: int
@@ -155,7 +155,7 @@ class Chmod(Action):
         os.chmod(self.path, self.mode)
 
 
-@dataclass
+@record
 class WriteFile(Action):
     """Write a whole file atomically. Shown as the equivalent command given by the caller."""
 
@@ -177,7 +177,7 @@ class WriteFile(Action):
             self.path.unlink(missing_ok=True)
 
 
-@dataclass
+@record
 class CreateFile(Action):
     """Create a file only if its name is free when applied (``hivectl.rcfile.atomic_create_bytes``).
 
@@ -209,7 +209,7 @@ class CreateFile(Action):
             self.path.unlink(missing_ok=True)
 
 
-@dataclass
+@record
 class Edited:
     """What an edit makes of a file's current text: the new text and the host steps it needs first."""
 
@@ -225,7 +225,7 @@ def read_text(path: Path) -> str | None:
         return None
 
 
-@dataclass
+@record
 class EditFile(Action):
     """A read-modify-write of a config file that cannot lose a concurrent edit.
 
@@ -302,7 +302,7 @@ def config_edit(path: Path, change: Callable[[RcFile], list[Action] | None], sho
     return EditFile(path, rc_edit(path, change), shown, mode)
 
 
-@dataclass
+@record
 class Call(Action):
     """An in-process step with an explicit display form (renames, removals)."""
 
@@ -321,7 +321,7 @@ class Call(Action):
             self.reverse()
 
 
-@dataclass
+@record
 class Plan:
     """An ordered list of actions."""
 

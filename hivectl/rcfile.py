@@ -140,14 +140,27 @@ def collect_stale_temps(path: Path) -> None:
             os.unlink(path.parent / entry)
 
 
+def _make_temp(directory: Path, prefix: str, suffix: str) -> tuple[int, str]:
+    """``tempfile.mkstemp(suffix, prefix, directory)`` without importing tempfile (and its random, shutil
+    and their compression modules, which every ``start`` paid for): a new file made with O_EXCL and
+    O_NOFOLLOW, mode 0600, named with 12 random hex digits; its descriptor and absolute path."""
+    flags = os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC
+    for _ in range(100):
+        name = os.path.abspath(os.path.join(directory, f"{prefix}{os.urandom(6).hex()}{suffix}"))
+        try:
+            return os.open(name, flags, 0o600), name
+        except FileExistsError:
+            continue
+    raise FileExistsError(f"no unused temporary name in {directory}")
+
+
 def _write_temp(path: Path, data: bytes, mode: int) -> tuple[str, os.stat_result]:
     """``data`` in a new temp file next to ``path`` (named for the writer's pid, so a killed writer's is
     collected), with ``mode``, flushed and fsync'd: the one way both atomic writers below prepare a file."""
     import contextlib
-    import tempfile
 
     collect_stale_temps(path)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.{os.getpid()}.", suffix=".tmp", dir=path.parent)
+    fd, tmp = _make_temp(path.parent, f".{path.name}.{os.getpid()}.", ".tmp")
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

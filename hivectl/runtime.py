@@ -21,19 +21,19 @@ from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
 from hivectl.host import identity
 from hivectl.model.layout import CONSOLE, RUN_LOCK, SUPERVISOR_STATE, suspend_name
+from hivectl.records import record
 
 
 @cache
 def hostname() -> str:
-    import socket  # only when a guest has a lock to compare with: a stopped guest's ``list`` row needs none
-
-    return socket.gethostname()
+    """This host's name as ``socket.gethostname()`` gives it: uname(2)'s nodename, which is what
+    gethostname(3) reads on Linux (glibc) and FreeBSD (kern.hostname), without importing ``socket``."""
+    return os.uname().nodename
 
 
 @cache
@@ -53,7 +53,7 @@ def boot_id() -> str:
         return ""
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Lock:
     """The parsed ``run.lock``."""
 
@@ -133,7 +133,7 @@ def read_state(directory: Path) -> dict[str, object]:
     return read_json(directory / SUPERVISOR_STATE)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GuestState:
     """A guest's state as ``list`` shows it."""
 

@@ -23,12 +23,12 @@ import fcntl
 import os
 import shutil
 import stat
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.errors import Conflict, HivectlError
 from hivectl.host.base import CommandFailed, Host
 from hivectl.plan import Action, Run
+from hivectl.records import field, record
 
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_NOFOLLOW | os.O_CLOEXEC
 
@@ -77,7 +77,7 @@ def _remove_tree(path: Path) -> None:
         raise HivectlError(f"{path} could not be removed: {detail}")
 
 
-@dataclass
+@record
 class MakeStaging(Action):
     """Make the hidden place a guest is built in and lock it for the rest of the command.
 
@@ -119,7 +119,7 @@ class MakeStaging(Action):
             _remove_tree(self.directory)
 
 
-@dataclass
+@record
 class Publish(Action):
     """Rename a finished staging directory or dataset to the guest's own name (one atomic rename)."""
 
@@ -162,7 +162,7 @@ class Publish(Action):
             os.rename(self.target, self.source)
 
 
-@dataclass
+@record
 class Collect(Action):
     """Remove one leftover staging or tombstone entry (and its dataset) unless a live command holds it."""
 

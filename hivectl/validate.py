@@ -9,20 +9,20 @@ it is written, not when bhyve refuses it at boot.
 from __future__ import annotations
 
 import ipaddress
-import re
 from pathlib import Path
 
 from hivectl.errors import ConfigError
+from hivectl.patterns import Pattern
 
 Source = str | Path | None
 
-NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
-_SIZE_RE = re.compile(r"([0-9]+)([kKmMgGtTpPeE]?)([bB]?)")
-_DISK_SIZE_RE = re.compile(r"([1-9][0-9]*)([KkMmGgTtPp]?)")
+NAME_RE = Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
+_SIZE_RE = Pattern(r"([0-9]+)([kKmMgGtTpPeE]?)([bB]?)")
+_DISK_SIZE_RE = Pattern(r"([1-9][0-9]*)([KkMmGgTtPp]?)")
 _UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40, "p": 1 << 50, "e": 1 << 60}
-_FILE_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,254}")
-_MAC_RE = re.compile(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
-_UUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-dA-D][0-9a-fA-F]{3}-[0-9a-fA-F]{12}")
+_FILE_NAME_RE = Pattern(r"[A-Za-z0-9][A-Za-z0-9._+~-]{0,254}")
+_MAC_RE = Pattern(r"[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}")
+_UUID_RE = Pattern(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-dA-D][0-9a-fA-F]{3}-[0-9a-fA-F]{12}")
 MAX_DISK_BYTES = (1 << 63) - 1  # off_t's largest value: what truncate(2) and a zvol's volsize can hold
 MAX_MEMORY_BYTES = 1 << 52  # 4 PiB: beyond any amd64 guest's physical address space (bhyve's -m takes 64 bits)
 _MAX_DIGITS = 24  # no valid number here is longer; int() of a huge string is slow (and limited since 3.11)
@@ -52,7 +52,7 @@ def name(source: Source, key: str, value: str, what: str = "name") -> str:
 # characters (and, as it always did, one-character names and a last '.', '_' or '-') up to that length
 # for a guest that exists, so a guest vm-bhyve made can be found, listed, started and destroyed.
 VM_BHYVE_NAME_MAX = 231
-GUEST_NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,230}")  # VM_BHYVE_NAME_MAX in all
+GUEST_NAME_RE = Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,230}")  # VM_BHYVE_NAME_MAX in all
 # A name hivectl gives a new guest must also fit every file name hivectl makes from it: a file name holds
 # NAME_MAX = 255 bytes (FreeBSD's and Linux's limits.h), and the longest hivectl derives is a backup's
 # temporary file, ``.NAME.<UTC time, 23>.backup.tar.zst.<8>.tmp``, NAME + 53 (storage/backup.py), then
@@ -86,7 +86,7 @@ def guest_name(source: Source, key: str, value: str, new: bool = False) -> str:
 
 # POSIX user and group names as pw(8) and useradd(8) accept them: portable characters, no leading '.' or
 # '-', at most 32 characters (MAXLOGNAME is 33 with the NUL on FreeBSD, sys/sys/param.h).
-_ACCOUNT_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}")
+_ACCOUNT_RE = Pattern(r"[A-Za-z0-9_][A-Za-z0-9._-]{0,31}")
 
 
 def account(source: Source, key: str, value: str, what: str = "user") -> str:

@@ -53,6 +53,8 @@ LAYERS: dict[str, int] = {
     "safety": 1,  # path confinement and option escaping; imports only errors
     "platforms": 1,
     "errors": 0,
+    "patterns": 0,  # regular expressions compiled on first use (hivectl/patterns.py): imports only re
+    "records": 0,  # cheap record classes (hivectl/records.py): imports nothing
     "": 0,  # the package itself (hivectl/__init__.py: the version)
 }
 

@@ -8,7 +8,6 @@ lock, ports, loader, hypervisor, exit-status policy, cleanup. Drivers never loop
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass, field
 from enum import Enum
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from hivectl.host.identity import ProcessIdentity
 from hivectl.model.guest import GuestConfig
 from hivectl.net.ports import Port
 from hivectl.plan import Action
+from hivectl.records import field, record
 from hivectl.store import GuestRef, Store
 
 
@@ -67,7 +67,7 @@ class Outcome(Enum):
     KILLED = "killed"  # killed by a signal from outside
 
 
-@dataclass
+@record
 class BootRequest:
     """What the supervisor asks the driver to plan for one boot."""
 
@@ -80,7 +80,7 @@ class BootRequest:
     restore: Path | None = None  # resume from this save (NAME.save) instead of booting (first boot only)
 
 
-@dataclass
+@record
 class BootPlan:
     """Everything needed to boot once.
 

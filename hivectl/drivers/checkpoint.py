@@ -20,16 +20,15 @@ lives on in the running guest, is removed (:func:`consume`).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig
 from hivectl.rcfile import atomic_write
+from hivectl.records import record
 from hivectl.store import GuestRef
 
 RECORD = ".hivectl"  # NAME.save.hivectl
@@ -51,6 +50,8 @@ def machine(config: GuestConfig) -> dict[str, str]:
 
 def fingerprint(values: dict[str, str]) -> str:
     """A short digest of :func:`machine`'s values, for the log and ``info``."""
+    import hashlib  # with OpenSSL's module: only where a digest is made
+
     return hashlib.sha256(json.dumps(values, sort_keys=True).encode()).hexdigest()[:16]
 
 
@@ -84,7 +85,7 @@ def disk_stamps(host: Host, ref: GuestRef, config: GuestConfig) -> dict[str, lis
     return stamps
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Save:
     """The save of one guest as found on disk."""
 

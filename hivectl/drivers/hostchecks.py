@@ -33,18 +33,18 @@ need their cgroup controllers.
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
-from hivectl import validate
+from hivectl import patterns, validate
 from hivectl.drivers.base import Problem
 from hivectl.errors import ConfigError
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig
+from hivectl.patterns import Pattern
 
 DISABLE_KEY = "vm_disable_host_checks"
 NP_BIT = 0x1  # CPUID 8000000Ah EDX bit 0: nested paging (AMD's NPT)
-_DMAR = re.compile(r"^\s*DMAR: ", re.MULTILINE)  # acpidump -t prints one "  NAME: Length=..." header per table
+_DMAR = Pattern(r"(?m)^\s*DMAR: ")  # acpidump -t prints one "  NAME: Length=..." header per table
 
 
 def _sysctl(host: Host, name: str) -> str | None:
@@ -217,5 +217,5 @@ def _meminfo_total(path: Path) -> int | None:
         text = path.read_text(errors="replace")
     except OSError:
         return None
-    match = re.search(r"^MemTotal:\s+([0-9]+) kB", text, re.MULTILINE)
+    match = patterns.search(r"(?m)^MemTotal:\s+([0-9]+) kB", text)
     return int(match.group(1)) * 1024 if match else None

@@ -22,7 +22,6 @@ import os
 import signal
 import stat
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.errors import HivectlError
@@ -30,6 +29,7 @@ from hivectl.host import identity
 from hivectl.host.base import Host
 from hivectl.model.layout import GuestLayout
 from hivectl.plan import Action
+from hivectl.records import field, record
 
 BINARY = "swtpm"
 READY_TIMEOUT = 10.0  # seconds swtpm gets to listen on its socket
@@ -68,7 +68,7 @@ def _is_socket(path: Path) -> bool:
         return False
 
 
-@dataclass
+@record
 class StartSwtpm(Action):
     """Start the guest's swtpm unless it runs; return once it listens on ``socket``."""
 
@@ -116,7 +116,7 @@ class StartSwtpm(Action):
         return f": {lines[-1]}" if lines else f"; see {self.layout.swtpm_log}"
 
 
-@dataclass
+@record
 class StopSwtpm(Action):
     """Stop the guest's swtpm (SIGTERM, as swtpm(8) says, then SIGKILL) and remove its socket and pid file."""
 

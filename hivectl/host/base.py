@@ -7,16 +7,18 @@ command, and tests can point the whole product at the simulated FreeBSD host by 
 
 from __future__ import annotations
 
+import os
 from abc import ABC, abstractmethod
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import IO, TYPE_CHECKING, NoReturn
 
 from hivectl.errors import HivectlError
+from hivectl.records import record
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
 if TYPE_CHECKING:
     import contextlib
+    from typing import IO, NoReturn
 
     from hivectl.host.process import Process
 
@@ -25,7 +27,7 @@ if TYPE_CHECKING:
 MAPPED_PREFIXES = ("/dev/", "/usr/local/share/", "/boot/")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Result:
     """What a finished command left behind."""
 
@@ -82,10 +84,20 @@ class Host(ABC):
         return Path(path)
 
     def which(self, program: str) -> str | None:
-        """The full path of ``program`` on this host's PATH, or None."""
-        import shutil
-
-        return shutil.which(program)
+        """The full path of ``program`` on this host's PATH, or None: ``shutil.which`` (an executable
+        file, not a directory; a name with a slash is checked as it is), without importing shutil and
+        its compression modules on every start."""
+        if os.sep in program:
+            candidates = [program]
+        else:
+            search = os.environ.get("PATH")
+            if search is None:
+                search = os.confstr("CS_PATH") or os.defpath
+            candidates = [os.path.join(d, program) for d in dict.fromkeys(search.split(os.pathsep))] if search else []
+        for candidate in candidates:
+            if os.access(candidate, os.F_OK | os.X_OK) and not os.path.isdir(candidate):
+                return candidate
+        return None
 
     def spawn(self, argv: Sequence[str], *, stdin: int | None = -3, stdout: int | None = -3,
               stderr: int | None = -3, env: Mapping[str, str] | None = None, cwd: str | Path = "/",

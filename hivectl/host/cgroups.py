@@ -8,15 +8,16 @@ checks ask which controllers are missing.
 from __future__ import annotations
 
 import contextlib
-from dataclasses import dataclass
 from pathlib import Path
+
+from hivectl.records import record
 
 GROUP = "hivectl"
 V2_CONTROLLERS = {"cpu": "cpu", "io": "io", "memory": "memory"}
 V1_CONTROLLERS = {"cpu": "cpu", "io": "blkio", "memory": "memory"}
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Group:
     """One controller's group for a guest: its directory and whether it is cgroup v2."""
 

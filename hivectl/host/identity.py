@@ -23,12 +23,13 @@ import os
 import sys
 import time
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
+from hivectl.records import record
 
-@dataclass(frozen=True)
+
+@record(frozen=True)
 class ProcessIdentity:
     """A live process as the kernel describes it: ``start`` is an exact token (equal for one process,
     different for a later process with the same pid), ``started`` the same moment in epoch seconds (for

@@ -32,9 +32,12 @@ import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
-from typing import NoReturn
 
 from hivectl.errors import HivectlError
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from typing import NoReturn
 
 Process = subprocess.Popen[bytes]
 """A started program: ``pid``, ``args``, ``wait(timeout)``, ``poll()``, ``terminate()``, ``kill()``."""

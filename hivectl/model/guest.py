@@ -7,7 +7,6 @@ classes here are read-only views computed from it. Devices are numbered keys (``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl import validate
@@ -15,9 +14,10 @@ from hivectl.errors import ConfigError, ValidationErrors
 from hivectl.model import backing, keys
 from hivectl.model.devices import disk as disk_keys
 from hivectl.rcfile import RcFile
+from hivectl.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Disk:
     """One ``diskN_*`` group."""
 
@@ -43,7 +43,7 @@ class Disk:
         return disk_keys.is_cd(self.type)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Nic:
     """One ``networkN_*`` group."""
 

@@ -11,17 +11,21 @@ layer to do it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Protocol
 
 from hivectl.model.guest import GuestConfig
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from typing import Protocol
 
 MAC_PREFIX = "58:9c:fc"
 
 
-class HasConfig(Protocol):
-    """Anything that can load a guest's config (a ``GuestRef``); keeps the model free of the store."""
+if TYPE_CHECKING:  # a Protocol for mypy only: defining it at run time would import typing
+    class HasConfig(Protocol):
+        """Anything that can load a guest's config (a ``GuestRef``); keeps the model free of the store."""
 
-    def config(self) -> GuestConfig: ...
+        def config(self) -> GuestConfig: ...
 
 
 def taken_macs(guests: Iterable[HasConfig]) -> set[str]:

@@ -12,9 +12,7 @@ vm-bhyve) may own them.
 
 from __future__ import annotations
 
-import re
-
-from hivectl import validate
+from hivectl import patterns, validate
 from hivectl.errors import ConfigError
 from hivectl.model import devices
 from hivectl.model.keyspec import KeySpec, Source, any_text, boolean, choice, integer, path, zfs_properties
@@ -51,7 +49,7 @@ def _uuid(source: Source, key: str, value: str) -> None:
 def _cpu_pin(source: Source, key: str, value: str) -> None:
     """``vcpu:hostcpu`` pairs for bhyve ``-p`` (a vCPU may be listed again to allow several host CPUs)."""
     for pair in value.split():
-        match = re.fullmatch(r"([0-9]{1,5}):([0-9]{1,4})", pair)
+        match = patterns.fullmatch(r"([0-9]{1,5}):([0-9]{1,4})", pair)
         if not match or int(match.group(1)) > 65534 or int(match.group(2)) > 1023:
             raise ConfigError(source, key, value, f"expected space-separated vcpu:hostcpu pairs like '0:2 1:3' "
                                                   f"(host CPU 0-1023), not {pair!r}")
@@ -63,7 +61,7 @@ def _jail(source: Source, key: str, value: str) -> None:
     """``auto``, ``none`` or a jail name jail(8) accepts (not a number: that is a jid)."""
     if value in ("auto", "none"):
         return
-    if not re.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}", value) or value.isdigit():
+    if not patterns.fullmatch(r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,254}", value) or value.isdigit():
         raise ConfigError(source, key, value, "expected auto, none or the name of a jail (letters, digits, "
                                               "'_', '-', '.'; not a number)")
 
@@ -159,13 +157,18 @@ UNSUPPORTED: tuple[str, ...] = ()
 
 
 class _Index:
-    """Lookups over one table: exact names, then the numbered patterns as regular expressions."""
+    """Lookups over one table: exact names, then the numbered patterns (``N`` is a number)."""
 
     def __init__(self, table: tuple[KeySpec, ...]) -> None:
         self.table = table
         self.exact = {spec.pattern: spec for spec in table if "N" not in spec.pattern}
-        self.numbered = [(re.compile(re.escape(spec.pattern).replace("N", "([0-9]+)", 1)), spec)
-                         for spec in table if "N" in spec.pattern]
+        # (prefix, suffix, spec): ``diskN_type`` is ``disk``, one or more ASCII digits, ``_type`` (the
+        # first N stands for the number), matched with str methods: no regular expression per pattern.
+        self.numbered: list[tuple[str, str, KeySpec]] = []
+        for spec in table:
+            if "N" in spec.pattern:
+                prefix, _, suffix = spec.pattern.partition("N")
+                self.numbered.append((prefix, suffix, spec))
 
 
 _index = _Index(KEYS)
@@ -181,8 +184,10 @@ def spec_for(key: str) -> KeySpec | None:
     spec = _index.exact.get(key)
     if spec is not None:
         return spec
-    for regex, numbered in _index.numbered:
-        if regex.fullmatch(key):
+    for prefix, suffix, numbered in _index.numbered:
+        number = key[len(prefix):len(key) - len(suffix)]
+        if (key.startswith(prefix) and key.endswith(suffix) and len(key) > len(prefix) + len(suffix)
+                and number.isascii() and number.isdigit()):
             return numbered
     return None
 

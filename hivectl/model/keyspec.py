@@ -8,18 +8,18 @@ naming the file, the key and the value (hivectl/validate.py).
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import ConfigError
+from hivectl.records import record
 from hivectl.safety import values
 
 Source = str | Path | None
 Check = Callable[[Source, str, str], object]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class KeySpec:
     """One configuration key: its name pattern, how to check a value, and what it means."""
 

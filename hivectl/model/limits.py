@@ -13,14 +13,13 @@ powers of 1024); vm-bhyve passes the value to rctl unchanged, so the same text i
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, fields
-
 from hivectl.errors import ConfigError
 from hivectl.model.keyspec import Source
+from hivectl.patterns import Pattern
+from hivectl.records import fields, record
 
 SUFFIXES = "kmgtpe"  # expand_number(3): k, m, g, t, p, e (either case), powers of 1024
-_AMOUNT = re.compile(r"([0-9]{1,19})([kmgtpeKMGTPE]?)")
+_AMOUNT = Pattern(r"([0-9]{1,19})([kmgtpeKMGTPE]?)")
 MAX_AMOUNT = (1 << 63) - 1
 
 
@@ -41,7 +40,7 @@ def check_amount(source: Source, key: str, value: str) -> None:
     amount(source, key, value)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Limits:
     """The limits one guest asks for; None where it sets none."""
 

@@ -13,9 +13,12 @@ import itertools
 import os
 from collections.abc import Callable, Iterable
 from types import ModuleType
-from typing import TypeVar
 
-T = TypeVar("T")
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from typing import TypeVar
+
+    T = TypeVar("T")
 
 
 def submodules(package: str, path: Iterable[str]) -> list[ModuleType]:

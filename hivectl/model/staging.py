@@ -15,14 +15,15 @@ from here; ``hivectl/staging.py`` holds the actions that make, publish and colle
 
 from __future__ import annotations
 
-import re
 import secrets
+
+from hivectl.patterns import Pattern
 
 STAGING_PREFIX = ".hivectl-staging-"
 TOMBSTONE_PREFIX = ".hivectl-tombstone-"
 KINDS = {"staging": STAGING_PREFIX, "tombstone": TOMBSTONE_PREFIX}
 
-_ENTRY_RE = re.compile(r"\.hivectl-(staging|tombstone)-(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,62})-[0-9a-f]{8}")
+_ENTRY_RE = Pattern(r"\.hivectl-(staging|tombstone)-(?P<name>[A-Za-z0-9][A-Za-z0-9._-]{0,62})-[0-9a-f]{8}")
 
 
 def staging_name(guest: str) -> str:

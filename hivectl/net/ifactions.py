@@ -8,11 +8,10 @@ stores it in an ``IfName`` that later ``OnIf`` actions of the same plan read; a 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hivectl.errors import HivectlError
 from hivectl.host.base import CommandFailed, Host
 from hivectl.plan import Action, Run
+from hivectl.records import record
 
 
 def ifconfig(*args: str, undo: list[str] | None = None) -> Run:
@@ -38,7 +37,7 @@ class IfName:
         return self.value
 
 
-@dataclass
+@record
 class OnIf(Action):
     """``ifconfig <name> ARGS`` on an interface whose name becomes known while the plan runs."""
 
@@ -65,7 +64,7 @@ def on(target: IfName, *args: str, undo: list[str] | None = None) -> Action:
     return OnIf(target, list(args), undo)
 
 
-@dataclass
+@record
 class CreateBridge(Action):
     """``ifconfig bridge create ...``: learns the kernel's name from its output, and never leaks a bridge.
 

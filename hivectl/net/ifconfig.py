@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import ipaddress
 import os
-import re
-from dataclasses import dataclass, field
 
 from hivectl.host.base import Host
+from hivectl.patterns import Pattern
+from hivectl.records import field, record
 
-_FIRST = re.compile(r"^(\S+): flags=(?:[0-9a-fA-F]+)<([^>]*)>.*?\bmtu (\d+)")
-_MEMBER = re.compile(r"^member: (\S+)(?: flags=[0-9a-fA-F]+<([^>]*)>)?")
+_FIRST = Pattern(r"^(\S+): flags=(?:[0-9a-fA-F]+)<([^>]*)>.*?\bmtu (\d+)")
+_MEMBER = Pattern(r"^member: (\S+)(?: flags=[0-9a-fA-F]+<([^>]*)>)?")
 
 
-@dataclass
+@record
 class IfInfo:
     """One interface as ``ifconfig IF`` shows it."""
 

@@ -14,14 +14,17 @@ from __future__ import annotations
 
 import ipaddress
 import json
-from dataclasses import dataclass, field
-from typing import Any
 
 from hivectl.errors import Conflict, HivectlError, NotFound
 from hivectl.host.base import Host
 from hivectl.net import names
 from hivectl.net.switches import Member, Switch
 from hivectl.plan import Action, Run
+from hivectl.records import field, record
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from typing import Any
 
 DEFAULT_MTU = 1500
 VXLAN_PORT = "4789"
@@ -31,7 +34,7 @@ def ip(*args: str, undo: list[str] | None = None) -> Run:
     return Run(["ip", *args], undo_argv=undo)
 
 
-@dataclass
+@record
 class Link:
     """One link from ``ip -j -d addr show``."""
 

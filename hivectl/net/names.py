@@ -8,7 +8,8 @@ vm-bhyve uses, kept in one place so the FreeBSD and Linux planners cannot drift 
 
 from __future__ import annotations
 
-import re
+from hivectl import patterns
+from hivectl.patterns import Pattern
 
 # vm-bhyve names the bridge ``vm-<switch>`` when the switch name has at most 12 characters; longer names
 # keep the kernel's ``bridgeN`` and carry ``vm/<switch>`` as description (FreeBSD names are ≤15 chars).
@@ -19,7 +20,7 @@ SWITCH_GROUP = "vm-switch"  # every bridge hivectl (or vm-bhyve) manages
 PORT_GROUP = "vm-port"  # every guest tap
 VLAN_GROUP = "vm-vlan"  # VLAN children and vxlan interfaces created for switches
 
-_IFNAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,14}")
+_IFNAME_RE = Pattern(r"[A-Za-z][A-Za-z0-9_.-]{0,14}")
 
 
 def md5_hex(text: str) -> str:
@@ -125,7 +126,7 @@ def linux_tap_name(guest: str, index: int) -> str:
 
 def nft_table(switch: str) -> str:
     """The nftables table (family ``inet``) that holds one switch's NAT and port forwards."""
-    clean = re.sub(r"[^A-Za-z0-9_]", "_", switch)
+    clean = patterns.sub(r"[^A-Za-z0-9_]", "_", switch)
     if clean != switch:  # "a-b" and "a_b" must not share a table
         clean = f"{clean}_{md5_hex(switch)[:4]}"
     return f"hivectl_{clean}"

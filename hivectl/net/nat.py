@@ -26,7 +26,6 @@ import os
 import signal
 import time
 from collections.abc import Iterable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.errors import HivectlError
@@ -35,6 +34,7 @@ from hivectl.net import names
 from hivectl.net.switches import Switch, SwitchConfig
 from hivectl.plan import Action, Call, Run, WriteFile
 from hivectl.rcfile import atomic_write
+from hivectl.records import field, record
 from hivectl.safety.filelock import locked
 
 LEASE_TIME = "12h"
@@ -286,7 +286,7 @@ class NatPlanner:
         return actions
 
 
-@dataclass
+@record
 class ReloadRules(Action):
     """Write a switch's rule file from ``system.conf`` as it is now and load it; undo puts the old back.
 

@@ -8,14 +8,14 @@ namespace, and a daemon started there (dnsmasq) stays there.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 
 from hivectl.errors import UsageError
 from hivectl.host.base import Host, Result
 from hivectl.host.local import LocalHost
+from hivectl.patterns import Pattern
 
-_NETNS_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
+_NETNS_RE = Pattern(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 
 
 class NetnsHost(Host):

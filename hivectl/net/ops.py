@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import ipaddress
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 from typing import Any
 
 from hivectl import validate
@@ -41,6 +40,7 @@ from hivectl.net.switches import (
 from hivectl.net.switchtypes import registry
 from hivectl.plan import Action, Plan, config_edit
 from hivectl.rcfile import RcFile, parse_text
+from hivectl.records import record, replace
 from hivectl.store import Store
 
 Planner = FreeBSDSwitches | LinuxSwitches
@@ -50,7 +50,7 @@ def planner_for(host: Host) -> Planner:
     return FreeBSDSwitches(host) if host.platform == "freebsd" else LinuxSwitches(host)
 
 
-@dataclass
+@record
 class CreateRequest:
     """``switch create`` as typed on the command line (raw text: validated by ``plan_create``)."""
 

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from hivectl import validate
 from hivectl.model.guest import GuestConfig, Nic
 from hivectl.plan import Action
+from hivectl.records import field, record
 
 DEFAULT_MTU = 1500
 
 
-@dataclass
+@record
 class Port:
     """The host side of one guest NIC."""
 

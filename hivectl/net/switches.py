@@ -13,15 +13,19 @@ the value; a bad value on the command line is refused before anything is written
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl import validate
 from hivectl.errors import ConfigError, Conflict, NotFound
 from hivectl.net import names
-from hivectl.net.switchtypes import registry
-from hivectl.net.switchtypes.base import SwitchType
 from hivectl.rcfile import RcFile
+from hivectl.records import field, record
+
+# The switch types (a package scan and a module per type) are imported when a switch's type is asked for:
+# a start of a guest without NICs reads no switch (benchmarks/README.md, "start, third pass").
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from hivectl.net.switchtypes.base import SwitchType
 
 PER_SWITCH_KEYS = ("type", "ports", "vlan", "addr", "addr6", "mtu", "private", "bridge", "nat", "forward")
 PROTOCOLS = ("tcp", "udp")
@@ -29,7 +33,7 @@ PROTOCOLS = ("tcp", "udp")
 Source = str | Path | None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Forward:
     """One inbound port forward on a NAT switch: host ``proto`` port → guest address and port."""
 
@@ -42,7 +46,7 @@ class Forward:
         return f"{self.proto}:{self.host_port}:{self.guest}:{self.guest_port}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Switch:
     """One switch, validated."""
 
@@ -61,6 +65,8 @@ class Switch:
     @property
     def kind(self) -> SwitchType:
         """The switch's type (hivectl/net/switchtypes/), which knows what it means on each platform."""
+        from hivectl.net.switchtypes import registry
+
         return registry.get(self.type)
 
     @property
@@ -75,6 +81,8 @@ def check_name(source: Source, key: str, value: str) -> str:
 
 
 def check_type(source: Source, key: str, value: str) -> str:
+    from hivectl.net.switchtypes import registry
+
     return validate.choice(source, key, value, registry.NAMES)  # one module per type: net/switchtypes/
 
 
@@ -120,7 +128,7 @@ def check_forward(source: Source, key: str, value: str) -> Forward:
                    validate.tcp_port(source, key, guest_port))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Member:
     """A bridge member as ``switch info`` shows it."""
 

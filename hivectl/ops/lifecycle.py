@@ -17,11 +17,11 @@ are not in ``vm_list`` are signalled first, all together, then those in ``vm_lis
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.context import Context
 from hivectl.errors import Conflict, HivectlError, NotFound, UsageError
+from hivectl.records import field, record
 from hivectl.runtime import GuestState
 from hivectl.store import GuestRef
 
@@ -38,7 +38,7 @@ def check_timeout(value: float, option: str = "--timeout") -> float:
 
 # -- start ------------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StartRequest:
     """``hivectl start NAME...`` / ``install NAME ISO``: ``install`` is the resolved media path."""
 
@@ -49,14 +49,14 @@ class StartRequest:
     discard_save: bool = False  # move a suspended guest's save aside first (ops/suspend.py) and boot afresh
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StartedGuest:
     name: str
     pid: int
     adopted: bool = False
 
 
-@dataclass
+@record
 class StartResult:
     started: list[StartedGuest] = field(default_factory=list)
     errors: list[str] = field(default_factory=list)  # one line per guest that failed (the others still started)
@@ -170,7 +170,7 @@ def find_media(ctx: Context, name: str) -> Path:
 
 # -- stop, stopall ----------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StopRequest:
     """``hivectl stop NAME...``; ``timeout`` seconds for the ACPI shutdown before power-off is forced."""
 
@@ -179,7 +179,7 @@ class StopRequest:
     dry_run: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StopallRequest:
     """``hivectl stopall``: every running guest, in vm-bhyve's order."""
 
@@ -187,7 +187,7 @@ class StopallRequest:
     dry_run: bool = False
 
 
-@dataclass
+@record
 class StopResult:
     stopped: list[str] = field(default_factory=list)  # the guests asked to stop, in the order they were
     not_running: list[str] = field(default_factory=list)  # "NAME is not running (STATE)", one per guest
@@ -302,7 +302,7 @@ def stopall(ctx: Context, request: StopallRequest) -> StopResult:
 
 # -- restart, reset, poweroff -----------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GuestRequest:
     """``restart``/``reset``/``poweroff NAME``; ``timeout`` is restart's ACPI shutdown time."""
 
@@ -311,7 +311,7 @@ class GuestRequest:
     dry_run: bool = False
 
 
-@dataclass
+@record
 class BootResult:
     name: str
     state: GuestState | None = None  # after the operation (None for a dry run)
@@ -388,7 +388,7 @@ def poweroff(ctx: Context, request: GuestRequest) -> BootResult:
 
 # -- startall ---------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class StartallRequest:
     dry_run: bool = False
 
@@ -429,7 +429,7 @@ def startall(ctx: Context, request: StartallRequest) -> StartResult:
 
 # -- console ----------------------------------------------------------------------------------------------
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class ConsoleTarget:
     """Where a running guest's serial console is, and how to reach it.
 
@@ -445,12 +445,10 @@ class ConsoleTarget:
 
 def console_target(ctx: Context, name: str, port: str | None = None) -> ConsoleTarget:
     """The console of ``port`` (``com1``..``com4``; default the first) of a running guest."""
-    import re
-
     from hivectl.runner import control, tmux
     from hivectl.runtime import console_lines
 
-    if port is not None and not re.fullmatch(r"com[1-4]", port):
+    if port is not None and port not in ("com1", "com2", "com3", "com4"):
         raise UsageError(f"unknown console port {port!r}: expected com1, com2, com3 or com4")
     ref = ctx.store.get(name)
     control.running_state(ref)

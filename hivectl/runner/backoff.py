@@ -12,7 +12,7 @@ key: the figures are documented (docs/reliability.md) and vm-bhyve's keys keep t
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from hivectl.records import record
 
 RAPID_BOOT = 10.0  # seconds: a boot shorter than this counts as "instant"
 RAPID_LIMIT = 3  # instant boots in a row before the first wait
@@ -20,7 +20,7 @@ FIRST_DELAY = 1.0  # seconds of the first wait
 MAX_DELAY = 60.0  # the cap of the doubling
 
 
-@dataclass
+@record
 class RebootLoop:
     """Counts instant boots in a row and says how long to wait before the next one."""
 

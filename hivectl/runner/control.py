@@ -14,12 +14,12 @@ import os
 import signal
 import sys
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl.errors import Conflict, HivectlError
 from hivectl.host import process
 from hivectl.host.identity import pid_alive
+from hivectl.records import record
 from hivectl.runner import ready
 from hivectl.runtime import GuestState, guest_state, read_state
 from hivectl.safety import paths
@@ -40,7 +40,7 @@ CLEANUP_TIMEOUT = 60.0  # stop: how long a live supervisor may take to clean up 
 REBOOT_TIMEOUT = 60.0  # restart/reset: how long the next boot may take to reach its hypervisor
 
 
-@dataclass
+@record
 class Started:
     name: str
     pid: int

@@ -16,7 +16,6 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
-import secrets
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -91,7 +90,7 @@ def take_over(directory: Path, name: str, owner_pid: int, check: Callable[[], No
             raise Conflict(f"{name} is already running (supervised by pid {current.pid})")
         if check is not None:
             check()
-        tmp = directory / f".{RUN_LOCK}.{secrets.token_hex(8)}"
+        tmp = directory / f".{RUN_LOCK}.{os.urandom(8).hex()}"
         paths.write_file(directory, tmp, lock_text(owner_pid), 0o644)
         os.replace(tmp, directory / RUN_LOCK)
 

@@ -6,9 +6,7 @@ generation). Secrets never reach it: callers log argv only after the driver move
 
 from __future__ import annotations
 
-import gzip
 import os
-import shutil
 import time
 from pathlib import Path
 
@@ -25,6 +23,9 @@ def rotate(directory: Path) -> None:
             return
     except FileNotFoundError:
         return
+    import gzip  # with shutil's compression modules: only when the log is rotated
+    import shutil
+
     # Both files are opened without following symlinks (a planted link must not make root write elsewhere).
     src_fd = paths.open_file(directory, path)
     dst_fd = paths.open_file(directory, directory / f"{VM_LOG}.0.gz", write=True, truncate=True, create=True,

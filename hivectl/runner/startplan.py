@@ -21,7 +21,6 @@ ports, whether ``/dev/vmm/NAME`` exists).
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.drivers import checkpoint
@@ -34,12 +33,13 @@ from hivectl.model.guest import GuestConfig
 from hivectl.net.ports import Port, plan_ports
 from hivectl.plan import Action
 from hivectl.rcfile import RcFile
+from hivectl.records import field, record
 from hivectl.store import GuestRef, Store
 
 PRESTART_TIMEOUT = 300.0
 
 
-@dataclass
+@record
 class SetIdentity(Action):
     """Write generated identity keys into a guest's config (vm-bhyve gives a guest its uuid and MACs the
     same way, at first run); shown as the ``sysrc -f`` an administrator would type."""
@@ -66,7 +66,7 @@ class SetIdentity(Action):
             rc.save()
 
 
-@dataclass
+@record
 class Prestart(Action):
     """vm-bhyve's ``prestart`` hook: the program, with the guest's name and directory as arguments, run
     in the guest directory before every boot. As in vm-bhyve its exit status is logged and never stops
@@ -88,7 +88,7 @@ class Prestart(Action):
             self.outcome = f"prestart {self.program} failed: {error}"
 
 
-@dataclass
+@record
 class BootSteps:
     """One boot: seed, hook, the driver's prepare actions, loader and hypervisor."""
 
@@ -110,7 +110,7 @@ class BootSteps:
         return [*lines, list(self.boot.hypervisor), *limits.planned(self.config, self.boot.hypervisor)]
 
 
-@dataclass
+@record
 class StartPlan:
     """A whole start: what is done once (identity, ports), then the first boot."""
 

@@ -35,9 +35,7 @@ import signal
 import sys
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Protocol
 
 from hivectl.drivers import checkpoint
 from hivectl.drivers.base import Driver, Outcome, is_fatal
@@ -51,10 +49,15 @@ from hivectl.model.layout import LOADER_LOG, SUPERVISOR_STATE
 from hivectl.net.ports import Port
 from hivectl.plan import Plan
 from hivectl.rcfile import atomic_write
+from hivectl.records import record
 from hivectl.runner import backoff, limits, lock, log, ready, stale, startplan
 from hivectl.runtime import Lock
 from hivectl.safety import paths
 from hivectl.store import GuestRef, Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
+if TYPE_CHECKING:
+    from typing import Protocol
 
 CRASH_WINDOW = 60.0  # seconds: faults closer together than this count as one crash loop
 CRASH_LIMIT = 5  # restarts after faults within the window before giving up
@@ -70,23 +73,24 @@ STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 DETACHED_SIGNALS = (signal.SIGINT,)
 
 
-class Waitable(Protocol):
-    """A loader or hypervisor being waited for: a ``Process`` this supervisor spawned, or a ``Child``
-    known by pid after the lean waiter (``hivectl/host/waiter.py``) handed it back."""
+if TYPE_CHECKING:  # a Protocol for mypy only: defining it at run time would import typing
+    class Waitable(Protocol):
+        """A loader or hypervisor being waited for: a ``Process`` this supervisor spawned, or a ``Child``
+        known by pid after the lean waiter (``hivectl/host/waiter.py``) handed it back."""
 
-    @property
-    def pid(self) -> int: ...
+        @property
+        def pid(self) -> int: ...
 
-    def wait(self, timeout: float | None = None) -> int: ...
+        def wait(self, timeout: float | None = None) -> int: ...
 
-    def poll(self) -> int | None: ...
+        def poll(self) -> int | None: ...
 
-    def terminate(self) -> None: ...
+        def terminate(self) -> None: ...
 
-    def kill(self) -> None: ...
+        def kill(self) -> None: ...
 
 
-@dataclass
+@record
 class Policy:
     """What to do after each kind of exit, from the guest's config."""
 

@@ -12,15 +12,15 @@ Before this module the bhyve driver confined file disks and the QEMU driver did 
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from hivectl.errors import ConfigError
+from hivectl.patterns import Pattern
 from hivectl.safety import paths, values
 
 Source = str | Path | None
 
-_ZVOL_COMPONENT = re.compile(r"[A-Za-z0-9_.:-]+")  # zfs(8) dataset name characters, no '@' or '#'
+_ZVOL_COMPONENT = Pattern(r"[A-Za-z0-9_.:-]+")  # zfs(8) dataset name characters, no '@' or '#'
 
 
 def check_name(source: Source, key: str, name: str, *, zvol: bool = False, in_directory: bool = False) -> None:

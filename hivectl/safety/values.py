@@ -20,19 +20,19 @@ names bhyve or zfs define for that device, never the ones hivectl sets itself (`
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from hivectl.errors import ConfigError, HivectlError
+from hivectl.patterns import Pattern
 from hivectl.safety.text import LINE_BREAKS as LINE_BREAKS
 from hivectl.safety.text import argv_words as argv_words
 
 Source = str | Path | None
 
 # Every character str.splitlines() breaks at, plus NUL (defined with the argv check in hivectl/safety/text.py).
-_BREAK_RE = re.compile("[" + "".join(LINE_BREAKS) + "]")
+_BREAK_RE = Pattern("[" + "".join(LINE_BREAKS) + "]")
 
-BHYVE_OPTION_NAME = re.compile(r"[A-Za-z0-9_-]+")
+BHYVE_OPTION_NAME = Pattern(r"[A-Za-z0-9_-]+")
 _BHYVE_BAD = {",": "bhyve splits options at ','", "\\": "bhyve treats '\\' as an escape character",
               "%": "bhyve expands '%(...)' in values"}
 
@@ -55,8 +55,8 @@ ZFS_PROPERTIES = frozenset({
     "primarycache", "secondarycache", "recordsize", "volblocksize", "redundant_metadata", "sync", "quota",
     "refquota", "reservation", "refreservation", "special_small_blocks", "xattr", "snapdir", "snapdev",
 })
-_ZFS_USER_PROPERTY = re.compile(r"[a-z0-9][a-z0-9_.-]*:[a-z0-9_.:-]+")  # module:property (zfsprops(7))
-_ZFS_VALUE = re.compile(r"[A-Za-z0-9_.:+-]+")
+_ZFS_USER_PROPERTY = Pattern(r"[a-z0-9][a-z0-9_.-]*:[a-z0-9_.:-]+")  # module:property (zfsprops(7))
+_ZFS_VALUE = Pattern(r"[A-Za-z0-9_.:+-]+")
 
 
 class OptionInjection(HivectlError):
@@ -109,7 +109,7 @@ def bhyve_config_value(value: str) -> str:
     return value.replace("\\", "\\\\").replace("%", "\\%")
 
 
-_CONFIG_KEY = re.compile(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
+_CONFIG_KEY = Pattern(r"[A-Za-z0-9_-]+(\.[A-Za-z0-9_-]+)*")
 
 
 def bhyve_config_key(key: str) -> str:

@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import ipaddress
 import json
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl import validate
@@ -30,9 +28,10 @@ from hivectl.model.devices import disk as disk_keys
 from hivectl.model.guest import GuestConfig, Nic
 from hivectl.model.identity import new_mac
 from hivectl.model.layout import SEED
+from hivectl.patterns import Pattern
 from hivectl.plan import Action, Call, MakeDir, WriteFile
 from hivectl.rcfile import RcFile, atomic_write_bytes
-from hivectl.storage.iso9660 import build_iso
+from hivectl.records import field, record
 from hivectl.store import GuestRef
 
 CLOUD_DIR = ".cloud-init"
@@ -40,16 +39,16 @@ SEED_FILES = ("meta-data", "user-data", "network-config", "vendor-data")
 GENERATED = "# hivectl: generated"
 _META_HEADER = f"{GENERATED}; rewritten when the guest's uuid or name changes (delete this line to keep edits)"
 _NET_HEADER = f"{GENERATED}; rewritten when the guest's NICs change (delete this line to keep edits)"
-_NET_SPEC = re.compile(r"# hivectl-net([0-9]+): (.*)")
+_NET_SPEC = Pattern(r"# hivectl-net([0-9]+): (.*)")
 NET_KEYS = ("interface", "ip", "gateway4", "gateway6", "nameservers", "searchdomains", "hostname")
-_HOSTNAME = re.compile(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
-                       r"[A-Za-z0-9])?)*")
-_IFNAME = re.compile(r"[A-Za-z][A-Za-z0-9_.-]{0,14}")
-_KEY_TYPE = re.compile(r"(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+)(-cert-v01@openssh\.com)?")
+_HOSTNAME = Pattern(r"(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}"
+                   r"[A-Za-z0-9])?)*")
+_IFNAME = Pattern(r"[A-Za-z][A-Za-z0-9_.-]{0,14}")
+_KEY_TYPE = Pattern(r"(ssh-[a-z0-9-]+|ecdsa-sha2-[a-z0-9-]+|sk-[a-z0-9@.-]+)(-cert-v01@openssh\.com)?")
 _MAX_USER_DATA = 16 << 20
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class NetSpec:
     """One ``-n`` option, validated: how to configure one NIC."""
 
@@ -63,7 +62,7 @@ class NetSpec:
     hostname: str = ""
 
 
-@dataclass
+@record
 class CloudInitRequest:
     """What ``create -C`` was given."""
 
@@ -310,6 +309,8 @@ def write_seed(ref: GuestRef) -> None:
     from datetime import UTC, datetime  # only when a seed is built, not on every start's plan
 
     when = datetime.fromtimestamp(newest or 0, UTC)
+    from hivectl.storage.iso9660 import build_iso  # struct, datetime: only when a seed is built
+
     atomic_write_bytes(ref.layout.seed, build_iso(files, "cidata", when), 0o600)
 
 

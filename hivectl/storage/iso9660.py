@@ -18,10 +18,12 @@ byte-identical.
 
 from __future__ import annotations
 
-import re
 import struct
 from collections.abc import Mapping
 from datetime import UTC, datetime
+
+from hivectl import patterns
+from hivectl.patterns import Pattern
 
 SECTOR = 2048
 _FIRST_DATA_SECTOR = 26  # 16 system area + 3 descriptors + 4 path tables + 2 roots + 1 continuation
@@ -31,7 +33,7 @@ _RR_DES = b"THE ROCK RIDGE INTERCHANGE PROTOCOL PROVIDES SUPPORT FOR POSIX FILE 
 _RR_SRC = (b"PLEASE CONTACT DISC PUBLISHER FOR SPECIFICATION SOURCE.  SEE PUBLISHER IDENTIFIER IN PRIMARY "
            b"VOLUME DESCRIPTOR FOR CONTACT INFORMATION.")
 
-_VALID_NAME = re.compile(r"[A-Za-z0-9._-]{1,64}")
+_VALID_NAME = Pattern(r"[A-Za-z0-9._-]{1,64}")
 
 
 def _both16(value: int) -> bytes:
@@ -99,8 +101,8 @@ def _short_names(names: list[str]) -> dict[str, str]:
     for name in names:
         upper = name.upper()
         stem, ext = (upper.rsplit(".", 1)) if "." in upper[1:] else (upper, "")
-        stem = re.sub(r"[^A-Z0-9_]", "_", stem)[:8] or "_"
-        ext = re.sub(r"[^A-Z0-9_]", "_", ext)[:3]
+        stem = patterns.sub(r"[^A-Z0-9_]", "_", stem)[:8] or "_"
+        ext = patterns.sub(r"[^A-Z0-9_]", "_", ext)[:3]
         candidate = f"{stem}.{ext}"
         counter = 1
         while candidate in used:

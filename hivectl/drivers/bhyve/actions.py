@@ -8,15 +8,15 @@ from __future__ import annotations
 
 import os
 import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.host.base import Host
 from hivectl.plan import Action
+from hivectl.records import field, record
 from hivectl.safety import paths
 
 
-@dataclass
+@record
 class CopyIfMissing(Action):
     """``cp -n``: give a guest its own copy of a template file, and never overwrite an existing copy.
 
@@ -54,7 +54,7 @@ class CopyIfMissing(Action):
             self.target.unlink(missing_ok=True)
 
 
-@dataclass
+@record
 class RemoveFiles(Action):
     """``rm -f``: leftovers that would make the next step fail (stale sockets, an old secrets file)."""
 

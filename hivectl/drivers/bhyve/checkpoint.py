@@ -18,9 +18,9 @@ bhyveload or grub-bhyve still run first, because a VM restored without a boot RO
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
+from hivectl import patterns
 from hivectl.errors import HivectlError
 from hivectl.host.base import Host
 from hivectl.store import GuestRef
@@ -34,7 +34,7 @@ def support_problem(host: Host) -> str | None:
     if host.which("bhyve") is None or host.which("bhyvectl") is None:
         return "bhyve and bhyvectl are needed to suspend and resume guests, and are not on PATH"
     help_text = host.run(["bhyve", "-h"], check=False)
-    listed = re.search(r"^\s*-r:", help_text.stderr + help_text.stdout, re.M) is not None
+    listed = patterns.search(r"(?m)^\s*-r:", help_text.stderr + help_text.stdout) is not None
     usage = host.run(["bhyvectl"], check=False)
     suspends = "--suspend" in usage.stderr + usage.stdout
     if listed and suspends:

@@ -30,9 +30,7 @@ that is still a mount point, so nothing of the host is ever deleted through a mo
 from __future__ import annotations
 
 import os
-import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.drivers.base import BootPlan, Problem
@@ -42,7 +40,9 @@ from hivectl.model.guest import GuestConfig
 from hivectl.model.limits import of as limits_of
 from hivectl.model.limits import subject_rules
 from hivectl.net.ports import Port
+from hivectl.patterns import Pattern
 from hivectl.plan import Action, WriteFile
+from hivectl.records import field, record
 from hivectl.store import GuestRef, Store
 
 AUTO = "auto"
@@ -51,8 +51,8 @@ RULESETS = range(64000, 65536)  # devfs rulesets are 16-bit; the defaults use 1-
 BASE_SYSTEM = ("/bin", "/lib", "/libexec", "/sbin", "/usr", "/boot")  # what bhyve and its loaders need
 ALWAYS = ("null", "zero", "random", "urandom")
 PASSTHRU = ("pci", "io", "mem")  # pci_passthru.c opens /dev/pci, /dev/io and /dev/mem
-DEVICE = re.compile(r"/dev/([A-Za-z0-9_.+@:/-]+)")
-NMDM = re.compile(r"(nmdm.+)[AB]\Z")
+DEVICE = Pattern(r"/dev/([A-Za-z0-9_.+@:/-]+)")
+NMDM = Pattern(r"(nmdm.+)[AB]\Z")
 
 
 def name_of(config: GuestConfig) -> str | None:
@@ -120,7 +120,7 @@ def nodes(name: str, config: GuestConfig, ports: list[Port], boot: BootPlan) -> 
 
 # -- the steps ----------------------------------------------------------------------------------------------
 
-@dataclass
+@record
 class Ruleset:
     """The devfs ruleset of one start: the number planned, then the number claimed (maybe another, if
     the planned one was taken meanwhile). ``on_claim`` is told the number just before the ruleset is
@@ -146,7 +146,7 @@ def free_ruleset(used: set[int]) -> int:
                        "(devfs rule showsets)")
 
 
-@dataclass
+@record
 class MakeRoot(Action):
     """The jail's root and its mount points (``mkdir -p``); only empty directories, removed with rmdir."""
 
@@ -160,7 +160,7 @@ class MakeRoot(Action):
             os.makedirs(directory, 0o755, exist_ok=True)
 
 
-@dataclass
+@record
 class ClaimRuleset(Action):
     """The ruleset's first rule, ``add hide`` (every node hidden), which creates it: its number chosen
     under the lock, among those ``devfs rule showsets`` does not list."""
@@ -184,7 +184,7 @@ class ClaimRuleset(Action):
             host.run(self.argv())
 
 
-@dataclass
+@record
 class AddRule(Action):
     """One ``devfs rule -s N add path PATTERN unhide`` of the guest's ruleset."""
 
@@ -198,7 +198,7 @@ class AddRule(Action):
         host.run(self.argv())
 
 
-@dataclass
+@record
 class CreateJail(Action):
     """``jail -c``: the persistent jail (no process yet: jexec puts the loader and bhyve in it)."""
 
@@ -212,7 +212,7 @@ class CreateJail(Action):
         host.run(self.argv())
 
 
-@dataclass
+@record
 class JailLimit(Action):
     """``rctl -a jail:hivectl-NAME:RESOURCE:ACTION=AMOUNT``: one of the guest's limits on its jail (rctl(8);
     the cookbook's security chapter limits its bhyve jail so). Like vm-bhyve's rules on the bhyve process, a
@@ -231,7 +231,7 @@ class JailLimit(Action):
             f"limit not applied: rctl -a {self.rule}: {said}"
 
 
-@dataclass
+@record
 class JailPlan:
     """The jail steps of one start: what is made before the first boot, and how it is undone."""
 

@@ -12,13 +12,13 @@ boot from disk0 (the medium is detached; the supervisor asks for a first boot on
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl.drivers.bhyve import options
 from hivectl.drivers.bhyve.devices import disk as disk_rules
 from hivectl.model.guest import GuestConfig
 from hivectl.plan import WriteFile
+from hivectl.records import record
 from hivectl.store import GuestRef
 
 FIRMWARE_DIR = "/usr/local/share/uefi-firmware"
@@ -42,7 +42,7 @@ def vars_path(ref: GuestRef) -> Path:
     return ref.layout.uefi_vars
 
 
-@dataclass
+@record
 class LoaderInput:
     """What a loader command depends on for one boot."""
 
@@ -93,7 +93,7 @@ def bhyveload(inp: LoaderInput) -> list[str]:
     return [*argv, name]
 
 
-@dataclass
+@record
 class GrubPlan:
     argv: list[str]
     device_map: str

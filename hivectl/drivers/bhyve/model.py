@@ -7,18 +7,18 @@ carry a secret). Each device keeps the config keys it came from, so late checks 
 
 from __future__ import annotations
 
-import re
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.drivers.bhyve.slots import Placement
 from hivectl.errors import ConfigError
+from hivectl.patterns import Pattern
+from hivectl.records import field, record
 from hivectl.safety import values
 
-_OPT_NAME = re.compile(r"[A-Za-z0-9_-]+")
+_OPT_NAME = Pattern(r"[A-Za-z0-9_-]+")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Opt:
     """One device option: ``name=value``, or a bare ``name`` (a boolean bhyve reads as true)."""
 
@@ -30,7 +30,7 @@ class Opt:
         return self.name if self.value is None else f"{self.name}={self.value}"
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class AhciPort:
     """One port of a shared ``ahci`` controller (``hd:<path>[,opts]`` / ``cd:<path>[,opts]``)."""
 
@@ -39,7 +39,7 @@ class AhciPort:
     opts: tuple[Opt, ...] = ()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class PciDevice:
     """One ``-s`` device. ``head`` is the first, positional token (path, backend, host device)."""
 
@@ -55,7 +55,7 @@ class PciDevice:
         return any(o.secret for o in self.opts)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Topology:
     cpus: str
     sockets: str = ""
@@ -69,7 +69,7 @@ class Topology:
         return ",".join([self.cpus, *extra])
 
 
-@dataclass
+@record
 class Invocation:
     """Everything one bhyve run gets, in vm-bhyve 1.8's order (see ``render.argv``)."""
 

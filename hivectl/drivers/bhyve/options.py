@@ -7,13 +7,13 @@ config key before anything starts (bhyve itself would exit 4 or 64 with a messag
 from __future__ import annotations
 
 import shlex
-from dataclasses import dataclass, field
 
 from hivectl import validate
 from hivectl.drivers.bhyve.model import Topology
 from hivectl.errors import ConfigError
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import nmdm_base
+from hivectl.records import field, record
 
 MAX_VCPUS = 65535
 
@@ -53,7 +53,7 @@ def pins(config: GuestConfig, cpus: int) -> list[tuple[int, int]]:
     return result
 
 
-@dataclass
+@record
 class Serial:
     """COM ports: what bhyve gets, what the console file says, and the loader's console."""
 

@@ -7,7 +7,6 @@ invocation, the bhyve_config text, device.map and grub.cfg) because golden tests
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl.drivers import swtpm
@@ -20,9 +19,10 @@ from hivectl.drivers.bhyve.model import Invocation, check_text
 from hivectl.errors import ConfigError
 from hivectl.host.base import Host
 from hivectl.plan import Action, Run, WriteFile
+from hivectl.records import record
 
 
-@dataclass
+@record
 class Planned:
     boot: BootPlan
     invocation: Invocation

@@ -30,10 +30,10 @@ collision left is reported as an error naming the keys instead of bhyve's ``alre
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.errors import ConfigError
+from hivectl.records import field, record
 
 MAX_BUS = 255
 HOSTBRIDGE_SLOT = 0
@@ -41,7 +41,7 @@ LPC_SLOT = 31
 FUNCTIONS = 8
 
 
-@dataclass(frozen=True, order=True)
+@record(frozen=True, order=True)
 class PciAddr:
     """A PCI address as bhyve numbers it."""
 
@@ -68,7 +68,7 @@ def parse_pin(source: str | Path | None, key: str, value: str) -> PciAddr:
     return PciAddr(numbers[0], numbers[1], numbers[2])
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Placement:
     """One ``-s`` position: what goes there (``kind`` and the config keys behind it) and how it is spelled.
 
@@ -92,7 +92,7 @@ class Placement:
         return self.pin_key or self.label or self.members[0]
 
 
-@dataclass
+@record
 class Layout:
     placements: list[Placement]
 
@@ -163,7 +163,7 @@ class Rule:
         raise NotImplementedError
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Fixed(Rule):
     """A device at a set address that the counter never reaches (host bridge, LPC, install medium)."""
 
@@ -179,7 +179,7 @@ class Fixed(Rule):
         out.append(Placement(self.kind, (self.kind,), self.addr, self.spelling))
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class OwnSlot(Rule):
     """One device on a new slot at function 0 (virtio-rnd, fbuf, xhci, hda, virtio-console), or at its pin.
 
@@ -212,7 +212,7 @@ def own_slot(kind: str, source: str | Path | None, pin_key: str, value: str) -> 
     return OwnSlot(kind, parse_pin(source, pin_key, value) if value else None, pin_key)
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Item:
     """One numbered device (``diskN``, ``networkN``): its key, its pin, whether it may share a controller."""
 
@@ -221,7 +221,7 @@ class Item:
     shared: bool = False
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Functions(Rule):
     """Devices as functions 0-7 of a slot, then the next slot (vm-bhyve's disks and NICs).
 
@@ -311,7 +311,7 @@ class Functions(Rule):
         cur.wrap()
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class GroupItem:
     """A device that shares a guest slot with its neighbours while ``group`` stays the same.
 
@@ -323,7 +323,7 @@ class GroupItem:
     fixed: tuple[int, int] | None = None
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Grouped(Rule):
     """vm-bhyve's passthru rule: one guest slot per run of equal groups (the host bus), or a fixed slot."""
 
@@ -354,7 +354,7 @@ class Grouped(Rule):
         cur.wrap()
 
 
-@dataclass
+@record
 class LayoutRequest:
     """Everything that decides the layout: the counting settings and one rule per device kind, in order.
 

@@ -14,14 +14,14 @@ real files instead of mocks.
 from __future__ import annotations
 
 import os
-import re
 from pathlib import Path
 
 from hivectl.errors import ConfigError
+from hivectl.patterns import Pattern
 
 ACCEL_ENV = "HIVECTL_QEMU_ACCEL"
 ACCELERATORS = ("kvm", "tcg")
-_VIRT_FLAG = re.compile(r"^flags\s*:.*\b(vmx|svm)\b", re.MULTILINE)
+_VIRT_FLAG = Pattern(r"(?m)^flags\s*:.*\b(vmx|svm)\b")
 
 
 def _under(root: Path, path: str) -> Path:

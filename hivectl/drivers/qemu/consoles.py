@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ipaddress
 import os
-from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl import validate
@@ -30,13 +29,14 @@ from hivectl.errors import ConfigError
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import GuestLayout
 from hivectl.plan import Call
+from hivectl.records import record
 from hivectl.safety import paths
 
 SOCKET_PATH_MAX = 107
 VNC_BASE_PORT = 5900
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Sockets:
     """The socket files of one guest, as QEMU's options name them (the names are the guest layout's)."""
 
@@ -127,7 +127,7 @@ def serial_args(config: GuestConfig, sockets: Sockets, foreground: bool) -> tupl
     return args, lines
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Vnc:
     """Where the VNC server listens and how the ``console`` file names it."""
 

@@ -25,7 +25,7 @@ from hivectl.drivers import hostchecks, swtpm
 from hivectl.drivers.base import BootPlan, BootRequest, Driver, Outcome, unsupported_keys
 from hivectl.drivers.qemu import accel as accel_mod
 from hivectl.drivers.qemu import argv as argv_mod
-from hivectl.drivers.qemu import checkpoint, consoles, qmp
+from hivectl.drivers.qemu import consoles
 from hivectl.drivers.qemu import tpm as tpm_mod
 from hivectl.drivers.qemu.devices import disk as disks
 from hivectl.drivers.qemu.events import EventWatch, outcome_for
@@ -146,13 +146,21 @@ class QemuDriver(Driver):
     def checkpoint_problem(self) -> str | None:
         return None  # every QEMU can migrate into a descriptor
 
+    # checkpoint and qmp (with socket) are imported where used: a start does not talk to QMP before QEMU's
+    # exec, which is the part of a start benchmarks/bench_start.py times.
     def suspend_argv(self, ref: GuestRef, pid: int | None) -> list[list[str]]:
+        from hivectl.drivers.qemu import checkpoint
+
         return checkpoint.suspend_argvs(self.sockets(ref).control, ref.layout.suspend)
 
     def suspend(self, ref: GuestRef, pid: int, timeout: float) -> None:
+        from hivectl.drivers.qemu import checkpoint
+
         checkpoint.suspend(ref.directory, self.sockets(ref).control, ref.layout.suspend, timeout)
 
     def restore(self, ref: GuestRef, save: Path, pid: int, timeout: float) -> None:
+        from hivectl.drivers.qemu import checkpoint
+
         checkpoint.restore(ref.directory, self.sockets(ref).control, save, pid, timeout)
 
     def watch(self, ref: GuestRef, proc: Process | int | None = None) -> EventWatch:
@@ -191,6 +199,8 @@ class QemuDriver(Driver):
 
     # -- control ---------------------------------------------------------------------------------------
     def _control(self, ref: GuestRef, command: str) -> object:
+        from hivectl.drivers.qemu import qmp
+
         return qmp.command(self.sockets(ref).control, command)
 
     def request_shutdown(self, ref: GuestRef, pid: int) -> None:
@@ -199,6 +209,8 @@ class QemuDriver(Driver):
 
     def force_poweroff(self, ref: GuestRef, pid: int | None) -> None:
         """QMP ``quit`` (seen as POWEROFF); if QEMU does not answer, SIGKILL the pid (seen as KILLED)."""
+        from hivectl.drivers.qemu import qmp
+
         try:
             self._control(ref, "quit")
         except qmp.QmpError:

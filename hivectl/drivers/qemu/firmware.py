@@ -20,14 +20,13 @@ from __future__ import annotations
 
 import contextlib
 import os
-import shutil
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.drivers.qemu.options import props_text
 from hivectl.host.base import Host
 from hivectl.model.guest import GuestConfig
 from hivectl.plan import Action
+from hivectl.records import field, record
 from hivectl.safety import paths
 from hivectl.store import GuestRef
 
@@ -35,7 +34,7 @@ OVMF_CODE = Path("/usr/share/OVMF/OVMF_CODE_4M.fd")
 OVMF_VARS = Path("/usr/share/OVMF/OVMF_VARS_4M.fd")
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Firmware:
     """What boots the guest: ``seabios`` (QEMU's default, no arguments) or ``ovmf`` with its two images."""
 
@@ -62,7 +61,7 @@ def firmware_for(ref: GuestRef, config: GuestConfig, code: Path = OVMF_CODE,
     return Firmware("ovmf", code, vars_template, ref.layout.uefi_vars)
 
 
-@dataclass
+@record
 class CopyOnce(Action):
     """Copy a template file into place unless the target already exists; never overwrites.
 
@@ -81,7 +80,8 @@ class CopyOnce(Action):
     def apply(self, host: Host) -> None:
         if paths.existing_file(self.target.parent, self.target):  # a planted symlink is refused, not written
             return
-        import tempfile  # only when the vars file is made: tempfile imports random
+        import shutil  # only when the vars file is made: tempfile imports random, shutil bz2 and lzma
+        import tempfile
 
         fd, tmp = tempfile.mkstemp(prefix=f".{self.target.name}.", dir=self.target.parent)
         try:

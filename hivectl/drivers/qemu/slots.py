@@ -14,17 +14,17 @@ functions) belong to the machine.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from pathlib import Path
 
 from hivectl.drivers.qemu.options import Props, join
 from hivectl.errors import ConfigError
+from hivectl.records import field, record
 
 FIRST_FREE = 1
 LAST_FREE = 30  # slot 31 holds q35's built-in ICH9 functions
 
 
-@dataclass
+@record
 class PciDevice:
     """One device on the root bus plus the arguments that belong with it.
 

@@ -3,9 +3,7 @@ config.sample; bhyve(8) fbuf)."""
 
 from __future__ import annotations
 
-import re
-
-from hivectl import validate
+from hivectl import patterns, validate
 from hivectl.errors import ConfigError
 from hivectl.model.keyspec import KeySpec, Source, boolean, choice, pci_slot
 
@@ -26,7 +24,7 @@ def _address(source: Source, key: str, value: str) -> None:
 
 
 def _resolution(source: Source, key: str, value: str) -> None:
-    match = re.fullmatch(r"([0-9]{3,4})x([0-9]{3,4})", value)
+    match = patterns.fullmatch(r"([0-9]{3,4})x([0-9]{3,4})", value)
     if not match or not (640 <= int(match.group(1)) <= 3840 and 480 <= int(match.group(2)) <= 2160):
         raise ConfigError(source, key, value, "expected WIDTHxHEIGHT between 640x480 and 3840x2160")
 

@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import re
-
+from hivectl import patterns
 from hivectl.errors import ConfigError
 from hivectl.model.keyspec import KeySpec, Source, choice
 
@@ -19,7 +18,7 @@ def _comports(source: Source, key: str, value: str) -> None:
 
 def _lpc_slot(source: Source, key: str, value: str) -> None:
     """The LPC bridge's slot: bus 0 only (bhyve's pci_lpc.c refuses others), never slot 0 (the host bridge)."""
-    match = re.fullmatch(r"([0-9]{1,2})(?::[0-7])?|0:([0-9]{1,2}):[0-7]", value)
+    match = patterns.fullmatch(r"([0-9]{1,2})(?::[0-7])?|0:([0-9]{1,2}):[0-7]", value)
     if not match or not 1 <= int(match.group(1) or match.group(2)) <= 31:
         raise ConfigError(source, key, value, "expected a slot of bus 0 as S or S:F (slot 1-31, function 0-7)")
 

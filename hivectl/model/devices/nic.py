@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import re
-
-from hivectl import validate
+from hivectl import patterns, validate
 from hivectl.errors import ConfigError
 from hivectl.model.keyspec import KeySpec, Source, boolean, choice, pci_slot
 
@@ -16,7 +14,7 @@ def _switch(source: Source, key: str, value: str) -> None:
 
 
 def _ifname(source: Source, key: str, value: str) -> None:
-    if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_.]{0,14}", value):
+    if not patterns.fullmatch(r"[A-Za-z][A-Za-z0-9_.]{0,14}", value):
         raise ConfigError(source, key, value, "expected a network interface name (letters, digits, '_', "
                                               "'.', at most 15 characters)")
 

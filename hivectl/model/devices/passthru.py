@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
-import re
-
+from hivectl import patterns
 from hivectl.errors import ConfigError
 from hivectl.model.keyspec import KeySpec, Source
 from hivectl.safety import values
 
 
 def _address(source: Source, key: str, value: str) -> None:
-    if not re.fullmatch(r"[0-9]{1,3}/[0-9]{1,2}/[0-7](=[0-9]{1,2}:[0-7])?", value):
+    if not patterns.fullmatch(r"[0-9]{1,3}/[0-9]{1,2}/[0-7](=[0-9]{1,2}:[0-7])?", value):
         raise ConfigError(source, key, value, "expected a host PCI address bus/slot/function like 2/0/0, "
                                               "optionally =S:F for a fixed guest slot")
 

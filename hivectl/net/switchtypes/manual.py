@@ -4,14 +4,17 @@ guests, and changes nothing else on it (vm-bhyve's ``lib/vm-switch-manual``)."""
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any
 
 from hivectl.errors import UsageError
-from hivectl.net.switchtypes.base import Planner, SwitchType
+from hivectl.net.switchtypes.base import SwitchType
 from hivectl.plan import Action
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
 if TYPE_CHECKING:
+    from typing import Any
+
     from hivectl.net.switches import Switch
+    from hivectl.net.switchtypes.base import Planner
 
 
 class Manual(SwitchType):

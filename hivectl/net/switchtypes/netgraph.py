@@ -3,20 +3,20 @@ each NIC gets the first free ``linkN`` hook of it (vm-bhyve's ``lib/vm-switch-ne
 
 from __future__ import annotations
 
-import re
-from typing import TYPE_CHECKING
-
 from hivectl.errors import ConfigError, HivectlError
 from hivectl.net import names
 from hivectl.net.port import Port, nic_mtu
-from hivectl.net.switchtypes.base import Planner, SwitchType
+from hivectl.net.switchtypes.base import SwitchType
+from hivectl.patterns import Pattern
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
 if TYPE_CHECKING:
     from hivectl.host.base import Host
     from hivectl.model.guest import GuestConfig, Nic
     from hivectl.net.switches import Switch
+    from hivectl.net.switchtypes.base import Planner
 
-_NG_HOOK = re.compile(r"link([0-9]+)$")
+_NG_HOOK = Pattern(r"link([0-9]+)$")
 
 
 def free_link(host: Host, switch: str, taken: set[int]) -> int:

@@ -3,17 +3,17 @@ NIC is a VALE port named from the switch and the NIC's MAC (vm-bhyve's ``lib/vm-
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from hivectl.errors import ConfigError
 from hivectl.net import names
 from hivectl.net.port import Port, nic_mtu
-from hivectl.net.switchtypes.base import Planner, SwitchType
+from hivectl.net.switchtypes.base import SwitchType
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy treats the name alike)
 if TYPE_CHECKING:
     from hivectl.host.base import Host
     from hivectl.model.guest import GuestConfig, Nic
     from hivectl.net.switches import Switch
+    from hivectl.net.switchtypes.base import Planner
 
 
 class Vale(SwitchType):

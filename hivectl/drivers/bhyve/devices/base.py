@@ -12,7 +12,6 @@ driver, in its module of hivectl/model/devices/.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -20,6 +19,7 @@ from hivectl.drivers.bhyve.model import Opt, PciDevice
 from hivectl.drivers.bhyve.slots import Placement, Rule
 from hivectl.model.guest import GuestConfig
 from hivectl.net.ports import Port
+from hivectl.records import record
 from hivectl.safety.values import bhyve_option_name, bhyve_token
 from hivectl.store import GuestRef
 
@@ -29,7 +29,7 @@ if TYPE_CHECKING:
 Pairs = list[tuple[str, str]]
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class LayoutInput:
     """What decides which devices a boot places: the config, and what this boot attaches besides it."""
 
@@ -39,7 +39,7 @@ class LayoutInput:
     install_slot: int
 
 
-@dataclass
+@record
 class DeviceContext:
     """What one boot's devices depend on besides the config."""
 

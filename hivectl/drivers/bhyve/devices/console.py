@@ -6,7 +6,6 @@ sockets and never removes them, so they are removed before each start (``sockets
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput, Pairs, numbered
@@ -15,11 +14,12 @@ from hivectl.drivers.bhyve.slots import Placement, Rule, own_slot
 from hivectl.errors import ConfigError
 from hivectl.model.guest import GuestConfig
 from hivectl.model.layout import VIRT_CONSOLE_PREFIX
+from hivectl.patterns import Pattern
 from hivectl.safety.values import bhyve_token
 
 MAX_CONSOLE_PORTS = 16  # bhyve's virtio-console limit
 SUN_PATH_MAX = 103  # FreeBSD's sockaddr_un path (104 bytes with the NUL)
-_CONSOLE_NAME = re.compile(r"[A-Za-z0-9_.-]+")
+_CONSOLE_NAME = Pattern(r"[A-Za-z0-9_.-]+")
 
 
 def console_ports(config: GuestConfig, directory: Path) -> list[tuple[str, str]]:

@@ -13,14 +13,13 @@ disks share one ``ahci,hd:…,cd:…`` controller (bhyve(8): a controller has 32
 
 from __future__ import annotations
 
-import re
-
 from hivectl import validate
 from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput, Pairs, opt_pairs, opt_text
 from hivectl.drivers.bhyve.model import AhciPort, Opt, PciDevice, check_text, parse_opts
 from hivectl.drivers.bhyve.slots import Functions, Item, Placement, Rule, parse_pin
 from hivectl.errors import ConfigError
 from hivectl.model.guest import Disk, GuestConfig
+from hivectl.patterns import Pattern
 from hivectl.safety import disks as shared
 from hivectl.safety import values
 from hivectl.safety.values import bhyve_token
@@ -28,7 +27,7 @@ from hivectl.store import GuestRef
 
 AHCI_TYPES = ("ahci-hd", "ahci-cd")
 SHARED_CONTROLLER = "ahci"  # the placement kind of a controller several disks share
-_SHARE = re.compile(r"([A-Za-z0-9_.-]+)=(/.*)")
+_SHARE = Pattern(r"([A-Za-z0-9_.-]+)=(/.*)")
 _NO_SCSI_OPTS = ("ro", "nocache", "direct", "sectorsize")
 
 

@@ -6,14 +6,13 @@ password is a secret, so a device carrying one makes the planner give bhyve a ``
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hivectl.drivers.bhyve.devices.base import DeviceContext, DeviceKind, LayoutInput
 from hivectl.drivers.bhyve.model import Opt, PciDevice
 from hivectl.drivers.bhyve.slots import Placement, Rule, own_slot
+from hivectl.records import record
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class Fbuf:
     """The frame buffer of this boot (UEFI guests with ``graphics=yes``)."""
 

@@ -9,15 +9,14 @@ config keys a kind reads are declared in its device's module of hivectl/model/de
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 from hivectl.drivers.base import BootRequest
 from hivectl.drivers.qemu.consoles import Sockets
 from hivectl.drivers.qemu.slots import PciDevice
 from hivectl.errors import ConfigError
+from hivectl.records import record
 
 
-@dataclass
+@record
 class DeviceContext:
     """One boot's request, its socket names, and the list every kind reports config problems into."""
 

@@ -20,7 +20,6 @@ sizes; ``bootindex=N`` and ``ser=`` are passed on. bhyve's nvme tuning knobs are
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from pathlib import Path
 
 from hivectl import validate
@@ -29,6 +28,7 @@ from hivectl.drivers.qemu.options import Props, join, props_text
 from hivectl.drivers.qemu.slots import PciDevice
 from hivectl.errors import ConfigError
 from hivectl.model.guest import Disk, GuestConfig
+from hivectl.records import record
 from hivectl.safety import disks as shared
 from hivectl.store import GuestRef
 
@@ -41,7 +41,7 @@ _BOOLEAN_OPTS = ("ro", "nocache", "direct", "sync", "nodelete")
 _IGNORED_OPTS = frozenset({"maxq", "qsz", "ioslots", "eui64", "dsm", "iid"})  # bhyve-only tuning
 
 
-@dataclass(frozen=True)
+@record(frozen=True)
 class DiskOptions:
     """``diskN_opts`` parsed into what QEMU needs."""
 

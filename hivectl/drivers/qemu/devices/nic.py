@@ -14,8 +14,6 @@ ROM either, and without it firmware does not try network boot before the disks.
 
 from __future__ import annotations
 
-import hashlib
-
 from hivectl import validate
 from hivectl.drivers.qemu.devices.base import DeviceContext, QemuDeviceKind
 from hivectl.drivers.qemu.options import Props, join
@@ -30,6 +28,8 @@ USER_BACKEND = "user"
 
 def derived_mac(guest: str, index: int) -> str:
     """A stable MAC in bhyve's OUI for a NIC that has none configured."""
+    import hashlib  # with OpenSSL's module: only for a guest with such a NIC
+
     digest = hashlib.sha256(f"{guest}/network{index}".encode()).digest()
     return "58:9c:fc:" + ":".join(f"{b:02x}" for b in (digest[0] & 0x0F, digest[1], digest[2]))
 

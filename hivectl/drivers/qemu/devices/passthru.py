@@ -3,15 +3,14 @@ vfio-pci); ``passthruN_options`` knows ``rom=FILE`` and ``bootindex=N``."""
 
 from __future__ import annotations
 
-import re
-
 from hivectl import validate
 from hivectl.drivers.qemu.devices.base import DeviceContext, QemuDeviceKind
 from hivectl.drivers.qemu.options import Props
 from hivectl.drivers.qemu.slots import PciDevice
 from hivectl.errors import ConfigError
+from hivectl.patterns import Pattern
 
-_PASSTHRU = re.compile(r"([0-9]{1,3})/([0-9]{1,2})/([0-7])(?:=([0-9]{1,2}(?::[0-7])?))?")
+_PASSTHRU = Pattern(r"([0-9]{1,3})/([0-9]{1,2})/([0-7])(?:=([0-9]{1,2}(?::[0-7])?))?")
 
 
 class Passthru(QemuDeviceKind):

@@ -5,15 +5,14 @@
 
 from __future__ import annotations
 
-import re
-
 from hivectl.drivers.qemu.devices.base import DeviceContext, QemuDeviceKind
 from hivectl.drivers.qemu.options import join
 from hivectl.drivers.qemu.slots import PciDevice
 from hivectl.errors import ConfigError
+from hivectl.patterns import Pattern
 
 MAX_VIRT_CONSOLES = 16
-_PORT_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
+_PORT_NAME = Pattern(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 
 class VirtConsole(QemuDeviceKind):
