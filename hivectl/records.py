@@ -191,7 +191,6 @@ def _build(cls: type, frozen: bool, order: bool) -> type:
     inherited: dict[str, Field] = {}
     for base in reversed(cls.__mro__[1:]):
         inherited.update((f.name, f) for f in base.__dict__.get("__record_fields__", ()))
-    made = list(inherited.values())
     own = cls.__dict__.get("__annotations__", {})  # noqa: RUF063 - inspect is what this module avoids
     for name, annotation in own.items():
         if isinstance(annotation, str) and annotation.replace("typing.", "").startswith("ClassVar"):
@@ -204,7 +203,8 @@ def _build(cls: type, frozen: bool, order: bool) -> type:
                 delattr(cls, name)
             else:
                 setattr(cls, name, item.default)
-        made = [f for f in made if f.name != name] + [item]
+        inherited[name] = item  # a redefined field keeps its inherited place, as in dataclasses
+    made = list(inherited.values())
     seen_default = False
     for item in made:
         has_default = item.default is not MISSING or item.default_factory is not None
