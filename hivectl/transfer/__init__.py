@@ -17,7 +17,3 @@ The decisions (:mod:`hivectl.transfer.chain`) are pure, so that the property tes
 same code as the real transfers. The other side is a :class:`hivectl.transfer.peer.Peer`: a second vm_dir on
 this host, or a remote's ``hivectl _stream replica ...`` (hivectl/remote).
 """
-
-from hivectl.transfer.chain import Diverged, Snap, Step, next_step
-
-__all__ = ["Diverged", "Snap", "Step", "next_step"]
