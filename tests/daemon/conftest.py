@@ -89,18 +89,11 @@ def stop_daemon(daemon: Daemon) -> None:
 def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon on one simulated host for a whole test module (its start costs seconds on a busy
     machine); the tests sharing it use guest names of their own. Set up as the ``host`` fixture does."""
-    from tests.simhost.fixture import BIN_DIR, SimHost, create_host, python_link
+    from tests.simhost.fixture import SimHost, enter_simulated_host
 
     base = tmp_path_factory.mktemp("daemon")
     with pytest.MonkeyPatch.context() as mp:
-        root = base / "simhost"
-        create_host(root)
-        fast = python_link(base)
-        mp.setenv("PATH", os.pathsep.join([str(BIN_DIR), *([str(fast)] if fast else []), os.environ["PATH"]]))
-        for key in ("SIMHOST_ROOT", "HIVECTL_HOST_ROOT"):
-            mp.setenv(key, str(root))
-        mp.setenv("HIVECTL_PLATFORM", "freebsd")
-        mp.setenv("HIVECTL_DRIVER", "bhyve")
+        root = enter_simulated_host(base, mp)
         vm_dir = base / "vm"
         vm_dir.mkdir()
         (base / "rc.conf").write_text("")

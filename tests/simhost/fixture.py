@@ -358,6 +358,22 @@ def python_link(tmp_path: Path) -> Path | None:
 _PYCACHE: dict[str, str | None] = {}
 
 
+def enter_simulated_host(base: Path, mp: pytest.MonkeyPatch) -> Path:
+    """Make a simulated host under ``base/simhost`` and point this process's environment at it (the stand-ins
+    first on PATH, the platform and driver), as :func:`simhost` does for one test; for fixtures shared by a
+    whole module (a daemon whose start costs seconds), which pass their own ``MonkeyPatch.context()``.
+    Returns the host's root."""
+    root = base / "simhost"
+    create_host(root)
+    fast = python_link(base)
+    mp.setenv("PATH", os.pathsep.join([str(BIN_DIR), *([str(fast)] if fast else []), os.environ["PATH"]]))
+    for key in ("SIMHOST_ROOT", "HIVECTL_HOST_ROOT"):
+        mp.setenv(key, str(root))
+    mp.setenv("HIVECTL_PLATFORM", "freebsd")
+    mp.setenv("HIVECTL_DRIVER", "bhyve")
+    return root
+
+
 @pytest.fixture
 def simhost(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
             tmp_path_factory: pytest.TempPathFactory) -> Iterator[SimHost]:

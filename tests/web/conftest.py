@@ -327,18 +327,11 @@ def browser(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Browser]:
 @pytest.fixture(scope="module")
 def sim_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDaemon]:
     """hivectld on the simulated FreeBSD host, over TCP with TLS, for one test module."""
-    from tests.simhost.fixture import BIN_DIR, SimHost, create_host, python_link
+    from tests.simhost.fixture import SimHost, enter_simulated_host
 
     base = tmp_path_factory.mktemp("web")
     with pytest.MonkeyPatch.context() as mp:
-        root = base / "simhost"
-        create_host(root)
-        fast = python_link(base)
-        mp.setenv("PATH", os.pathsep.join([str(BIN_DIR), *([str(fast)] if fast else []), os.environ["PATH"]]))
-        for key in ("SIMHOST_ROOT", "HIVECTL_HOST_ROOT"):
-            mp.setenv(key, str(root))
-        mp.setenv("HIVECTL_PLATFORM", "freebsd")
-        mp.setenv("HIVECTL_DRIVER", "bhyve")
+        root = enter_simulated_host(base, mp)
         vm_dir = base / "vm"
         vm_dir.mkdir()
         (base / "rc.conf").write_text("")

@@ -11,7 +11,6 @@ shows is what ``hivectl info`` lists; the pages' scripts never parse text as HTM
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import tempfile
@@ -32,18 +31,11 @@ PAGES = ["index.html", "app.js", "app-api.js", "app-events.js", "app.css"]
 def ui_daemon(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     """One daemon on one simulated host with a ZFS vm_dir (``zfs:zroot/vm``, as tests/storage/zfsfixture.py
     makes it) for the whole module: its start costs seconds on a busy machine. Tests use their own guests."""
-    from tests.simhost.fixture import BIN_DIR, SimHost, create_host, python_link
+    from tests.simhost.fixture import SimHost, enter_simulated_host
 
     base = tmp_path_factory.mktemp("ui")
     with pytest.MonkeyPatch.context() as mp:
-        root = base / "simhost"
-        create_host(root)
-        fast = python_link(base)
-        mp.setenv("PATH", os.pathsep.join([str(BIN_DIR), *([str(fast)] if fast else []), os.environ["PATH"]]))
-        for key in ("SIMHOST_ROOT", "HIVECTL_HOST_ROOT"):
-            mp.setenv(key, str(root))
-        mp.setenv("HIVECTL_PLATFORM", "freebsd")
-        mp.setenv("HIVECTL_DRIVER", "bhyve")
+        root = enter_simulated_host(base, mp)
         (base / "rc.conf").write_text("")
         mp.setenv("HIVECTL_VM_DIR", "zfs:zroot/vm")
         mp.setenv("HIVECTL_RC_CONF", str(base / "rc.conf"))
