@@ -48,6 +48,9 @@ def run_import(ctx: Context, args: argparse.Namespace) -> int:
     for note in result.notes:
         sys.stderr.write(f"note: {note}\n")
     ctx.execute(result.plan, args.dry_run)
-    if not args.dry_run:
+    if not args.dry_run and result.install_media is not None:
+        sys.stdout.write(f"imported {result.name}; this line boots an installer: run "
+                         f"`hivectl install {result.name} {result.install_media}`\n")
+    elif not args.dry_run:
         sys.stdout.write(f"imported {result.name}; 'hivectl start --dry-run {result.name}' shows its command line\n")
     return 0

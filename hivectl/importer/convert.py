@@ -52,6 +52,7 @@ class Converted:
     notes: list[str] = field(default_factory=list)
     vars_file: str | None = None  # a UEFI variable store to copy to NAME/uefi-vars.fd
     added: dict[str, str] = field(default_factory=dict)  # keys hivectl's bhyve gets that the line left out
+    install_media: str | None = None  # the ISO (or image) an install boot boots: not in the config
 
 
 def default_mac(slot: int, func: int, vm_name: str) -> str:
@@ -100,6 +101,8 @@ class Converter:
         self.read = read
         self.out = Converted({})
         self.used: set[str] = set()
+        self.installing = False  # grub-bhyve boots (cd0): one boot of ``hivectl install``
+        self.media_slot: int | None = None
 
     # -- helpers ---------------------------------------------------------------------------------------
     def take(self, key: str) -> Entry | None:
@@ -250,9 +253,17 @@ class Converter:
         if root == "host":
             return self._grub_cfg(loader, disks, root_where)
         match = re.fullmatch(r"hd0(?:,(.+))?", root)
+        if root == "cd0":
+            # hivectl's own install boot without grub_installN: grub-bhyve reads the medium's grub.cfg
+            # (hivectl/drivers/bhyve/loaders.py), with no -d or -g
+            extra = loader.directory or loader.cfg_file
+            if extra is not None:
+                raise ImportRefused(extra[1], "hivectl's install boot (-r cd0) passes no -d or -g")
+            self.installing = True
+            return self._device_map(loader, disks)
         if not match:
-            raise ImportRefused(root_where, "hivectl's grub-bhyve boots (hd0) (disk0), or a grub.cfg of its own "
-                                            "(-r host); -r cd0 is an install boot: import the installed system's line")
+            raise ImportRefused(root_where, "hivectl's grub-bhyve boots (hd0) (disk0), (cd0) to install, or a "
+                                            "grub.cfg of its own (-r host)")
         if match.group(1):
             self.put("grub_run_partition", match.group(1), root_where)
         else:
@@ -278,7 +289,8 @@ class Converter:
             if not match or len(words) != 2:
                 raise ImportRefused(where, f"device map line {number} {line!r} is not '(hdN) /path'")
             if match.group(1) == "cd":
-                raise ImportRefused(where, f"device map line {number}: a (cd) device is for installing")
+                self._install_medium(disks, words, number, where)
+                continue
             found = [d for d in disks if d.name == words[1] and d not in mapped.values()]
             if not found or int(match.group(2)) in mapped:
                 raise ImportRefused(where, f"device map line {number}: {words[1]} is not a disk of the bhyve line "
@@ -286,6 +298,10 @@ class Converter:
             mapped[int(match.group(2))] = found[0]
         if 0 not in mapped:
             raise ImportRefused(where, "the device map has no (hd0)")
+        if self.installing and self.out.install_media is None:
+            raise ImportRefused(where, "the loader boots (cd0) but the device map names no (cd0) install medium")
+        disks = [d for d in disks if d.name != self.out.install_media or d.addr[2] or d.addr[0]
+                 or d.addr[1] != self.media_slot]
         # hivectl writes (hdN) for diskN and leaves 9p shares out (grub cannot read them): a number the map
         # skips is a share's; the disks the map does not name come after.
         shares = [d for d in disks if d.type == "virtio-9p"]
@@ -298,6 +314,26 @@ class Converter:
             else:
                 raise ImportRefused(where, f"the device map has no (hd{number}): hivectl's (hdN) is diskN")
         return [*ordered, *(d for d in disks if d not in ordered)]
+
+    def _install_medium(self, disks: list[_Disk], words: list[str], number: int, where: Where) -> None:
+        """The device map's ``(cd0)``: the medium ``hivectl install NAME ISO`` attaches at ``install_slot``.
+
+        hivectl writes ``(cd0) ISO`` first in an install boot's map and attaches the medium as the only
+        device of its slot (hivectl/drivers/bhyve/loaders.py); the guest's config keeps nothing of it, as an
+        installed guest's config keeps nothing of the ISO it was installed from: the slot is ``install_slot``.
+        """
+        if not self.installing:
+            raise ImportRefused(where, f"device map line {number}: (cd0) is an install medium, but the loader "
+                                       "boots the guest's disk")
+        if words[0] != "(cd0)" or self.out.install_media is not None:
+            raise ImportRefused(where, f"device map line {number}: hivectl's install boot has one medium, (cd0)")
+        found = [d for d in disks if d.name == words[1] and d.type in ("ahci-cd", "ahci-hd")
+                 and d.addr[0] == 0 and d.addr[2] == 0 and not d.shared]
+        if not found:
+            raise ImportRefused(where, f"device map line {number}: {words[1]} is not the only device of a slot of "
+                                       "bus 0 (an ahci-cd, or ahci-hd image), where hivectl attaches install media")
+        self.out.install_media = words[1]
+        self.media_slot = found[0].addr[1]
 
     def _grub_cfg(self, loader: Loader, disks: list[_Disk], where: Where) -> list[_Disk]:
         """``-r host -d DIR``: a grub.cfg with one menu entry, whose commands become ``grub_runN``."""
@@ -320,6 +356,13 @@ class Converter:
         if not body or not body[0].startswith("root="):
             raise ImportRefused(cfg_where, "the menu entry must start with root=(hd0...) as hivectl writes it")
         root = body[0][len("root="):]
+        if root in ("cd0", "(cd0)"):  # an install boot: its commands are the guest's grub_installN
+            self.installing = True
+            for index, command in enumerate(body[1:]):
+                self.put(f"grub_install{index}", command, cfg_where)
+            if "loader_timeout" not in self.out.values:
+                self.put("loader_timeout", "3", cfg_where)
+            return self._device_map(loader, disks)
         match = re.fullmatch(r"\(?hd0(?:,([^)]+))?\)?", root)
         if not match:
             raise ImportRefused(cfg_where, f"root={root}: hivectl's grub.cfg boots (hd0)")
@@ -648,6 +691,10 @@ class Converter:
         """Install media go to ``install_slot``, which no pin may use: the default 3, or the first free slot."""
         taken = {int(v.split(":")[0]) for k, v in self.out.values.items()
                  if k.endswith("_slot") and v.count(":") < 2}
+        if self.media_slot is not None:  # where this install boot had its medium
+            if self.media_slot != 3:
+                self.out.values["install_slot"] = str(self.media_slot)
+            return
         if 3 in taken:
             free = [s for s in range(1, 31) if s not in taken]
             if not free:

@@ -61,6 +61,7 @@ class ImportResult:
     plan: Plan
     notes: list[str] = field(default_factory=list)  # what hivectl does differently, one line each
     planned: list[str] = field(default_factory=list)  # the bhyve command line hivectl will run
+    install_media: str | None = None  # the line boots this installer: ``hivectl install NAME ISO`` runs it again
 
 
 def _split(text: str, what: str) -> list[str]:
@@ -139,8 +140,10 @@ def _verify(host: Host, store: Store, ref: GuestRef, config: GuestConfig, bhyve:
     """Plan the imported guest as ``start`` would and compare; returns the planned bhyve command line."""
     ports = [Port(nic.index, nic.device, "", "", created=False) for nic in config.nics]
     driver = BhyveDriver(host, store, vnc_ports=lambda listen: 5900)
+    # An install boot is compared with what ``hivectl install NAME ISO`` plans: the first boot with the medium.
+    media = Path(converted.install_media) if converted.install_media is not None else None
     try:
-        planned = driver.plan(BootRequest(ref, config, ports, None, True, False))
+        planned = driver.plan(BootRequest(ref, config, ports, media, True, False))
     except ConfigError as error:
         raise ImportRefused(None, f"the imported config would not start: {error}") from None
     argv = planned.boot.hypervisor
@@ -213,4 +216,8 @@ def plan_import(host: Host, store: Store, req: ImportRequest) -> ImportResult:
         converted.notes.append(f"the UEFI variable store {converted.vars_file} is copied to {final.layout.uefi_vars} "
                                "(the original stays)")
     plan.add(publish(staging, ref, final))
-    return ImportResult(name, _config_text(converted.values, final.conf_path), plan, converted.notes, planned)
+    if converted.install_media is not None:
+        converted.notes.insert(0, f"this line boots an installer: run `hivectl install {name} "
+                                  f"{converted.install_media}` (the config keeps nothing of the medium)")
+    return ImportResult(name, _config_text(converted.values, final.conf_path), plan, converted.notes, planned,
+                        converted.install_media)

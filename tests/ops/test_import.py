@@ -253,3 +253,49 @@ def test_import_into_a_zfs_datastore_makes_the_guest_dataset_and_nothing_else(zh
     assert conf["disk0_name"] == "/dev/zvol/zroot/old/guest1" and conf["disk0_dev"] == "custom"
     again = hivectl("import", "--bhyve", line)
     assert again.status != 0 and "already exists" in again.err
+
+
+def _grub_install_files(tmp_path: Path, root: str) -> tuple[str, str, Path]:
+    """A grub-bhyve install boot made by hand: its device map, disk, ISO (at slot 6), loader and bhyve lines."""
+    disk, iso = tmp_path / "g.img", tmp_path / "media" / "netinst.iso"
+    iso.parent.mkdir()
+    disk.write_bytes(b"\0" * 4096)
+    iso.write_bytes(b"\0" * 4096)
+    (tmp_path / "device.map").write_text(f"(cd0) {iso}\n(hd0) {disk}\n")
+    loader = f"grub-bhyve -m {tmp_path}/device.map -M 512M -r {root} g"
+    bhyve = (f"bhyve -AHPw -u -c 1 -m 512M -s 0,hostbridge -s 31,lpc -s 4,virtio-blk,{disk} "
+             f"-s 6,ahci-cd,{iso},ro,bootindex=1 -l com1,/dev/nmdm0A g")
+    return loader, bhyve, iso
+
+
+def test_a_grub_install_boot_imports_as_the_guest_to_install_and_plans_back_with_install(
+        simhost: SimHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The medium's slot is install_slot; the ISO is nowhere in the config; ``install --dry-run`` is the line."""
+    vm = tmp_path / "vm"
+    vm.mkdir()
+    monkeypatch.setenv("HIVECTL_VM_DIR", str(vm))
+    assert hivectl("init").status == 0
+    loader, bhyve, iso = _grub_install_files(tmp_path, "cd0")
+    done = hivectl("import", "--bhyve", bhyve, "--loader", loader)
+    assert done.status == 0, done.err
+    assert done.out == f"imported g; this line boots an installer: run `hivectl install g {iso}`\n"
+    text = (vm / "g" / "g.conf").read_text()
+    conf = read_values(vm / "g" / "g.conf")
+    assert conf["install_slot"] == "6" and "netinst" not in text and conf["loader"] == "grub", text
+    plan = [json.loads(step) for step in hivectl("install", "--dry-run", "g", str(iso)).out.splitlines()]
+    again = next(step for step in plan if step[0] == "bhyve")
+    wanted = keys_of(shlex.split(bhyve), tmp_path)
+    wanted.setdefault("uuid", conf["uuid"])  # no -U: the uuid the import wrote
+    assert keys_of(again, tmp_path) == wanted
+    grub = next(step for step in plan if step[0] == "grub-bhyve")
+    assert grub[grub.index("-r") + 1] == "cd0"
+
+
+def test_a_cd_in_the_device_map_of_a_disk_boot_is_refused(tmp_path: Path) -> None:
+    """A map with (cd0) while grub-bhyve boots (hd0) is not a line hivectl makes: neither a run nor an install."""
+    (tmp_path / "vm").mkdir()
+    hv = Hivectl(vm_dir=tmp_path / "vm")
+    hv.init()
+    loader, bhyve, _ = _grub_install_files(tmp_path, "hd0,msdos1")
+    with pytest.raises(ImportRefused, match=r"\(cd0\) is an install medium, but the loader boots the guest's disk"):
+        hv.import_guest(bhyve=bhyve, loader=loader)

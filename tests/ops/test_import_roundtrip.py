@@ -11,10 +11,13 @@ keeps in the guest's directory (virtio-console sockets, the UEFI variable store)
 because the imported guest's directory is another one. The loader lines must be equal word for word except
 for the device map and grub directory, which live in the guest's directory too.
 
-Every line has its expected outcome. ``REFUSED`` lists the 11 lines that are refused on purpose (docs/import.md,
-"The golden lines that do not round-trip"): the VALE and netgraph NICs of ``backends`` and the first install
-boot of each grub guest (``-r cd0`` or ``root=cd0``); each must be refused with those words, every other line
-must import and plan back, so a new refusal fails the test, and so does a table entry that names no line.
+Every line has its expected outcome. ``REFUSED`` lists the line that is refused on purpose (docs/import.md,
+"The golden line that does not round-trip"): the VALE and netgraph NICs of ``backends``; it must be refused
+with those words. ``INSTALLS`` lists the 10 first install boots of the grub guests (``-r cd0`` or a grub.cfg
+with ``root=cd0``): each must import with the medium it boots reported and kept out of the config, and its
+round trip is ``hivectl install --dry-run NAME ISO``; every other line must import and plan back with
+``start --dry-run``. So a new refusal fails the test, an install line imported as a plain guest (or a plain
+line taken for an installer) fails it, and so does a table entry that names no line.
 """
 
 from __future__ import annotations
@@ -30,7 +33,9 @@ from pathlib import Path
 import pytest
 
 from hivectl.api import Hivectl
+from hivectl.context import Context
 from hivectl.importer.words import ImportRefused
+from hivectl.ops.importer import ImportRequest, plan_import
 from tests.bhyve.cases import all_cases
 from tests.bhyve.harness import Boot, Case, Env, driver_for, plan_boot
 from tests.bhyve.test_simhost import Provider
@@ -38,29 +43,24 @@ from tests.simhost import bhyve as sim_bhyve
 from tests.simhost.fixture import SimHost
 
 CASES = [(case, boot) for case in all_cases() for boot in case.boots]
-REFUSED = {"backends": "argument 9: '-s 0:5:1,virtio-net,vale1a2b3:4c5d6", "grub-commands-install": "root=cd0",
-           "template-alpine-install": "root=cd0", "template-arch-install": "root=cd0",
-           "template-centos-install": "root=cd0", "template-debian-install": "root=cd0",
-           "template-netbsd-install": "root=cd0", "template-openbsd-install": "root=cd0",
-           "template-ubuntu-install": "root=cd0", "grub-no-partition-install": "-r cd0"}
+REFUSED = {"backends-run": "argument 9: '-s 0:5:1,virtio-net,vale1a2b3:4c5d6"}
+# The first install boot of each grub guest: the medium the line boots (relative to the original vm_dir).
+INSTALLS = {"template-alpine-install": ".iso/install.iso", "template-arch-install": ".iso/install.iso",
+            "template-centos-install": ".iso/install.iso", "template-debian-install": ".iso/install.iso",
+            "template-netbsd-install": ".iso/install.iso", "template-openbsd-install": ".iso/install.iso",
+            "template-ubuntu-install": ".iso/install.iso", "grub-commands-install": ".iso/debian.iso",
+            "grub-commands-install from an image": ".img/x.raw", "grub-no-partition-install": ".iso/cloud.iso"}
 
 
-def refused_lines() -> list[str]:
-    """The lines ``REFUSED`` expects to be refused, as the round trip below picks them."""
-    out = []
-    for case, boot in CASES:
-        key = case.name if case.name in REFUSED else f"{case.name}-{boot.label.split()[0]}"
-        if key in REFUSED and (case.name in REFUSED or (boot.install and boot.first_boot)):
-            out.append(f"{case.name}-{boot.label}")
-    return out
+def line_id(case: Case, boot: Boot) -> str:
+    return f"{case.name}-{boot.label}"
 
 
-def test_every_refusal_of_the_table_names_golden_lines_and_there_are_eleven() -> None:
-    """A ``REFUSED`` entry that matches no line (a renamed case) would silently refuse nothing."""
-    picked = refused_lines()
-    for key in REFUSED:
-        assert any(line == key or line.startswith(key + "-") or line.startswith(key) for line in picked), key
-    assert len(picked) == 11 and len(CASES) == 62, (len(picked), len(CASES), picked)
+def test_every_entry_of_the_tables_names_a_golden_line() -> None:
+    """An entry that matches no line (a renamed case or boot) would silently expect nothing."""
+    ids = [line_id(case, boot) for case, boot in CASES]
+    assert set(REFUSED) <= set(ids) and set(INSTALLS) <= set(ids), set(REFUSED) | set(INSTALLS) - set(ids)
+    assert len(CASES) == 62 and len(REFUSED) == 1 and len(INSTALLS) == 10
 
 
 @pytest.fixture
@@ -148,13 +148,24 @@ def test_golden_command_line_imports_and_plans_back(case: Case, boot: Boot, simh
     dst.mkdir(exist_ok=True)
     hv = Hivectl(vm_dir=dst)
     hv.init()
-    refused = REFUSED.get(case.name) or REFUSED.get(f"{case.name}-{boot.label.split()[0]}")
-    if refused and (case.name in REFUSED or (boot.install and boot.first_boot)):
+    refused = REFUSED.get(line_id(case, boot))
+    if refused:
         with pytest.raises(ImportRefused, match=re.escape(refused)):
             hv.import_guest(bhyve=shlex.join(bhyve), loader=shlex.join(loader) if loader else None)
         return
+    ctx = Context(None, str(dst))  # what the import reports (the API returns its plan only)
+    result = plan_import(ctx.host, ctx.store, ImportRequest(shlex.join(bhyve), shlex.join(loader) if loader else None))
     hv.import_guest(bhyve=shlex.join(bhyve), loader=shlex.join(loader) if loader else None)
-    plan = hv.start(case.guest, dry_run=True)
+    medium = INSTALLS.get(line_id(case, boot))
+    if medium is None:
+        assert result.install_media is None, result.notes
+        plan = hv.start(case.guest, dry_run=True)
+    else:
+        iso = str(src / medium)
+        assert result.install_media == iso
+        assert result.notes[0].startswith(f"this line boots an installer: run `hivectl install {case.guest} {iso}`")
+        assert iso not in result.config and Path(medium).name not in result.config, result.config
+        plan = hv.install(case.guest, iso, dry_run=True)
     runs = [step for step in plan if step[0] == "bhyve"]
     assert len(runs) == 1, plan
     again = runs[0]
