@@ -83,6 +83,15 @@ class Remote:
             proc.stdin.write(wire.request("stream", words=list(words)))
             proc.stdin.flush()
             yield Streams(proc.stdin, proc.stdout)
+        except (BrokenPipeError, ConnectionError) as error:
+            # ssh (or the session on the remote) went away mid-stream: a HivectlError naming the remote,
+            # so a replication run records it as the run's error instead of dying of a bare OSError.
+            proc.kill()
+            status = proc.wait()
+            err = proc.stderr.read().decode("utf-8", errors="replace")
+            why = _last_line(err) if err.strip() else f"ssh ended with status {status}"
+            raise wire.RemoteUnreachable(self.name, "unreachable",
+                                         f"_stream {' '.join(words[:2])}: the connection broke ({why})") from error
         except BaseException:
             proc.kill()
             proc.wait()
