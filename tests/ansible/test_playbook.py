@@ -126,3 +126,43 @@ def test_create_start_snapshot_then_nothing_then_check_mode(managed: tuple[Bed, 
 
     audit = (host.vm_dir / ".config" / "audit.jsonl").read_text()
     assert '"operation":"snapshot"' in audit.replace(" ", "") and "web1@second" not in audit
+
+
+REPLICATE = """\
+- hosts: managed
+  gather_facts: false
+  tasks:
+    - hivectl.fleet.hivectl_guest: {name: db1, state: present}
+    - hivectl.fleet.hivectl_replicate: {guest: db1, remote: dr, every: 60s, keep: keep-last=2}
+"""
+
+
+def jobs(host: NsHost) -> list[tuple[str, str, str, str]]:
+    words = host.ok("replicate", "list").out.split()
+    return [tuple(words[i:i + 4]) for i in range(4, len(words), 4)]  # type: ignore[misc]
+
+
+def test_replicate_job_created_then_unchanged_then_checked_then_removed(
+        managed: tuple[Bed, NsHost, dict[str, str], Path]) -> None:
+    """hivectl_replicate: the job is recorded (60s normalised to hivectl's 1m, so the second run finds it
+    equal), check mode with another interval shows the diff and changes nothing, absent removes it."""
+    _bed, host, env, work = managed
+    first, out = play(env, work, REPLICATE)
+    assert first["changed"] == 2 and first["failed"] == 0, out
+    assert jobs(host) == [("db1", "dr", "1m", "keep-last=2")]
+    second, out = play(env, work, REPLICATE)
+    assert second["changed"] == 0, out
+    config = host.vm_dir / ".config" / "replication.json"
+    before = config.read_bytes()
+    checked, out = play(env, work, REPLICATE.replace("60s", "5m"), "--check", "--diff")
+    assert checked["changed"] == 1, out
+    assert "-replicate db1 dr --every 1m --keep keep-last=2" in out, out
+    assert "+replicate db1 dr --every 5m --keep keep-last=2" in out, out
+    assert config.read_bytes() == before
+    changed, out = play(env, work, REPLICATE.replace("60s", "5m"))
+    assert changed["changed"] == 1 and jobs(host) == [("db1", "dr", "5m", "keep-last=2")], out
+    gone = REPLICATE.replace("keep: keep-last=2}", "state: absent}")
+    removed, out = play(env, work, gone)
+    assert removed["changed"] == 1 and jobs(host) == [], out
+    again, out = play(env, work, gone)
+    assert again["changed"] == 0, out
