@@ -92,8 +92,9 @@ class Converter:
     """One conversion: the tree is consumed key by key; whatever is left over has no vm-bhyve key."""
 
     def __init__(self, tree: Tree, vm_name: str, guest: str, base: Path, custom_firmware: str,
-                 read: FileReader) -> None:
+                 read: FileReader, vale_switches: dict[str, str] | None = None) -> None:
         self.tree = tree
+        self.vale_switches = vale_switches or {}  # md5(name)[:5] -> name of this host's vale switches
         self.vm_name = vm_name
         self.guest = guest
         self.base = base
@@ -561,13 +562,17 @@ class Converter:
             name = backend.value
             if kind is not None and kind.value != "tap":
                 raise ImportRefused(where, f"type={kind.value}: hivectl keeps tap interfaces only")
-            if not (name.startswith(("tap", "vmnet")) or kind is not None):
+            vale = re.fullmatch(r"vale([0-9a-f]{5}):([0-9a-f]{5})", name) if kind is None else None
+            if not (name.startswith(("tap", "vmnet")) or kind is not None or vale):
                 raise ImportRefused(where, f"backend {name!r}: hivectl imports tap and vmnet interfaces "
                                            "(networkN_device); a VALE, netmap or netgraph port needs a switch of that "
                                            "type and networkN_switch")
             self.put(f"{key}_type", device.value, where)
-            self.put(f"{key}_device", name, where)
             mac = keys.pop("mac", None)
+            if vale:
+                self.put(f"{key}_switch", self._vale_switch(vale, mac, where), where)
+            else:
+                self.put(f"{key}_device", name, where)
             if mac is not None:
                 self.put(f"{key}_mac", mac.value.lower(), where)
             else:
@@ -583,6 +588,25 @@ class Converter:
             if keys:
                 raise ImportRefused(where, f"NIC option(s) {', '.join(sorted(keys))} have no key")
             self.put(f"{key}_slot", pin_text(addr), where)
+
+    def _vale_switch(self, port: re.Match[str], mac: Entry | None, where: Where) -> str:
+        """The vale switch that gives this NIC the port ``vale<md5(switch)[:5]>:<md5(MAC)[:5]>``.
+
+        vm-bhyve's ``switch::vale::id`` (lib/vm-switch-vale) names the port from the switch's name and the
+        NIC's MAC, so the port plans back only from a vale switch of this host with that name, and with the
+        MAC the line pins (docs/import.md).
+        """
+        switch = self.vale_switches.get(port.group(1))
+        if switch is None:
+            raise ImportRefused(where, f"VALE port {port.group(0)}: no vale switch of this host has a name whose "
+                                       f"md5 begins {port.group(1)} (vm-bhyve's vale<md5(switch)[:5]>:<md5(MAC)[:5]>)")
+        if mac is None:
+            raise ImportRefused(where, f"VALE port {port.group(0)} without mac=: the port half is md5 of the MAC")
+        digest = hashlib.md5(mac.value.encode(), usedforsecurity=False).hexdigest()[:5]
+        if digest != port.group(2):
+            raise ImportRefused(where, f"VALE port {port.group(0)}: switch {switch} gives this NIC vale"
+                                       f"{port.group(1)}:{digest} (md5 of {mac.value}), not {port.group(0)}")
+        return switch
 
     def _simple_devices(self, devs: dict[tuple[int, int, int], dict[str, Entry]]) -> None:
         passthru = 0
@@ -728,6 +752,6 @@ class Converter:
 
 
 def convert(tree: Tree, vm_name: str, guest: str, loader: Loader | None, base: Path, custom_firmware: str,
-            read: FileReader) -> Converted:
+            read: FileReader, vale_switches: dict[str, str] | None = None) -> Converted:
     """The guest keys for this command line (see the module docstring)."""
-    return Converter(tree, vm_name, guest, base, custom_firmware, read).convert(loader)
+    return Converter(tree, vm_name, guest, base, custom_firmware, read, vale_switches).convert(loader)

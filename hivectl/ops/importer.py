@@ -33,7 +33,9 @@ from hivectl.model import backing
 from hivectl.model.guest import GuestConfig
 from hivectl.model.identity import new_uuid
 from hivectl.model.staging import staging_name
+from hivectl.net.names import vale_backend, vale_switch
 from hivectl.net.port import Port
+from hivectl.net.switches import SwitchConfig
 from hivectl.ops.guests import collect_plan, publish
 from hivectl.plan import Plan, WriteFile
 from hivectl.rcfile import RcFile
@@ -92,6 +94,14 @@ def _words(req: ImportRequest) -> tuple[list[str], int | None, list[str] | None,
     return found.bhyve, found.bhyve_line, found.loader, found.loader_line
 
 
+def _vale_switches(store: Store) -> dict[str, str]:
+    """This host's vale switches by the id their ports carry (``md5(name)[:5]``, vm-bhyve's lib/vm-switch-vale)."""
+    if not store.system_conf_path.is_file():
+        return {}
+    config = SwitchConfig.load(store.system_conf_path)
+    return {vale_switch(sw.name)[len("vale"):]: sw.name for sw in config.all() if sw.type == "vale"}
+
+
 def _reader(host: Host):  # type: ignore[no-untyped-def]
     def read(path: str, where: Where) -> str:
         try:
@@ -138,7 +148,9 @@ def _check_loader(wanted: Loader | None, planned_argv: list[str] | None, device_
 def _verify(host: Host, store: Store, ref: GuestRef, config: GuestConfig, bhyve: tree.Tree,
             converted: Converted, loader: Loader | None, base: Path, original_map: str | None) -> list[str]:
     """Plan the imported guest as ``start`` would and compare; returns the planned bhyve command line."""
-    ports = [Port(nic.index, nic.device, "", "", created=False) for nic in config.nics]
+    ports = [Port(nic.index, vale_backend(nic.switch, nic.mac), nic.switch, vale_backend(nic.switch, nic.mac),
+                  created=False) if nic.switch else Port(nic.index, nic.device, "", "", created=False)
+             for nic in config.nics]
     driver = BhyveDriver(host, store, vnc_ports=lambda listen: 5900)
     # An install boot is compared with what ``hivectl install NAME ISO`` plans: the first boot with the medium.
     media = Path(converted.install_media) if converted.install_media is not None else None
@@ -177,7 +189,7 @@ def plan_import(host: Host, store: Store, req: ImportRequest) -> ImportResult:
     base = req.directory or (req.script.parent if req.script else Path.cwd())
     read = _reader(host)
     custom = str(datastore.path / ".config" / "BHYVE_UEFI.fd")
-    converted = convert(bhyve, vm_name, name, loader, base.absolute(), custom, read)
+    converted = convert(bhyve, vm_name, name, loader, base.absolute(), custom, read, _vale_switches(store))
     if "uuid" not in converted.values:
         converted.values["uuid"] = converted.added["uuid"] = new_uuid()
         converted.notes.append(f"no -U: uuid={converted.values['uuid']} (bhyve derived one from the host name)")

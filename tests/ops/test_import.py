@@ -299,3 +299,38 @@ def test_a_cd_in_the_device_map_of_a_disk_boot_is_refused(tmp_path: Path) -> Non
     loader, bhyve, _ = _grub_install_files(tmp_path, "hd0,msdos1")
     with pytest.raises(ImportRefused, match=r"\(cd0\) is an install medium, but the loader boots the guest's disk"):
         hv.import_guest(bhyve=bhyve, loader=loader)
+
+
+def _md5(text: str) -> str:
+    return hashlib.md5(text.encode(), usedforsecurity=False).hexdigest()[:5]
+
+
+def test_a_vale_port_imports_to_the_vale_switch_that_names_it_and_plans_back(
+        simhost: SimHost, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """vm-bhyve names a VALE port vale<md5(switch)[:5]>:<md5(MAC)[:5]>: the switch of that name is the NIC's."""
+    vm = tmp_path / "vm"
+    vm.mkdir()
+    monkeypatch.setenv("HIVECTL_VM_DIR", str(vm))
+    assert hivectl("init").status == 0
+    created = hivectl("switch", "create", "-t", "vale", "fast")
+    assert created.status == 0, created.err
+    (tmp_path / "d.img").write_bytes(b"\0" * 4096)
+    mac = "58:9c:fc:00:00:2a"
+    line = (f"bhyve -c 1 -m 1G -s 0,hostbridge -s 4,virtio-blk,{tmp_path}/d.img "
+            f"-s 5,virtio-net,vale{_md5('fast')}:{_md5(mac)},mac={mac} -s 31,lpc -l com1,/dev/nmdm0A "
+            f"-l bootrom,{UEFI} v")
+    done = hivectl("import", "--bhyve", line)
+    assert done.status == 0, done.err
+    conf = read_values(vm / "v" / "v.conf")
+    assert conf["network0_switch"] == "fast" and conf["network0_mac"] == mac and "network0_device" not in conf
+    dry = hivectl("start", "--dry-run", "v")
+    assert dry.status == 0, dry.err
+    again = next(json.loads(s) for s in dry.out.splitlines() if json.loads(s)[0] == "bhyve")
+    wanted = keys_of(shlex.split(line), tmp_path)
+    wanted.setdefault("uuid", conf["uuid"])
+    assert keys_of(again, tmp_path) == wanted
+    # a port half that is not md5 of the MAC, and a switch id no switch has, are refused at the NIC
+    other = hivectl("import", "--bhyve", line.replace(f":{_md5(mac)},", ":4c5d6,"), "w")
+    assert other.status != 0 and "switch fast gives this NIC" in other.err and "not vale" in other.err, other.err
+    unknown = hivectl("import", "--bhyve", line.replace(f"vale{_md5('fast')}:", "vale1a2b3:"), "w")
+    assert unknown.status != 0 and "no vale switch of this host" in unknown.err, unknown.err
