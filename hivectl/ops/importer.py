@@ -36,6 +36,8 @@ from hivectl.model.staging import staging_name
 from hivectl.net.names import vale_backend, vale_switch
 from hivectl.net.port import Port
 from hivectl.net.switches import SwitchConfig
+from hivectl.net.switchtypes import registry
+from hivectl.net.switchtypes.vale import TYPE as VALE
 from hivectl.ops.guests import collect_plan, publish
 from hivectl.plan import Plan, WriteFile
 from hivectl.rcfile import RcFile
@@ -99,7 +101,7 @@ def _vale_switches(store: Store) -> dict[str, str]:
     if not store.system_conf_path.is_file():
         return {}
     config = SwitchConfig.load(store.system_conf_path)
-    return {vale_switch(sw.name)[len("vale"):]: sw.name for sw in config.all() if sw.type == "vale"}
+    return {vale_switch(sw.name)[len("vale"):]: sw.name for sw in config.all() if registry.get(sw.type) is VALE}
 
 
 def _reader(host: Host):  # type: ignore[no-untyped-def]
