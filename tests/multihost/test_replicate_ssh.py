@@ -106,7 +106,7 @@ def test_a_job_over_ssh_survives_a_cut_connection_and_promote_boots_the_replica(
     assert full is not None
     assert out, f"the killed run printed nothing (exit {run.returncode}): {err.decode()}"
     [cut] = json.loads(out)
-    assert cut["error"], cut
+    assert run.returncode == 1 and cut["error"].startswith("dr: ") and "connection broke" in cut["error"], cut
     time.sleep(0.5)  # dr's zfs recv sees the end of its input and saves what it has
     had = arrived(dr, "zroot/vm/web/disk0")
     assert full // 2 < had < full, (had, full)
