@@ -345,8 +345,11 @@ def plan_shapes(fast: Any, values: dict[str, str] | None, reparse: bool = True, 
             shapes[driver] = None
             continue
         argvs = [json.loads(line) for line in out.splitlines() if line.startswith("[")]
-        # the hypervisor's line: for bhyve the last ``bhyve`` one (the limits' rctl lines follow it)
-        argv = next((a for a in reversed(argvs) if a[:1] == ["bhyve"]), argvs[-1]) if driver == "bhyve" else argvs[-1]
+        # the hypervisor's line: for bhyve the last ``bhyve`` one (the limits' rctl lines follow it), seen
+        # through ``jexec JAIL`` when a jail key was drawn (jail="yes999..." is an administrator's jail name)
+        unjailed = [a[2:] if a[:1] == ["jexec"] and len(a) > 2 else a for a in argvs]
+        argv = next((a for a in reversed(unjailed) if a[:1] == ["bhyve"]), argvs[-1]) if driver == "bhyve" \
+            else argvs[-1]
         if driver == "bhyve":
             shapes[driver] = bhyve_structure(argv, fast.written.get("bhyve.config"), fast.scratch)
         else:
