@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pytest
+
 from hivectl.journal import AUDIT, EVENTS
 from hivectl.journal.log import Journal
 
@@ -66,3 +68,16 @@ def tree(root: Path) -> dict[str, tuple[int, int]]:
         st = path.lstat()
         result[str(path.relative_to(root))] = (st.st_size if path.is_file() else 0, st.st_mode)
     return result
+
+
+def init_vm_dir(base: Path, mp: pytest.MonkeyPatch) -> Path:
+    """``base/vm`` made, pointed at (with an empty ``base/rc.conf``), initialised and given the switch
+    ``public``: the vm_dir of the module-scoped daemon fixtures (tests/daemon, tests/web)."""
+    vm_dir = base / "vm"
+    vm_dir.mkdir()
+    (base / "rc.conf").write_text("")
+    mp.setenv("HIVECTL_VM_DIR", str(vm_dir))
+    mp.setenv("HIVECTL_RC_CONF", str(base / "rc.conf"))
+    assert hivectl("init").status == 0
+    assert hivectl("switch", "create", "public").status == 0
+    return vm_dir

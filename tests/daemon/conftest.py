@@ -94,15 +94,9 @@ def shared(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Daemon]:
     base = tmp_path_factory.mktemp("daemon")
     with pytest.MonkeyPatch.context() as mp:
         root = enter_simulated_host(base, mp)
-        vm_dir = base / "vm"
-        vm_dir.mkdir()
-        (base / "rc.conf").write_text("")
-        mp.setenv("HIVECTL_VM_DIR", str(vm_dir))
-        mp.setenv("HIVECTL_RC_CONF", str(base / "rc.conf"))
-        from tests.cli_helpers import hivectl
+        from tests.cli_helpers import init_vm_dir
 
-        assert hivectl("init").status == 0
-        assert hivectl("switch", "create", "public").status == 0
+        vm_dir = init_vm_dir(base, mp)
         sockets = Path(tempfile.mkdtemp(prefix="hd", dir="/tmp"))
         started = start_daemon(vm_dir, sockets / "d.sock")
         simulated = SimHost(root)

@@ -332,15 +332,9 @@ def sim_web(tmp_path_factory: pytest.TempPathFactory) -> Iterator[WebDaemon]:
     base = tmp_path_factory.mktemp("web")
     with pytest.MonkeyPatch.context() as mp:
         root = enter_simulated_host(base, mp)
-        vm_dir = base / "vm"
-        vm_dir.mkdir()
-        (base / "rc.conf").write_text("")
-        mp.setenv("HIVECTL_VM_DIR", str(vm_dir))
-        mp.setenv("HIVECTL_RC_CONF", str(base / "rc.conf"))
-        from tests.cli_helpers import hivectl
+        from tests.cli_helpers import init_vm_dir
 
-        assert hivectl("init").status == 0
-        assert hivectl("switch", "create", "public").status == 0
+        vm_dir = init_vm_dir(base, mp)
         sockets = Path(tempfile.mkdtemp(prefix="hw", dir="/tmp"))  # a unix socket's path is short
         web = serve_web(vm_dir, sockets)
         simulated = SimHost(root)
