@@ -70,12 +70,11 @@ def uefi_args(vars_copy: Path) -> list[str]:
 
 
 class QMP:
-    """Minimal QMP client: greeting, ``qmp_capabilities``, commands matched by id, events collected."""
+    """Minimal QMP client over a connected socket: greeting, ``qmp_capabilities``, replies by id, events kept."""
 
-    def __init__(self, path: Path, timeout: float = 10.0) -> None:
-        self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    def __init__(self, sock: socket.socket, timeout: float = 10.0) -> None:
+        self._sock = sock
         self._sock.settimeout(timeout)
-        self._sock.connect(str(path))
         self._file = self._sock.makefile("rb")
         self._ids = itertools.count(1)
         self.events: list[dict[str, Any]] = []
@@ -149,23 +148,28 @@ class Guest:
         self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=qlog, stderr=subprocess.STDOUT)
         qlog.close()
         deadline = self.started + timeout
+        self._serial = self._connect_when_listening(self.serial_path, deadline)
+        self._reader = threading.Thread(target=self._read_serial, name=f"{self.name}-serial", daemon=True)
+        self._reader.start()
+        # QEMU makes its sockets one after another: the serial one listening says nothing of QMP's yet.
+        self.qmp = QMP(self._connect_when_listening(self.qmp_path, deadline))
+        return self
+
+    def _connect_when_listening(self, path: Path, deadline: float) -> socket.socket:
+        """A socket connected to ``path`` once QEMU listens there; GuestError if QEMU exits or time runs out."""
+        assert self.proc is not None
         while True:
             if self.proc.poll() is not None:
                 raise GuestError(f"qemu exited with {self.proc.returncode} at start: {self._qemu_log()}")
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             try:
-                s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-                s.connect(str(self.serial_path))
-                break
+                s.connect(str(path))
+                return s
             except (FileNotFoundError, ConnectionRefusedError):
                 s.close()
                 if time.monotonic() > deadline:
-                    raise GuestError("serial socket never appeared") from None
+                    raise GuestError(f"{path.name} never appeared") from None
                 time.sleep(0.01)
-        self._serial = s
-        self._reader = threading.Thread(target=self._read_serial, name=f"{self.name}-serial", daemon=True)
-        self._reader.start()
-        self.qmp = QMP(self.qmp_path)
-        return self
 
     def __enter__(self) -> Guest:
         return self.start() if self.proc is None else self
