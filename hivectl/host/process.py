@@ -7,6 +7,8 @@ everywhere except ``hivectl/host/``):
 - ``spawn``: a boot loader, a hypervisor (``bhyve``, QEMU), swtpm, an adopting supervisor; returns the
   ``Process`` handle whose ``wait``/``poll``/``kill`` the caller uses; stdio, environment, inherited
   descriptors and a new session are explicit arguments;
+- ``spawn_detached``: a program that must outlive the caller and never become its zombie (a supervisor
+  started by a caller with threads, such as hivectld), through a double fork (``hivectl/host/detach.py``);
 - ``fork_detached``: a supervisor for a fresh start, forked from ``hivectl start`` itself so that it
   neither starts a second interpreter nor imports again what the command line already has
   (benchmarks/README.md, "start");
@@ -65,6 +67,52 @@ def spawn(argv: Sequence[str], *, stdin: int | None = DEVNULL, stdout: int | Non
                                 pass_fds=tuple(pass_fds), start_new_session=new_session)
     except FileNotFoundError:
         raise HivectlError(f"{args[0]}: command not found") from None
+
+
+DETACH = Path(__file__).resolve().with_name("detach.py")
+"""The double fork's middle program (``hivectl/host/detach.py``), run by path: it imports nothing of hivectl."""
+
+
+def spawn_detached(argv: Sequence[str], *, env: Mapping[str, str], pass_fds: Sequence[int] = (),
+                   timeout: float = 60.0) -> int:
+    """Start ``argv`` in its own session as init's child, not this process's, and return its pid.
+
+    For callers that cannot ``fork_detached`` (they run threads) and do not wait for what they start: a
+    ``spawn`` child that exits is this process's zombie until someone reaps it, and hivectld, which starts
+    supervisors for guests that run for months, never does (docs/architecture.md, "Running a guest").
+    ``detach.py`` forks once more and exits as soon as the program is exec'd; this reaps it at once, and
+    the program, re-parented to init, is reaped there. Why a double fork rather than a reaper in the
+    daemon is in ``detach.py``. The program gets the null device on 0-2, ``env`` as its environment,
+    ``pass_fds`` and no other descriptor, ``/`` as its directory; a program that cannot be run is a
+    ``HivectlError`` here, as with ``spawn``.
+    """
+    args = [str(arg) for arg in argv]
+    if not args:
+        raise ValueError("empty argv")
+    if "/" in args[0]:
+        program: str | None = args[0]
+    else:
+        import shutil  # here, not at the top: the start path's imports are counted (benchmarks/README.md)
+
+        program = shutil.which(args[0], path=env.get("PATH", os.defpath))
+    if program is None:
+        raise HivectlError(f"{args[0]}: command not found")
+    unset = [] if "LC_CTYPE" in env else ["--unset", "LC_CTYPE"]  # what the middle interpreter adds (PEP 538)
+    middle = subprocess.Popen([sys.executable, "-I", "-S", str(DETACH), *unset, "--", os.path.abspath(program),
+                               *args[1:]],
+                              stdin=DEVNULL, stdout=subprocess.PIPE, stderr=DEVNULL, env=dict(env), cwd="/",
+                              close_fds=True, pass_fds=tuple(pass_fds))
+    try:
+        said, _ = middle.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        middle.kill()
+        middle.wait()
+        raise HivectlError(f"cannot start {args[0]}: {DETACH.name} gave no answer within {timeout:g} s") from None
+    line = said.decode(errors="replace").strip()
+    if middle.returncode == 0 and line.isdigit():
+        return int(line)
+    raise HivectlError(line.removeprefix("error: ") or f"cannot start {args[0]}: {DETACH.name} exited with "
+                       f"status {middle.returncode}")
 
 
 def single_threaded() -> bool:

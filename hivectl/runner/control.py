@@ -126,8 +126,8 @@ def _launch_detached(ref: GuestRef, driver: str, install: Path | None, adopt: in
             process.fork_detached(lambda: _supervise_forked(ref.name, driver, install), env=env,
                                   keep_fds=(write_end,))
         else:
-            process.spawn(supervisor_argv(ref.name, driver, install, adopt), env=env, pass_fds=(write_end,),
-                          new_session=True)
+            process.spawn_detached(supervisor_argv(ref.name, driver, install, adopt), env=env,
+                                   pass_fds=(write_end,))
     finally:
         os.close(write_end)
     try:
