@@ -236,18 +236,61 @@ def carries(pid: int, token: str) -> bool:
         return False
 
 
+def _head_is(word: str, program: str) -> bool:
+    """A command's first word (a path, or a title such as bhyve's ``bhyve: NAME``) is ``program``."""
+    base = word.rsplit("/", 1)[-1]
+    return base == program or base.startswith(program) or word.startswith(f"{program}:")
+
+
+def _after_options(words: list[str], with_argument: tuple[str, ...] = ()) -> list[str]:
+    """``words`` from the first one that is not a leading option (``--`` ends the options); an option in
+    ``with_argument`` takes the next word as its argument."""
+    index = 0
+    while index < len(words) and words[index].startswith("-") and words[index] != "-":
+        if words[index] == "--":
+            return words[index + 1:]
+        index += 2 if words[index] in with_argument else 1
+    return words[index:]
+
+
+def runs(argv: tuple[str, ...] | list[str], program: str) -> bool:
+    """Whether a command line is ``program``'s, in every form a spawned process has before it settles:
+
+    - ``program ...`` (a path's base name; QEMU's ``qemu-system-ARCH`` for ``qemu``), or its title (bhyve's
+      ``bhyve: NAME``, set by setproctitle(3) only late in its start-up);
+    - a script run by its interpreter, ``python3 -S /path/program ...`` (the interpreter's options
+      skipped): how ps(1) and /proc show any ``#!`` program, among them the simulated host's stand-ins;
+    - ``jexec [-l] [-u USER | -U USER] JAIL program ...`` (jexec(8)): a jailed guest's hypervisor is spawned
+      as jexec, which attaches itself to the jail and then execs the command in the same process (same pid,
+      start time and environment, so the run's token). Until that exec the process reads as jexec's; for
+      the simulated host's jexec (a Python stand-in) that lasts two interpreter start-ups, long enough for
+      the next command to look, on FreeBSD a few system calls. A supervisor killed in that window left
+      its jailed bhyve unfound: ``start`` took the run for stale and its ``jail -r`` killed the guest.
+    """
+    words = list(argv)
+    if not words:
+        return False
+    if _head_is(words[0], program):
+        return True
+    wrapper = words if words[0].rsplit("/", 1)[-1] == "jexec" else _after_options(words[1:])
+    if not wrapper:
+        return False
+    if wrapper is not words and wrapper[0].rsplit("/", 1)[-1] == program:
+        return True  # the script an interpreter runs
+    if wrapper[0].rsplit("/", 1)[-1] == "jexec":  # jexec itself, or the jexec script of an interpreter
+        jailed = _after_options(wrapper[1:], ("-u", "-U"))[1:]  # past the options and the jail
+        return bool(jailed) and runs(jailed, program)
+    return False
+
+
 def find(guest: str, program: str, after: float | None = None, token: str | None = None) -> list[ProcessIdentity]:
-    """Live processes of ``guest`` whose program (first word, or title prefix) is ``program``, started at
-    or after ``after`` (epoch seconds, with the platform's one-second granularity allowed for), and
+    """Live processes of ``guest`` whose command line is ``program``'s (:func:`runs`: its first word or
+    title, the script of an interpreter, or the command of a jexec(8) that has not exec'd it yet), started
+    at or after ``after`` (epoch seconds, with the platform's one-second granularity allowed for), and
     carrying ``token`` in their environment if one is given."""
     found = []
     for proc in processes():
-        if proc.pid == os.getpid() or not proc.argv:
-            continue
-        head = proc.argv[0]
-        base = head.rsplit("/", 1)[-1]
-        if not (base == program or base.startswith(program) or head.startswith(f"{program}:")
-                or (len(proc.argv) > 1 and proc.argv[1].rsplit("/", 1)[-1] == program)):
+        if proc.pid == os.getpid() or not proc.argv or not runs(proc.argv, program):
             continue
         if not proc.names(guest):
             continue

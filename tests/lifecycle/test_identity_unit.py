@@ -3,9 +3,12 @@ uses, run here with procps' ``ps``, which takes the same ``-o lstart=,command=``
 
 from __future__ import annotations
 
+import os
 import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -59,3 +62,46 @@ def test_a_dead_or_zombie_process_has_no_identity(reader: str) -> None:
 ])
 def test_a_command_line_names_its_guest(argv: list[str], named: bool) -> None:
     assert identity.names_guest(argv, "g1") is named
+
+
+@pytest.mark.parametrize(("argv", "bhyve"), [
+    (["bhyve: g1"], True), (["/usr/sbin/bhyve", "-c", "1", "g1"], True),
+    (["python3", "-S", "/t/simhost/bin/bhyve", "-c", "1", "g1"], True),  # a ``#!`` stand-in before its title
+    (["python3", "/t/bin/bhyve", "g1"], True),
+    (["jexec", "hivectl-g1", "/usr/sbin/bhyve", "-c", "1", "g1"], True),  # jexec(8) before it exec'd bhyve
+    (["jexec", "-l", "-U", "root", "hivectl-g1", "bhyve", "g1"], True),
+    (["python3", "-S", "/t/simhost/bin/jexec", "hivectl-g1", "/t/simhost/bin/bhyve", "g1"], True),
+    (["jexec", "hivectl-g1", "sh", "g1"], False), (["python3", "-S", "/t/bin/jexec", "j", "/t/bin/sh", "g1"], False),
+    (["jexec", "bhyve"], False), (["jexec", "-u", "bhyve", "j", "sh"], False),
+    (["cu", "-l", "/dev/nmdm-g1.1B"], False), (["python3", "-S", "-m", "hivectl.runner.supervisor", "g1"], False),
+    ([], False),
+])
+def test_a_command_line_runs_its_program_in_every_form_before_it_settles(argv: list[str], bhyve: bool) -> None:
+    assert identity.runs(argv, "bhyve") is bhyve
+
+
+def test_a_jailed_hypervisor_is_found_before_its_jexec_has_execd_it(tmp_path: Path, reader: str) -> None:
+    """A stand-in jexec (``python3 -S .../jexec JAIL .../bhyve ... NAME``) that has not exec'd its command yet
+    is the run's hypervisor process: found by its token and start, as the process it will become."""
+    jexec = tmp_path / "jexec"
+    jexec.write_text("import time\ntime.sleep(300)\n")
+    intent = time.time()
+    token = "feedc0de12345678"
+    argv = [sys.executable, "-S", str(jexec), "hivectl-g1", str(tmp_path / "bhyve"), "-c", "1", "g1"]
+    proc = subprocess.Popen(argv, env={**os.environ, identity.TOKEN_ENV: token})
+    try:
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and not any(p.pid == proc.pid for p in identity.processes()):
+            time.sleep(0.05)
+        # The token is read from /proc/PID/environ; FreeBSD's ``ps -e`` (environment) is not procps' ``-e``
+        # (every process), so the ps reader is checked here without it.
+        mine = token if reader == "proc" else None
+        found = identity.find("g1", "bhyve", after=intent, token=mine)
+        assert [p.pid for p in found] == [proc.pid]
+        assert identity.find("g2", "bhyve", after=intent, token=mine) == [], "another guest"
+        assert identity.find("g1", "bhyveload", after=intent, token=mine) == [], "another program"
+        if reader == "proc":
+            assert identity.find("g1", "bhyve", after=intent, token="0" * 16) == [], "another run's token"
+    finally:
+        proc.kill()
+        proc.wait()
