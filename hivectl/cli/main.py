@@ -43,6 +43,9 @@ environment:
                         (FILE[:FILE...], later ones win) instead of /etc/rc.conf, rc.conf.local,
                         rc.conf.d/vm (FreeBSD) or /etc/hivectl.conf (Linux)
   EDITOR                editor for 'configure' (default vi)
+  HIVECTL_ZYGOTE_SOCKET the start-up server's socket (default /var/run/hivectl/zygote.sock; 'off':
+                        never use it). 'hivectl zygote [--socket PATH] [--group NAME]' runs that server:
+                        hivectl imported once, each command a forked child (see 'hivectl zygote --help')
 
 exit status: 0 success, 1 failure, 2 usage error.
 """
@@ -146,6 +149,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             from hivectl.cli import serve
 
             return serve.main(word, args)
+        if word == "zygote" and remote is None:  # the start-up server (docs/architecture.md, "The zygote")
+            from hivectl.cli.zygote import server
+
+            return server.main(args)
         if args[:1] == ["-H"] and len(args) > 1:  # hivectl list -H NAME: as before the command
             remote = args[1]
             del args[:2]

@@ -12,6 +12,8 @@ everywhere except ``hivectl/host/``):
 - ``fork_detached``: a supervisor for a fresh start, forked from ``hivectl start`` itself so that it
   neither starts a second interpreter nor imports again what the command line already has
   (benchmarks/README.md, "start");
+- ``fork_serving``: a child of the start-up server (``hivectl zygote``) that runs one command and leaves
+  with its status; ``reexec`` makes that server a fresh copy of itself;
 - ``run_hook``: a user's hook (vm-bhyve's ``prestart``) run to completion with a time limit;
 - ``interactive``: a program that shares the terminal (``$EDITOR``); returns its exit status;
 - ``replace``: this process becomes another program (``cu``, ``tmux attach``), as vm-bhyve's ``console``
@@ -168,6 +170,35 @@ def fork_detached(body: Callable[[], int], *, env: Mapping[str, str], keep_fds: 
         status = 70
     finally:
         os._exit(status)
+
+
+def fork_serving(body: Callable[[], NoReturn]) -> int:
+    """Fork a child that runs ``body`` (which leaves with os._exit(2) itself) and return its pid.
+
+    For the start-up server (``hivectl.cli.zygote.server``): unlike ``fork_detached`` the child keeps its
+    descriptors and environment, because it takes the caller's over itself before anything else. Only
+    a single-threaded process may fork (``single_threaded``).
+    """
+    if not single_threaded():
+        raise HivectlError("fork_serving: this process runs several threads")
+    sys.stdout.flush()
+    sys.stderr.flush()
+    pid = os.fork()
+    if pid:
+        return pid
+    try:
+        body()
+    finally:
+        os._exit(70)  # EX_SOFTWARE: ``body`` returned or raised, which it must not
+
+
+def reexec() -> NoReturn:
+    """Become a fresh copy of this program: the same interpreter and the same command line
+    (``sys.orig_argv``), so that it imports its modules again from their files."""
+    sys.stdout.flush()
+    sys.stderr.flush()
+    argv = [sys.executable, *sys.orig_argv[1:]]
+    os.execv(argv[0], argv)
 
 
 def run_hook(argv: Sequence[str], *, cwd: Path, timeout: float) -> int:
