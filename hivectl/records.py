@@ -184,7 +184,16 @@ def _first_init(cls: type, made: list[Field], frozen: bool) -> Callable[..., Non
         cls.__init__ = init  # type: ignore[misc]
         init(self, *args, **kwargs)
 
+    __init__.__record_compile__ = lambda: _compiled_init(cls, made, frozen)  # type: ignore[attr-defined]
     return __init__
+
+
+def compile_now(cls: type) -> None:
+    """Compile a record class's ``__init__`` now rather than on its first instance: for a process that
+    forks a child per command (``hivectl zygote``), so that no child compiles it again."""
+    pending = getattr(cls.__dict__.get("__init__"), "__record_compile__", None)
+    if pending is not None:
+        cls.__init__ = pending()  # type: ignore[misc]
 
 
 def _build(cls: type, frozen: bool, order: bool) -> type:

@@ -63,7 +63,28 @@ def preload() -> int:
             continue
         with contextlib.suppress(ImportError):
             importlib.import_module(name)
+    warm()
     return sum(1 for name in sys.modules if name == "hivectl" or name.startswith("hivectl."))
+
+
+def warm() -> None:
+    """Do now what hivectl defers to first use, once for every child: compile each module-level (or
+    class-level) ``hivectl.patterns.Pattern`` and each record class's ``__init__``. Nothing that reads
+    the host is done ahead (a cached host name or boot id would outlive a change)."""
+    from hivectl.patterns import Pattern
+    from hivectl.records import compile_now
+
+    for name, module in list(sys.modules.items()):
+        if not name.startswith("hivectl.") or module is None:
+            continue
+        for value in list(vars(module).values()):
+            if isinstance(value, Pattern):
+                value.compiled()
+            elif isinstance(value, type) and value.__module__ == name:
+                compile_now(value)
+                for member in list(vars(value).values()):
+                    if isinstance(member, Pattern):
+                        member.compiled()
 
 
 def check_directory(directory: str) -> None:
@@ -273,4 +294,11 @@ def main(argv: list[str]) -> int:
     package = os.path.realpath(hivectl.__path__[0])
     sock = listen(path, group)
     log(f"{count} hivectl modules imported")
-    return Server(sock, path, package).run()
+    server = Server(sock, path, package)
+    import gc
+
+    # What is imported now is never freed: out of the collector's sight, a child's collections neither
+    # walk it nor write to its pages (which copy-on-write would copy into every child: CPU and memory).
+    gc.collect()
+    gc.freeze()
+    return server.run()
