@@ -12,15 +12,20 @@ from __future__ import annotations
 from typing import Any
 
 
-def needs(command: str, namespace: object) -> list[tuple[str, str]]:
-    """``(role, path)`` pairs the invoking user must hold for ``command`` with these parsed arguments."""
-    from hivectl import catalog
-
+def operation_of(command: str, namespace: object) -> str:
+    """The catalog's name of ``command`` with these parsed arguments (``snapshot``, ``switch_create``)."""
     name = command.replace("-", "_")
     action = getattr(namespace, "action", None)
     if isinstance(action, str):
         name = f"{name}_{action.replace('-', '_')}"
-    operation = catalog.by_name().get(name)
+    return name
+
+
+def needs(command: str, namespace: object) -> list[tuple[str, str]]:
+    """``(role, path)`` pairs the invoking user must hold for ``command`` with these parsed arguments."""
+    from hivectl import catalog
+
+    operation = catalog.by_name().get(operation_of(command, namespace))
     if operation is None:
         return [("admin", "/")]
     if operation.target is None:

@@ -181,7 +181,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         ctx = Context(driver)
         if os.getuid() == 0 and ("SUDO_UID" in os.environ or "DOAS_USER" in os.environ):
-            _check_delegation(ctx, command.name, namespace)
+            _check_delegation(ctx, command, namespace)
         if getattr(namespace, "dry_run", None) is False:  # it changes something: through the audit seam
             from hivectl.cli.cmd_journal import audited
 
@@ -203,15 +203,50 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _check_delegation(ctx: Context, command: str, namespace: object) -> None:
-    """Run as root by sudo or doas: hold the command to the invoking user's grants (docs/security.md)."""
+def _check_delegation(ctx: Context, command: Command, namespace: object) -> None:
+    """Run as root by sudo or doas: hold the command to the invoking user's grants (docs/security.md).
+
+    A refusal is one audit line (result ``refused``, hivectl/journal/audit.py) before it is reported, as
+    the daemon's 403s are: a tenant's user probing what sudo lets through is exactly what the log is for.
+    """
     from hivectl.auth import invoker
+    from hivectl.auth.errors import Forbidden
+    from hivectl.cli.delegation import needs
 
-    who = invoker.delegated()
-    if who is not None:
-        from hivectl.cli.delegation import needs
+    wanted = needs(command.name, namespace)
+    who = None
+    try:
+        who = invoker.delegated()
+        if who is not None:
+            invoker.check(ctx.store.root, who, wanted, ctx.store)
+    except Forbidden as error:
+        _record_refusal(ctx, command, namespace, wanted, who, str(error))
+        raise
 
-        invoker.check(ctx.store.root, who, needs(command, namespace), ctx.store)
+
+def _record_refusal(ctx: Context, command: Command, namespace: object, wanted: list[tuple[str, str]],
+                    invoking: object, message: str) -> None:
+    """The audit line of a delegated command refused: the operation as an ``ok`` line of the same command
+    would name it, the paths the check was made on, and who (root, with ``invoker`` the sudo/doas user
+    whose grants were checked, when that user could be told)."""
+    from hivectl.cli.cmd_journal import operation_name
+    from hivectl.cli.delegation import operation_of
+    from hivectl.journal import audit
+    from hivectl.journal.who import current, describe
+
+    operation = operation_name(command, namespace) or operation_of(command.name, namespace)
+    arguments = {k: v for k, v in vars(namespace).items() if k not in ("dry_run", "action", "forward_action")}
+    who = current()
+    if invoking is not None:
+        who["invoker"] = describe(invoking)
+    targets = list(dict.fromkeys(path for _, path in wanted))
+    try:
+        config_dir = str(ctx.store.config_dir)
+    except (HivectlError, OSError):  # no vm_dir to speak of: no log to write to
+        return
+    if audit.refused(config_dir, operation, arguments, message, who, targets=targets) is None and \
+            os.path.isdir(config_dir):
+        sys.stderr.write(f"{PROG}: audit log not written: {config_dir}\n")
 
 
 def _os_error(error: OSError) -> str:

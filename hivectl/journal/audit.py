@@ -4,7 +4,8 @@ A record is ``{"seq", "time", "who", "operation", "target", "arguments", "result
 ``operation`` is the name of the operation in ``hivectl.api`` (and so in the catalog the daemon serves),
 ``target`` the list of resource paths it acted on, ``arguments`` the call's arguments with every secret
 replaced by ``(hidden)``, ``result`` ``ok``, ``error`` (with the one-line message the CLI prints) or
-``refused`` (the daemon's 403, with its reason).
+``refused`` (with its reason: the daemon's 403, a refusal of the rights model inside a change, whatever
+front end asked, and a command run through sudo or doas that the invoking user's grants do not allow).
 
 The seam is :func:`perform`, which runs a change and writes its line. The Python API passes every method
 that changes something through it (:func:`audit_methods`, applied once to ``hivectl.api.Hivectl``), and the
@@ -107,7 +108,7 @@ def perform(config_dir: Callable[[], str], operation: str, arguments: dict[str, 
     except BaseException as error:
         _DEPTH.reset(token)
         if depth == 0:
-            _write(config_dir, operation, arguments, "error", _message(error), secrets, on_log_error)
+            _write(config_dir, operation, arguments, _result(error), _message(error), secrets, on_log_error)
         raise
     _DEPTH.reset(token)
     if depth == 0:
@@ -117,16 +118,25 @@ def perform(config_dir: Callable[[], str], operation: str, arguments: dict[str, 
 
 
 def refused(config_dir: str, operation: str, arguments: dict[str, Any], message: str,
-            who: dict[str, Any] | None = None, secrets: frozenset[str] = frozenset()) -> int | None:
-    """Write the line of a request the daemon refused (403): nothing ran. None when the vm_dir has no log
-    (no ``.config``) or it cannot be written: the refusal itself stands either way."""
+            who: dict[str, Any] | None = None, secrets: frozenset[str] = frozenset(),
+            targets: list[str] | None = None) -> int | None:
+    """Write the line of a request refused before anything ran (the daemon's 403, the command line's check
+    of a sudo/doas invoker); ``targets`` are the paths the check was made on (default: the operation's,
+    from its arguments). None when the vm_dir has no log (no ``.config``) or it cannot be written: the
+    refusal itself stands either way."""
     if not os.path.isdir(config_dir):
         return None
     try:
-        return record(config_dir, operation, targets_of(operation, arguments), arguments, "refused", message,
-                      who, secrets)
+        return record(config_dir, operation, targets or targets_of(operation, arguments), arguments, "refused",
+                      message, who, secrets)
     except OSError:
         return None
+
+
+def _result(error: BaseException) -> str:
+    """``refused`` for a refusal of the rights model (``hivectl.auth.errors.Forbidden``, known here by its
+    code: journal imports nothing above ``errors``), else ``error``."""
+    return "refused" if getattr(error, "code", None) == "forbidden" else "error"
 
 
 def _message(error: BaseException) -> str:

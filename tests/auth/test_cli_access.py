@@ -106,3 +106,56 @@ def test_what_a_delegated_command_needs_comes_from_the_catalog() -> None:
     assert needs("stopall", Namespace()) == [("admin", "/")]
     assert needs("list", Namespace()) == [("admin", "/")]  # not placed by the catalog: the most it could need
     assert needs("start", Namespace(names=[])) == [("admin", "/")]
+
+
+def _audit(vmdir: Path) -> list[dict]:
+    import json
+
+    path = vmdir / ".config" / "audit.jsonl"
+    return [json.loads(line) for line in path.read_text().splitlines()] if path.exists() else []
+
+
+def test_every_refusal_of_a_delegated_command_is_one_audit_line(vmdir: Path) -> None:
+    assert hivectl("create", "web").status == 0
+    assert hivectl("acl", "grant", "operator", "/guests/web", "nobody").status == 0
+    cases = [  # argv, env, operation, target, what the message says
+        (["start", "web", "db"], NOBODY, "start", ["/guests/web", "/guests/db"], "operator role on /guests/db"),
+        (["destroy", "web"], NOBODY, "destroy", ["/guests/web"], "needs the admin role on /guests/web"),
+        (["start", "--dry-run", "db"], NOBODY, "start", ["/guests/db"], "needs the operator role"),
+        (["list"], NOBODY, "list", ["/"], "needs the admin role on /"),  # a read, refused: recorded too
+        (["snapshot", "db@x"], {"DOAS_USER": "nobody"}, "snapshot", ["/guests/db"], "needs the operator role"),
+        (["stop", "web"], {"SUDO_UID": "abc"}, "stop", ["/guests/web"], "SUDO_UID='abc' is not a uid"),
+    ]
+    for argv, env, operation, target, says in cases:
+        before = len(_audit(vmdir))
+        refused = hivectl(*argv, env=env)
+        assert refused.status == 1 and says in refused.err, (argv, refused.err)
+        new = _audit(vmdir)[before:]
+        assert len(new) == 1, (argv, new)
+        line = new[0]
+        assert (line["operation"], line["target"], line["result"]) == (operation, target, "refused"), (argv, line)
+        assert refused.err == f"hivectl: {line['message']}\n", "the one line the CLI printed"
+        assert line["who"]["uid"] == 0
+        if env.get("SUDO_UID", "0").isdigit():
+            assert line["who"]["invoker"] == {"uid": 65534, "user": "nobody"}, line["who"]
+        else:
+            assert "invoker" not in line["who"]  # who ran sudo could not be told: the message says why
+    # An allowed delegated command still writes its own one line, with its own result.
+    before = len(_audit(vmdir))
+    allowed = hivectl("stop", "web", env=NOBODY)
+    assert allowed.status == 1 and "not running" in allowed.err
+    assert [(x["operation"], x["result"]) for x in _audit(vmdir)[before:]] == [("stop", "error")]
+
+
+def test_a_refusal_inside_an_api_change_is_recorded_as_refused(vmdir: Path) -> None:
+    from hivectl.api import Hivectl
+    from hivectl.auth.errors import Forbidden
+    from hivectl.auth.principal import Principal
+
+    before = len(_audit(vmdir))
+    with pytest.raises(Forbidden, match="needs the admin role on / to make a token for root"):
+        Hivectl(principal=Principal.for_uid(65534)).token_create(user="root")
+    new = _audit(vmdir)[before:]
+    assert [(x["operation"], x["result"], x["who"]) for x in new] == \
+        [("token_create", "refused", {"uid": 65534, "user": "nobody"})], new
+    assert "needs the admin role" in new[0]["message"]
