@@ -121,7 +121,18 @@ def facts(store: Store, host: Host, driver: Any, request: dict[str, Any]) -> dic
     validate.guest_name(None, "NAME", name, new=True)
     return {"ok": True, "platform": host.platform, "driver": getattr(driver, "name", ""),
             "cpus": host_cpus(host), "problems": target_problems(store, host, driver, name, datastore, text),
-            "vm_dir": str(store.root), "datastore_path": _datastore_path(store, datastore)}
+            "vm_dir": str(store.root), "datastore_path": _datastore_path(store, datastore),
+            "zfs_dataset": _zfs_dataset(store, name, datastore)}
+
+
+def _zfs_dataset(store: Store, name: str, datastore: str) -> str | None:
+    """Where a ``zfs send`` of the guest would land here (``migrate-zfs``), None when it cannot."""
+    from hivectl.migrate.zfsrecv import target_dataset
+
+    try:
+        return target_dataset(store, datastore, name)
+    except HivectlError:
+        return None
 
 
 def _datastore_path(store: Store, datastore: str) -> str | None:

@@ -2,7 +2,9 @@
 
 - ``migrate-facts``: one JSON request line (name, datastore, config text) in, one answer line out: the
   target's preflight (``hivectl/migrate/facts.py``);
-- ``migrate-recv NAME DATASTORE``: the sender's frames in, acknowledgements out (``hivectl/migrate/receive.py``).
+- ``migrate-recv NAME DATASTORE``: the sender's frames in, acknowledgements out (``hivectl/migrate/receive.py``);
+- ``migrate-zfs NAME DATASTORE``: the control session of a migration whose disks travel as ``zfs send``
+  streams (``hivectl/migrate/zfsrecv.py``; the streams themselves are replication's ``_stream replica``).
 
 SIGHUP, SIGTERM and SIGPIPE (ssh gone) are turned into an exception while receiving, so the receiver
 unwinds and removes what it staged instead of dying with it in place.
@@ -39,11 +41,22 @@ def facts(words: list[str], source: IO[bytes], sink: IO[bytes]) -> None:
 
 
 def receive(words: list[str], source: IO[bytes], sink: IO[bytes]) -> None:
-    from hivectl.context import Context
     from hivectl.migrate.receive import receive as run
 
+    _receiving("migrate-recv", run, words, source, sink)
+
+
+def receive_zfs(words: list[str], source: IO[bytes], sink: IO[bytes]) -> None:
+    from hivectl.migrate.zfsrecv import receive as run
+
+    _receiving("migrate-zfs", run, words, source, sink)
+
+
+def _receiving(word: str, run: Any, words: list[str], source: IO[bytes], sink: IO[bytes]) -> None:
+    from hivectl.context import Context
+
     if len(words) != 2:
-        raise UsageError("_stream migrate-recv takes NAME DATASTORE")
+        raise UsageError(f"_stream {word} takes NAME DATASTORE")
     for signum in (signal.SIGHUP, signal.SIGTERM, signal.SIGPIPE):
         signal.signal(signum, _interrupted)
     ctx = Context()
@@ -56,4 +69,4 @@ def receive(words: list[str], source: IO[bytes], sink: IO[bytes]) -> None:
             raise HivectlError(outcome.errors[0])
 
     if run(ctx.store, ctx.host, words[0], words[1], source, sink, start) != 0:
-        raise HivectlError(f"migrate-recv {words[0]}: the guest was not received (nothing was kept)")
+        raise HivectlError(f"{word} {words[0]}: the guest was not received (nothing was kept)")

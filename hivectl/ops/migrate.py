@@ -75,6 +75,9 @@ class MigrateResult:
     downtime: float | None = None  # seconds from the stop request here to "started" there
     converged: bool | None = None  # warm: the last delta fitted --max-downtime
     source_kept: bool = False
+    transport: str = "file"  # "zfs": zfs send/recv of the guest's datasets; "file": the sparse file stream
+    disks: list[str] = field(default_factory=list)  # how each disk travels, one line each
+    retries: list[dict[str, Any]] = field(default_factory=list)  # zfs: streams that broke and were sent again
     phases: dict[str, float] = field(default_factory=dict)  # seconds of the downtime's parts: stop, final, commit
     plan: list[str] = field(default_factory=list)  # dry run: the steps, in words
     problems: list[str] = field(default_factory=list)  # dry run: what the preflight found (a run refuses)
@@ -87,7 +90,8 @@ class MigrateResult:
                 "downtime": None if self.downtime is None else round(self.downtime, 3),
                 "phases": {k: round(v, 3) for k, v in self.phases.items()},
                 "converged": self.converged, "source_kept": self.source_kept, "plan": self.plan,
-                "problems": self.problems}
+                "problems": self.problems, "transport": self.transport, "disks": self.disks,
+                "retries": self.retries}
 
 
 class PreflightFailed(HivectlError):
@@ -151,10 +155,13 @@ def migrate(ctx: Context, transport: Transport | None, request: MigrateRequest,
         running = guest_state(ref.directory, ref.name).running
         mode = "warm" if request.warm and running else "cold"
         result = MigrateResult(ref.name, new, transport.name, mode, was_running=running)
-        problems = source_problems(ctx, ref)
-        problems += _target_problems(transport, new, datastore, ref.conf_path.read_text())
+        found, facts = _target_problems(transport, new, datastore, ref.conf_path.read_text())
+        result.transport, result.disks, mismatch = choose_transport(ctx, ref, facts, datastore, transport.name)
+        problems = source_problems(ctx, ref, zvols=result.transport == "zfs") + mismatch + found
+        for line in result.disks:
+            say(f"preflight: {line}")
         if request.dry_run:  # as start's: the findings are shown, not fatal, in a dry run
-            result.plan = _steps(ref, new, datastore, transport.name, request, running, mode)
+            result.plan = _steps(ref, new, datastore, transport.name, request, running, mode, result.transport)
             result.problems = problems
             return result
         if problems:
@@ -162,7 +169,8 @@ def migrate(ctx: Context, transport: Transport | None, request: MigrateRequest,
                                   "\n".join(f"  {p}" for p in problems))
         _event(config_dir, ref.name, "started", {"to": transport.name, "as": new, "mode": mode})
         try:
-            _move(ctx, transport, ref, new, datastore, request, result, max_downtime, say)
+            move = _move_zfs if result.transport == "zfs" else _move
+            move(ctx, transport, ref, new, datastore, request, result, max_downtime, say)
         except BaseException as error:
             _event(config_dir, ref.name, "failed", {"to": transport.name, "error": str(error)})
             raise
@@ -182,7 +190,36 @@ def _event(config_dir: Any, name: str, phase: str, details: dict[str, Any]) -> N
     emit_quietly(str(config_dir), "migration", f"/guests/{name}", {"phase": phase, **details})
 
 
-def _target_problems(transport: Transport, new: str, datastore: str, text: str) -> list[str]:
+def choose_transport(ctx: Context, ref: GuestRef, facts: dict[str, Any], datastore: str,
+                     remote: str) -> tuple[str, list[str], list[str]]:
+    """How the guest's disks travel, and what keeps them from travelling: ``"zfs"`` (zfs send/recv of the
+    guest's dataset and its zvols, hivectl/migrate/zfssend.py) when the guest is a dataset of this host's
+    vm_dir dataset and the target's datastore is its vm_dir dataset too; otherwise ``"file"``, the sparse
+    file stream, which carries file disks whatever the datastores are (the documented fallback: a ZFS
+    guest's files into a directory datastore there, a directory guest's into a staged dataset there), but
+    not zvols. Returns (transport, one line per disk, problems)."""
+    from hivectl.migrate.zfssend import disk_transports
+
+    here_zfs = ref.dataset is not None and ref.datastore == ctx.store.default
+    there = facts.get("zfs_dataset")
+    if here_zfs and isinstance(there, str) and there:
+        return "zfs", disk_transports(ref, True), []
+    if ref.dataset is None:
+        why = f"{ref.name} is in datastore {ref.datastore.name} ({ref.datastore.spec}), not on ZFS here"
+    elif not here_zfs:
+        why = f"{ref.name} is in datastore {ref.datastore.name}, not this host's vm_dir dataset"
+    elif "zfs_dataset" not in facts:
+        why = f"{remote} does not receive zfs streams (an older hivectl)"
+    else:
+        why = f"datastore {datastore} on {remote} is not its vm_dir dataset on ZFS"
+    lines = disk_transports(ref, False)
+    problems = [f"{line} ({why})" for line in lines if line.endswith("which only a zfs send can carry")]
+    if ref.dataset is not None:
+        lines.append(f"fallback: {why}, so the files of {ref.dataset} go as the file stream")
+    return "file", lines, problems
+
+
+def _target_problems(transport: Transport, new: str, datastore: str, text: str) -> tuple[list[str], dict[str, Any]]:
     with transport.stream(["migrate-facts"]) as pipe:
         pipe.stdin.write(json.dumps({"name": new, "datastore": datastore, "config": text}).encode() + b"\n")
         pipe.stdin.flush()
@@ -190,14 +227,19 @@ def _target_problems(transport: Transport, new: str, datastore: str, text: str) 
     found = answer.get("problems", [])
     if not isinstance(found, list):
         raise wire.StreamError(f"{transport.name} answered migrate-facts without a list of problems")
-    return [f"{transport.name}: {p}" for p in found]
+    return [f"{transport.name}: {p}" for p in found], answer
 
 
 def _steps(ref: GuestRef, new: str, datastore: str, remote: str, request: MigrateRequest,
-           running: bool, mode: str) -> list[str]:
-    steps = [f"send {ref.directory} to {remote} datastore {datastore} as {new} (staged, published on commit)"]
+           running: bool, mode: str, kind: str = "file") -> list[str]:
+    if kind == "zfs":
+        steps = [f"snapshot {ref.dataset} and zfs send it to {remote} datastore {datastore} as {new} "
+                 "(destroyed there on failure, published on commit)"]
+    else:
+        steps = [f"send {ref.directory} to {remote} datastore {datastore} as {new} (staged, published on commit)"]
     if mode == "warm":
-        steps.insert(0, f"warm rounds while {ref.name} runs, until one fits {request.max_downtime:g} s")
+        rounds = "incremental zfs sends" if kind == "zfs" else "warm rounds"
+        steps.insert(0, f"{rounds} while {ref.name} runs, until one fits {request.max_downtime:g} s")
     if running:
         steps.insert(1 if mode == "warm" else 0, f"stop {ref.name} here")
         steps.append(f"start {new} on {remote}")
@@ -214,7 +256,8 @@ def _move(ctx: Context, transport: Transport, ref: GuestRef, new: str, datastore
             wire.read_answer(pipe.stdout)  # the receiver holds its lock and staging directory
             sender = TreeSender(ref.directory, ref.name, new)
             if result.mode == "warm":
-                result.converged = _warm_rounds(pipe, sender, result, max_downtime, say)
+                result.converged = _warm_rounds(lambda: sender.send_round(pipe.stdin, pipe.stdout), result,
+                                                max_downtime, say)
             stop_at = time.monotonic()
             if result.was_running:
                 say(f"stopping {ref.name}")
@@ -254,6 +297,63 @@ def _move(ctx: Context, transport: Transport, ref: GuestRef, new: str, datastore
         raise
 
 
+def _move_zfs(ctx: Context, transport: Transport, ref: GuestRef, new: str, datastore: str,
+              request: MigrateRequest, result: MigrateResult, max_downtime: float, say: Progress) -> None:
+    """As ``_move``, with zfs send rounds (hivectl/migrate/zfssend.py) under the target's ``migrate-zfs``
+    session: a failure before its commit destroys what arrived there; the migration's snapshots are
+    destroyed here after success (with --keep-source; without it the guest goes with them) and after a
+    failure."""
+    from hivectl.migrate.zfssend import ZfsSender
+
+    stopped_here = False
+    published = False
+    sender = ZfsSender(ctx, transport, ref, new, say)
+    try:
+        with transport.stream(["migrate-zfs", new, datastore]) as pipe:
+            opened = wire.read_answer(pipe.stdout)  # the target holds its lock; the dataset is free there
+            sender.control = pipe
+            say(f"zfs send of {sender.dataset} into {opened.get('dataset')} on {transport.name}")
+            if result.mode == "warm":
+                result.converged = _warm_rounds(sender.send_round, result, max_downtime, say)
+            stop_at = time.monotonic()
+            if result.was_running:
+                say(f"stopping {ref.name}")
+                _stop(ctx, ref)
+                stopped_here = True
+                result.phases["stop"] = time.monotonic() - stop_at
+            final = sender.send_round()
+            result.phases["final"] = final.seconds
+            result.rounds.append(final)
+            say(f"{'final incremental' if result.mode == 'warm' else 'full'} zfs send: {final.payload} bytes in "
+                f"{final.seconds:.2f} s")
+            if result.was_running:
+                say(f"starting {new} on {transport.name}")
+            committed_at = time.monotonic()
+            answer = sender.commit(result.was_running)
+            published = True
+            if result.was_running and not answer.get("started"):
+                raise HivectlError(f"{transport.name} published {new} but did not start it")
+            result.phases["commit"] = time.monotonic() - committed_at
+            pipe.stdin.close()
+        if result.was_running:
+            result.started = True
+            result.downtime = time.monotonic() - stop_at
+            say(f"downtime {result.downtime:.2f} s")
+    except BaseException as error:
+        notes = _undo(ctx, transport, ref, new, published, stopped_here) + sender.remove_snapshots()
+        result.retries = sender.retries
+        if isinstance(error, (BrokenPipeError, ConnectionError)):
+            raise wire.StreamError("; ".join([f"the stream to {transport.name} broke ({error}); {ref.name} was "
+                                              "not moved", *notes])) from None
+        if isinstance(error, HivectlError) and notes:
+            raise HivectlError("; ".join([str(error), *notes])) from error
+        raise
+    result.retries = sender.retries
+    if request.keep_source:
+        for note in sender.remove_snapshots():
+            say(f"warning: {note}")
+
+
 def _undo(ctx: Context, transport: Transport | None, ref: GuestRef, new: str, published: bool,
           stopped_here: bool) -> list[str]:
     """After a failure: the guest off the target if it was published there, and running here again if this
@@ -275,7 +375,7 @@ def _undo(ctx: Context, transport: Transport | None, ref: GuestRef, new: str, pu
     return notes
 
 
-def _warm_rounds(pipe: Any, sender: TreeSender, result: MigrateResult, max_downtime: float,
+def _warm_rounds(send_round: Callable[[], Round], result: MigrateResult, max_downtime: float,
                  say: Progress) -> bool:
     """Send rounds while the guest runs; True once the next round is expected to fit ``max_downtime``.
 
@@ -284,7 +384,7 @@ def _warm_rounds(pipe: Any, sender: TreeSender, result: MigrateResult, max_downt
     changed (the scan), which the final round pays too.
     """
     for number in range(1, MAX_ROUNDS + 1):
-        sent = sender.send_round(pipe.stdin, pipe.stdout)
+        sent = send_round()
         result.rounds.append(sent)
         total_bytes = sum(r.payload for r in result.rounds)
         total_seconds = sum(r.seconds for r in result.rounds) or 1e-6

@@ -18,6 +18,7 @@ STREAMS: dict[str, str] = {
     "replica": "hivectl.transfer.serve:stream",  # replication's receiving side (docs/replication.md)
     "migrate-facts": "hivectl.migrate.streams:facts",  # a migration's preflight on the target
     "migrate-recv": "hivectl.migrate.streams:receive",  # a migration's receiving end (staged, commit)
+    "migrate-zfs": "hivectl.migrate.streams:receive_zfs",  # a ZFS migration's control session (lock, commit)
 }
 
 

@@ -96,9 +96,9 @@ def replicated(src: dict[str, Any], dst: dict[str, Any]) -> list[str]:
 
 
 def _copy(ctx: Context, peer: Peer, name: str, rel: str, step: Step, keep: bool, total: list[int],
-          progress: Progress | None) -> int:
+          progress: Progress | None, there: str) -> int:
     count = 0
-    with side.sending(ctx, name, rel, step) as out, peer.receiving(name, rel, step.kind, keep) as into:
+    with side.sending(ctx, name, rel, step) as out, peer.receiving(there, rel, step.kind, keep) as into:
         while chunk := out.read(CHUNK):
             into.write(chunk)
             count += len(chunk)
@@ -109,12 +109,14 @@ def _copy(ctx: Context, peer: Peer, name: str, rel: str, step: Step, keep: bool,
 
 
 def sync(ctx: Context, peer: Peer, name: str, upto: str | None = None, progress: Progress | None = None,
-         max_steps: int = 100_000) -> SyncResult:
-    """Send guest ``name`` of ``ctx``'s vm_dir to ``peer`` up to snapshot ``upto`` (default: the newest)."""
+         max_steps: int = 100_000, target: str | None = None) -> SyncResult:
+    """Send guest ``name`` of ``ctx``'s vm_dir to ``peer`` up to snapshot ``upto`` (default: the newest), as
+    guest ``target`` there (default: the same name; ``migrate --rename``)."""
+    there_name = target or name
     src = side.state(ctx, name)
     if not src["exists"]:
         raise NotFound(f"{name} has no dataset {src['dataset']} to send")
-    dst = peer.state(name)
+    dst = peer.state(there_name)
     keep = bool(src["resumable"] and dst["resumable"])
     result = SyncResult(resumable=keep)
     total = [0]
@@ -126,20 +128,20 @@ def sync(ctx: Context, peer: Peer, name: str, upto: str | None = None, progress:
             if step is None:
                 break
             try:
-                sent = _copy(ctx, peer, name, rel, step, keep, total, progress)
+                sent = _copy(ctx, peer, name, rel, step, keep, total, progress, there_name)
             except CommandFailed as error:
                 if step.kind == "resume" and "no longer exists" in str(error):
-                    peer.request(["abort", name, rel or "/"])  # the token's snapshot is gone: start afresh
-                    dst = peer.state(name)
+                    peer.request(["abort", there_name, rel or "/"])  # the token's snapshot is gone: afresh
+                    dst = peer.state(there_name)
                     continue
                 raise
             snapshot = step.snapshot
             if step.kind == "resume":
-                dst = peer.state(name)
+                dst = peer.state(there_name)
                 newest = _member_snaps(dst, rel)
                 snapshot = max(newest, key=lambda s: s.txg).name if newest else ""
             else:
-                dst = peer.state(name)
+                dst = peer.state(there_name)
             result.sent.append(Sent(rel, step.kind, snapshot, step.base, sent))
     result.common = last_common(src, dst)
     return result
