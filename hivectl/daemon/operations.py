@@ -96,9 +96,12 @@ class OperationManager:
             for key, value in changes.items():
                 setattr(record, key, value)
             record.updated_at = _now()
+        # Listeners first (the events stream writes the operation's event), then the waiters are woken: a
+        # caller of ``/wait`` that reads the event log at once finds the final event in it (it used not to,
+        # now and then: tests/journal/test_daemon_events.py, test_background_operations_are_events).
+        self._changed(record)
         if record.status in DONE:
             record.done.set()
-        self._changed(record)
 
     def submit(self, name: str, resources: dict[str, list[str]], work: Callable[[CancelToken], Any]) -> Record:
         """Queue ``work(token)``; returns the operation's record at once."""
