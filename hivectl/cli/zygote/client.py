@@ -14,8 +14,6 @@ This module imports only built-in modules (``_socket``, ``_signal``): it runs in
 import is paid on every command.
 """
 
-from __future__ import annotations
-
 import os
 import sys
 
@@ -31,7 +29,7 @@ FORWARDED_SIGNALS = ("SIGINT", "SIGTERM", "SIGHUP", "SIGQUIT")
 and the child, forked by the zygote, is in none of the terminal's groups."""
 
 
-def encode(package: str, argv: Sequence[str], cwd: bytes, umask: int, environ: dict[bytes, bytes]) -> bytes:
+def encode(package: str, argv: "Sequence[str]", cwd: bytes, umask: int, environ: dict[bytes, bytes]) -> bytes:
     """A request: ``MAGIC``, the body's length (4 bytes, big-endian), and NUL-separated fields.
 
     Fields: the package directory the launcher would import, the interpreter's cache tag
@@ -48,7 +46,7 @@ def encode(package: str, argv: Sequence[str], cwd: bytes, umask: int, environ: d
     return MAGIC + len(body).to_bytes(4, "big") + body
 
 
-def server_uid(sock: Socket, path: str) -> int:
+def server_uid(sock: "Socket", path: str) -> int:
     """The uid of the process that listens on ``sock`` (connected), as the kernel recorded it."""
     import _socket
 
@@ -61,7 +59,7 @@ def server_uid(sock: Socket, path: str) -> int:
     return os.stat(path).st_uid
 
 
-def _read_line(sock: Socket, pending: bytearray) -> bytes:
+def _read_line(sock: "Socket", pending: bytearray) -> bytes:
     """The next ``\\n``-terminated answer (without it); ``b""`` at end of stream."""
     while b"\n" not in pending:
         chunk = sock.recv(256)
@@ -73,7 +71,7 @@ def _read_line(sock: Socket, pending: bytearray) -> bytes:
     return line
 
 
-def request(path: str, package: str, argv: Sequence[str]) -> int | None:
+def request(path: str, package: str, argv: "Sequence[str]") -> int | None:
     """Run ``hivectl ARGV`` in the zygote at ``path``; its exit status, or ``None``: run it yourself."""
     import _socket
 
@@ -107,7 +105,7 @@ def request(path: str, package: str, argv: Sequence[str]) -> int | None:
         sock.close()
 
 
-def _await_status(sock: Socket, pending: bytearray, child: int) -> int:
+def _await_status(sock: "Socket", pending: bytearray, child: int) -> int:
     """Relay the terminal's signals to ``child`` until it reports ``exit N`` (or the zygote ``signal N``)."""
     import _signal  # type: ignore[import-not-found]  # signal's C part: no enum to import
 
