@@ -96,8 +96,9 @@ def receive(conn: socket.socket) -> Request:
 
 
 def command_word(argv: list[str]) -> str | None:
-    """The command a command line names (after the global options, as ``main`` reads them), resolved."""
-    from hivectl.cli.main import resolve
+    """The command a command line names (after the global options, as ``main`` reads them), resolved;
+    ``start -f``/``-i`` and ``install -f``/``-i`` (the console on this terminal) count as ``console``."""
+    from hivectl.cli.main import parse_command, resolve
     from hivectl.errors import UsageError
 
     args = list(argv)
@@ -110,9 +111,13 @@ def command_word(argv: list[str]) -> str | None:
     if args[0] in HIDDEN:
         return args[0]
     try:
-        return resolve(args[0]).name
-    except UsageError:
+        command = resolve(args[0])
+        namespace, _ = parse_command(command, args[1:])
+    except (UsageError, SystemExit):
         return None  # main says so, in its own words
+    if getattr(namespace, "foreground", False) or getattr(namespace, "interactive", False):
+        return "console"
+    return command.name
 
 
 def check(request: Request, peer: Peer, package: str, recorded: stamp.Stamp) -> None:
