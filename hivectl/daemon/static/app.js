@@ -46,16 +46,29 @@ function message(text, kind = "info") {
   };
 }
 
-/** Run `work` as the operation `label`, showing its progress and its outcome in one message line. */
+/**
+ * Run `work` as the operation `label`, showing its progress and its outcome in one message line.
+ *
+ * The outcome comes from the operation's wait; its progress from the event stream, which may lag the wait
+ * (on a loaded host the stream brings an operation's "running" event after the wait has answered it
+ * failed). So the line stops taking progress the moment the outcome is shown: a late event must not turn
+ * "start x failed: ..." back into "start x: running".
+ */
 async function perform(label, work) {
   const update = message(`${label}: …`);
+  let opId = null;
   try {
-    const result = await work((info) => ui.opMessages.set(info.id, { label, update }));
+    const result = await work((info) => {
+      opId = info.id;
+      ui.opMessages.set(info.id, { label, update });
+    });
     update(`${label}: done`, "ok");
     return result;
   } catch (error) {
     update(`${label} failed: ${error.message}`, "error");
     return undefined;
+  } finally {
+    if (opId !== null) ui.opMessages.delete(opId); // the outcome is final: later progress events are ignored
   }
 }
 
