@@ -87,7 +87,8 @@ def test_a_jailed_hypervisor_is_found_before_its_jexec_has_execd_it(tmp_path: Pa
     jexec.write_text("import time\ntime.sleep(300)\n")
     intent = time.time()
     token = "feedc0de12345678"
-    argv = [sys.executable, "-S", str(jexec), "hivectl-g1", str(tmp_path / "bhyve"), "-c", "1", "g1"]
+    name = f"probe{os.getpid()}"  # no other test's guest: the ps reader is checked without the token
+    argv = [sys.executable, "-S", str(jexec), f"hivectl-{name}", str(tmp_path / "bhyve"), "-c", "1", name]
     proc = subprocess.Popen(argv, env={**os.environ, identity.TOKEN_ENV: token})
     try:
         deadline = time.monotonic() + 30
@@ -96,12 +97,15 @@ def test_a_jailed_hypervisor_is_found_before_its_jexec_has_execd_it(tmp_path: Pa
         # The token is read from /proc/PID/environ; FreeBSD's ``ps -e`` (environment) is not procps' ``-e``
         # (every process), so the ps reader is checked here without it.
         mine = token if reader == "proc" else None
-        found = identity.find("g1", "bhyve", after=intent, token=mine)
+        # procps derives lstart from /proc/stat's btime (whole seconds, behind the true boot time) and then
+        # truncates it to the second: up to two seconds early, where FreeBSD's lstart is only truncated.
+        intent -= 0 if reader == "proc" else 1.0
+        found = identity.find(name, "bhyve", after=intent, token=mine)
         assert [p.pid for p in found] == [proc.pid]
-        assert identity.find("g2", "bhyve", after=intent, token=mine) == [], "another guest"
-        assert identity.find("g1", "bhyveload", after=intent, token=mine) == [], "another program"
+        assert identity.find(name + "0", "bhyve", after=intent, token=mine) == [], "another guest"
+        assert identity.find(name, "bhyveload", after=intent, token=mine) == [], "another program"
         if reader == "proc":
-            assert identity.find("g1", "bhyve", after=intent, token="0" * 16) == [], "another run's token"
+            assert identity.find(name, "bhyve", after=intent, token="0" * 16) == [], "another run's token"
     finally:
         proc.kill()
         proc.wait()
