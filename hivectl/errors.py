@@ -8,6 +8,7 @@ from __future__ import annotations
 
 TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing: every command imports this module
 if TYPE_CHECKING:
+    from collections.abc import Collection
     from pathlib import Path
 
 
@@ -70,3 +71,33 @@ def os_error_line(error: OSError) -> str:
     where = str(error.filename) + (f" -> {error.filename2}" if error.filename2 is not None else "")
     return f"{where}: {reason}"
 
+
+
+def error_line(error: BaseException) -> str:
+    """The one line every front end reports for ``error`` (the CLI after ``hivectl: ``, the daemon's
+    envelope, a remote's answer): a ``HivectlError``'s own words, a file's ``os_error_line``, and for
+    anything else (a bug) only its type: its details stay in the log of the process that met it."""
+    if isinstance(error, HivectlError):
+        return str(error)
+    if isinstance(error, OSError):
+        return os_error_line(error)
+    return f"internal error: {type(error).__name__}"
+
+
+def error_code(error: BaseException, known: Collection[str] | None = None) -> str:
+    """The machine-readable code of ``error`` in the daemon's words (docs/api.md): the daemon's envelope and
+    a remote's answer (hivectl/remote/wire.py) use this one table, so a code means the same on both.
+
+    A ``HivectlError`` with a ``code`` of its own (``hivectl.auth``'s ``forbidden``, a remote's) keeps it,
+    when ``known`` is given only if it is one of those; otherwise the class decides, subclasses first.
+    """
+    code = getattr(error, "code", None)
+    if isinstance(error, HivectlError) and isinstance(code, str) and code and (known is None or code in known):
+        return code
+    for kind, word in ((NotFound, "not_found"), (Conflict, "conflict"), (ConfigError, "invalid"),
+                       (ValidationErrors, "invalid"), (UsageError, "usage"), (HivectlError, "failed")):
+        if isinstance(error, kind):
+            return word
+    if isinstance(error, OSError):  # a file the operation needed (the CLI's one line and exit status 1)
+        return "not_found" if isinstance(error, FileNotFoundError) else "failed"
+    return "internal"

@@ -55,6 +55,7 @@ LAYERS: dict[str, int] = {
     "errors": 0,
     "patterns": 0,  # regular expressions compiled on first use (hivectl/patterns.py): imports only re
     "records": 0,  # cheap record classes (hivectl/records.py): imports nothing
+    "jsonline": 0,  # one JSON object per line, the peer's fault otherwise (hivectl/jsonline.py): imports nothing
     "": 0,  # the package itself (hivectl/__init__.py: the version)
 }
 

@@ -16,7 +16,7 @@ from typing import Any, Generic, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound, UsageError, ValidationErrors, os_error_line
+from hivectl.errors import HivectlError, error_code, error_line
 
 T = TypeVar("T")
 
@@ -92,37 +92,20 @@ CODE_STATUS = {"unauthorized": 401, "forbidden": 403, "not_found": 404, "conflic
 def classify(error: BaseException) -> tuple[int, str]:
     """The HTTP status and machine-readable code of an exception.
 
-    Order matters: the subclasses first. A ``HivectlError`` not otherwise known is a failure the user can
-    act on (the CLI's exit status 1: a host command that failed, a missing vm_dir), 400 ``failed``; only
-    an exception that is not a ``HivectlError`` (a bug) is a 500.
+    The code is ``hivectl.errors.error_code``'s (the one table a remote's answers use too), keeping an
+    error's own code only where it has a status here. A ``HivectlError`` not otherwise known is a failure
+    the user can act on (the CLI's exit status 1: a host command that failed, a missing vm_dir), 400
+    ``failed``; only an exception that is not a ``HivectlError`` (a bug) is a 500.
     """
     if isinstance(error, ApiError):
         return error.status, error.code
-    code = getattr(error, "code", None)
-    if isinstance(error, HivectlError) and isinstance(code, str) and code in CODE_STATUS:
-        return CODE_STATUS[code], code
-    if isinstance(error, NotFound):
-        return 404, "not_found"
-    if isinstance(error, Conflict):
-        return 409, "conflict"
-    if isinstance(error, ConfigError | ValidationErrors):
-        return 400, "invalid"
-    if isinstance(error, UsageError):
-        return 400, "usage"
-    if isinstance(error, HivectlError):
-        return 400, "failed"
-    if isinstance(error, OSError):  # a file the operation needed (the CLI's one line and exit status 1)
-        return (404, "not_found") if isinstance(error, FileNotFoundError) else (400, "failed")
-    return 500, "internal"
+    code = error_code(error, CODE_STATUS)
+    return CODE_STATUS[code], code
 
 
 def message(error: BaseException) -> str:
     """The one line the CLI prints for ``error`` (without its ``hivectl: `` prefix)."""
-    if isinstance(error, HivectlError):
-        return str(error)
-    if isinstance(error, OSError):
-        return os_error_line(error)
-    return f"internal error: {type(error).__name__}"  # details go to the daemon's log, not to the client
+    return error_line(error)  # details of a bug go to the daemon's log, not to the client
 
 
 def error_body(error: BaseException) -> tuple[int, dict[str, Any]]:

@@ -13,6 +13,7 @@ import struct
 from typing import IO, Any
 
 from hivectl.errors import HivectlError
+from hivectl.jsonline import json_object
 
 _LENGTHS = struct.Struct(">II")  # header length, payload length
 MAX_HEADER = 64 << 10
@@ -72,12 +73,7 @@ def read_answer(inp: IO[bytes]) -> dict[str, Any]:
     line = inp.readline(MAX_HEADER)
     if not line:
         raise StreamError("the other host closed the migration stream without answering")
-    try:
-        answer = json.loads(line)
-    except ValueError:
-        raise StreamError(f"the other host answered something that is not JSON: {line[:200]!r}") from None
-    if not isinstance(answer, dict):
-        raise StreamError(f"the other host answered {answer!r}, not an object")
+    answer = json_object(line, StreamError, "the other host answered")
     if answer.get("error"):
         raise HivectlError(str(answer["error"]))
     return answer

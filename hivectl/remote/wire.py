@@ -14,7 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound, UsageError, ValidationErrors
+from hivectl.errors import ConfigError, Conflict, HivectlError, NotFound, UsageError, error_code, error_line
 
 VERSION = 1
 KINDS = ("call", "cli", "stream")
@@ -37,30 +37,13 @@ def decode_request(line: bytes) -> dict[str, Any]:
 
 
 def code_of(error: BaseException) -> str:
-    """The error's code, in the daemon's vocabulary (subclasses first)."""
-    code = getattr(error, "code", None)
-    if isinstance(error, HivectlError) and isinstance(code, str) and code:
-        return code
-    for kind, word in ((NotFound, "not_found"), (Conflict, "conflict"), (ConfigError, "invalid"),
-                       (ValidationErrors, "invalid"), (UsageError, "usage"), (HivectlError, "failed")):
-        if isinstance(error, kind):
-            return word
-    if isinstance(error, OSError):
-        return "not_found" if isinstance(error, FileNotFoundError) else "failed"
-    return "internal"
+    """The error's code, in the daemon's vocabulary (``hivectl.errors.error_code``, as the daemon's)."""
+    return error_code(error)
 
 
 def error_object(error: BaseException) -> dict[str, Any]:
-    from hivectl.errors import os_error_line
-
-    if isinstance(error, HivectlError):
-        message = str(error)
-    elif isinstance(error, OSError):
-        message = os_error_line(error)
-    else:
-        message = f"internal error: {type(error).__name__}"  # a bug: its details stay on the remote
     status = getattr(error, "exit_status", 1) if isinstance(error, HivectlError) else 1
-    found: dict[str, Any] = {"code": code_of(error), "message": message, "exit_status": status}
+    found: dict[str, Any] = {"code": code_of(error), "message": error_line(error), "exit_status": status}
     if isinstance(error, ConfigError):
         found.update(source=error.source, key=error.key, value=error.value, why=error.why)
     return found

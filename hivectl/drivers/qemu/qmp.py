@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from hivectl.errors import HivectlError
+from hivectl.jsonline import json_object
 
 Message = dict[str, Any]
 
@@ -165,13 +166,7 @@ class QmpClient:
                 return None
             self._buffer += chunk
         line, _, self._buffer = self._buffer.partition(b"\n")
-        try:
-            message = json.loads(line)
-        except ValueError:
-            raise QmpError(f"{self.path}: not JSON from QEMU: {line[:200]!r}") from None
-        if not isinstance(message, dict):
-            raise QmpError(f"{self.path}: unexpected QMP message {message!r}")
-        return message
+        return json_object(line, QmpError, f"{self.path}: QEMU sent")
 
 
 def command(path: Path, name: str, arguments: dict[str, Any] | None = None, timeout: float = 5.0) -> Any:
