@@ -202,7 +202,10 @@ def serve(conn: socket.socket, close: list[int], package: str, recorded: stamp.S
             status = DECLINED_STATUS
             _exit(status)
         conn.sendall(b"run %d\n" % os.getpid())
-        if conn.recv(3) != b"go\n":
+        answer = b""
+        while len(answer) < 3 and (chunk := conn.recv(3 - len(answer))):
+            answer += chunk
+        if answer != b"go\n":
             status = DECLINED_STATUS  # the launcher gave up waiting and runs the command itself
             _exit(status)
         conn.settimeout(None)
