@@ -19,6 +19,10 @@ from hivectl.plan import Action
 from hivectl.records import field, record
 from hivectl.store import GuestRef, Store
 
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
 
 class Problem(str):
     """A preflight finding. ``level`` is ``error`` (cannot start) or ``warning`` (starts, but not as asked).
@@ -119,6 +123,13 @@ class Driver(ABC):
     @abstractmethod
     def classify(self, status: int, ref: GuestRef) -> Outcome:
         """Map the hypervisor's exit status (negative: killed by that signal) to an outcome."""
+
+    def wait_ready(self, ref: GuestRef, alive: Callable[[], bool], timeout: float) -> bool:
+        """Wait, after the supervisor's one-second survival check, until the hypervisor has finished its own
+        start-up checks; False if it exited first. bhyve makes its checks before that second is up, so
+        the default waits for nothing; a driver whose hypervisor says when it is ready (QEMU's monitor)
+        waits for that, so that a loaded host does not report a start that fails a moment later."""
+        return alive()
 
     @abstractmethod
     def request_shutdown(self, ref: GuestRef, pid: int) -> None:

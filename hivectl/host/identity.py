@@ -214,6 +214,8 @@ def processes() -> Iterator[ProcessIdentity]:
             yield ProcessIdentity(int(pid_text), rest[:24], started, tuple(tail[1].split()) if len(tail) > 1 else ())
 
 
+START_SLACK = 2.0  # seconds: whole-second lstart (FreeBSD, procps) plus procps' truncated btime (Linux)
+
 TOKEN_ENV = "HIVECTL_RUN_TOKEN"  # noqa: S105 (a variable name, not a secret)
 """Put in a hypervisor's environment by its supervisor and recorded in the run's intent, so the process
 is found again by a token no other process carries (``find``'s ``token``)."""
@@ -286,7 +288,7 @@ def runs(argv: tuple[str, ...] | list[str], program: str) -> bool:
 def find(guest: str, program: str, after: float | None = None, token: str | None = None) -> list[ProcessIdentity]:
     """Live processes of ``guest`` whose command line is ``program``'s (:func:`runs`: its first word or
     title, the script of an interpreter, or the command of a jexec(8) that has not exec'd it yet), started
-    at or after ``after`` (epoch seconds, with the platform's one-second granularity allowed for), and
+    at or after ``after`` (epoch seconds, with the start time's granularity allowed for: ``START_SLACK``), and
     carrying ``token`` in their environment if one is given."""
     found = []
     for proc in processes():
@@ -294,7 +296,9 @@ def find(guest: str, program: str, after: float | None = None, token: str | None
             continue
         if not proc.names(guest):
             continue
-        if after is not None and proc.started < after - 1.0:
+        # ps(1)'s lstart is whole seconds; procps derives it from /proc/stat's btime, itself truncated to
+        # the second, so on Linux the figure can be up to two seconds before the real start.
+        if after is not None and proc.started < after - START_SLACK:
             continue
         if token is not None and not carries(proc.pid, token):
             continue

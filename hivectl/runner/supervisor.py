@@ -66,6 +66,7 @@ CONSOLE_ENV = "HIVECTL_CONSOLE"  # "tmux" when ``start`` runs this supervisor in
 STOP_GRACE = 30.0  # foreground: seconds the guest gets to power off after a signal before it is forced
 FORCE_GRACE = 10.0  # then seconds after the forced power-off before the hypervisor is killed
 POLL = 0.2
+READY_TIMEOUT = 60.0  # seconds a hypervisor gets to say it is ready after the first second (Driver.wait_ready)
 RESTORE_TIMEOUT = 300.0  # seconds a hypervisor gets to load a save (QEMU's incoming migration)
 STOP_SIGNALS = (signal.SIGINT, signal.SIGTERM, signal.SIGHUP)
 # Detached, only SIGINT ends the guest (Python's KeyboardInterrupt reaches the cleanup); SIGTERM kills the
@@ -510,12 +511,15 @@ class Supervisor:
             self.log(f"could not ask the hypervisor to power off: {err}")
 
     def confirm_started(self, proc: Waitable) -> None:
-        """Report success only once the hypervisor survived its own start-up checks."""
+        """Report success only once the hypervisor survived its own start-up checks: one second alive, then
+        whatever the driver knows of its readiness (``Driver.wait_ready``: QEMU's monitor answering)."""
         deadline = time.monotonic() + 1.0
         while time.monotonic() < deadline:
             if proc.poll() is not None:
                 return  # the exit is reported by the caller through the loop's normal path
             time.sleep(0.05)
+        if not self.driver.wait_ready(self.ref, lambda: proc.poll() is None, READY_TIMEOUT):
+            return  # it failed its own start-up checks after the first second: reported like an early exit
         self.report(f"ok {proc.pid}")
 
     def spawn(self, argv: list[str], env: dict[str, str], log_name: str) -> Process:

@@ -119,16 +119,26 @@ def test_blockstats_of_several_monitors_at_once(tmp_path: Path) -> None:
 
 def test_resident_memory_is_the_kernels_vmrss_and_a_zombie_has_none() -> None:
     """``resident_bytes`` reads /proc/PID/statm: the same count as VmRSS of /proc/PID/status."""
-    child = subprocess.Popen(["python3", "-c", "import sys; b = bytearray(64 << 20); sys.stdin.read()"],
-                             stdin=subprocess.PIPE)
+    # The child says when it has touched its 64 MiB; from then on it only waits on stdin. Its resident set
+    # can still move by a page or two (the interpreter's own heap), so the kernel's VmRSS is read before
+    # and after statm, and a reading between two equal VmRSS figures must equal them.
+    child = subprocess.Popen(["python3", "-c", "import sys; b = bytearray(64 << 20); print('ready', flush=True); "
+                              "sys.stdin.read()"], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
-        for _ in range(100):  # until the child has touched its 64 MiB
+        assert child.stdout is not None and child.stdout.readline().strip() == "ready"
+
+        def vmrss() -> int:
             status = Path(f"/proc/{child.pid}/status").read_text()
-            vmrss = next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
-            if vmrss > 64 << 20:
+            return next(int(line.split()[1]) * 1024 for line in status.splitlines() if line.startswith("VmRSS:"))
+
+        for _ in range(100):
+            before = vmrss()
+            resident = linux.resident_bytes(child.pid)
+            if vmrss() == before:
                 break
             time.sleep(0.05)
-        assert linux.resident_bytes(child.pid) == vmrss
+        assert before > 64 << 20
+        assert resident == before
     finally:
         assert child.stdin is not None
         child.stdin.close()

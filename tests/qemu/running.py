@@ -69,9 +69,17 @@ class Run:
                 raise AssertionError(f"{path} never appeared: {self.qemu_log()}")
             time.sleep(0.01)
 
-    def wait_control(self, timeout: float = 10.0) -> None:
-        """Wait until QEMU's control monitor answers (QEMU is up and has parsed its whole command line)."""
-        self._connect(self.driver.sockets(self.ref).control, timeout).close()
+    def wait_control(self, timeout: float = 60.0) -> None:
+        """Wait until QEMU's control monitor answers a command (QEMU is up and has parsed its whole command
+        line). The socket listens, and its greeting comes from the monitor's own I/O thread, early in QEMU's
+        set-up; commands run in the main loop only, which QEMU reaches after it has set up every device
+        and locked its memory (``-overcommit mem-lock=on``: 4-5 s here for a 64 MB TCG guest)."""
+        from hivectl.drivers.qemu import qmp
+
+        deadline = time.monotonic() + timeout
+        path = self.driver.sockets(self.ref).control
+        self._connect(path, timeout).close()
+        qmp.command(path, "query-status", timeout=max(1.0, deadline - time.monotonic()))
 
     def wait_exit(self, timeout: float) -> int:
         assert self.proc is not None

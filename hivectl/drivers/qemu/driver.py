@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import time
 from pathlib import Path
 
 from hivectl.drivers import hostchecks, swtpm
@@ -40,6 +41,10 @@ from hivectl.model.layout import VIRT_CONSOLE_PREFIX
 from hivectl.net.ports import Port
 from hivectl.plan import Action, Call
 from hivectl.store import GuestRef, Store
+
+TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 WATCH_DRAIN_TIMEOUT = 3.0  # how long classify waits for the watcher to read QEMU's last events
 
@@ -196,6 +201,34 @@ class QemuDriver(Driver):
         if watch.shutdown_reason is None and not watch.panicked:
             return None
         return watch.outcome(0)
+
+    def wait_ready(self, ref: GuestRef, alive: Callable[[], bool], timeout: float) -> bool:
+        """Wait until QEMU's control monitor answers ``query-status``: QEMU answers only from its main
+        loop, after every device, chardev and display is set up, so a start that fails there (a VNC port
+        taken, a tap busy) fails before ``start`` reports success, however slow the host. On a loaded
+        host QEMU can take longer than the supervisor's one-second survival check to get there (CI saw
+        ``start`` succeed and QEMU exit on the taken VNC port a moment later).
+
+        A process that has not even made its monitor socket by then is not a QEMU being slow in its
+        set-up (QEMU makes its chardevs first), so it is taken as started, as before; one whose monitor
+        never answers within ``timeout`` is taken as started too: it is alive, and stop still reaches it
+        by signal. False when QEMU exits while this waits: the caller reports that exit."""
+        from hivectl.drivers.qemu import qmp
+
+        control = self.sockets(ref).control
+        deadline = time.monotonic() + timeout
+        while alive():
+            if not control.exists():
+                return True
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return True
+            try:
+                qmp.command(control, "query-status", timeout=min(5.0, remaining))
+                return True
+            except qmp.QmpError:
+                time.sleep(0.1)
+        return False
 
     # -- control ---------------------------------------------------------------------------------------
     def _control(self, ref: GuestRef, command: str) -> object:
