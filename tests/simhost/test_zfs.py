@@ -101,3 +101,29 @@ def test_send_receive_and_busy_zvol(simhost: SimHost, tmp_path) -> None:
     assert listing[0].split() == ["NAME", "USED", "AVAIL", "REFER", "MOUNTPOINT"]
     assert [line.split()[0] for line in listing[1:]] == ["zroot/vm", "zroot/vm/b", "zroot/vm/b/disk0"]
     assert run(["zpool", "list", "-H", "-o", "name"]).stdout == "zroot\n"
+
+
+def test_hold_and_release_refuse_the_whole_command_as_zfs_does(simhost: SimHost) -> None:
+    run = simhost.run
+    assert run(["zfs", "create", "-p", "zroot/h/a"]).returncode == 0
+    assert run(["zfs", "snapshot", "-r", "zroot/h@s"]).returncode == 0
+
+    def holds() -> list[str]:
+        out = run(["zfs", "holds", "-H", "-r", "zroot/h@s"]).stdout
+        return sorted(f"{line.split()[0]}:{line.split()[1]}" for line in out.splitlines())
+
+    assert run(["zfs", "hold", "keep", "zroot/h/a@s"]).returncode == 0
+    again = run(["zfs", "hold", "-r", "keep", "zroot/h@s"])  # zroot/h/a@s has it: nothing is held
+    assert (again.returncode, again.stderr) == (
+        1, "cannot hold snapshot 'zroot/h/a@s': tag already exists on this dataset\n")
+    assert holds() == ["zroot/h/a@s:keep"]
+    assert run(["zfs", "hold", "-r", "other", "zroot/h@s"]).returncode == 0
+    assert holds() == ["zroot/h/a@s:keep", "zroot/h/a@s:other", "zroot/h@s:other"]
+    missing = run(["zfs", "release", "-r", "keep", "zroot/h@s"])  # zroot/h@s lacks it: nothing released
+    assert (missing.returncode, missing.stderr) == (
+        1, "cannot release hold from snapshot 'zroot/h@s': no such tag on this dataset\n")
+    assert holds() == ["zroot/h/a@s:keep", "zroot/h/a@s:other", "zroot/h@s:other"]
+    assert run(["zfs", "release", "-r", "other", "zroot/h@s"]).returncode == 0
+    assert run(["zfs", "release", "keep", "zroot/h/a@s"]).returncode == 0
+    assert holds() == []
+    assert run(["zfs", "hold", "keep"]).returncode == 2

@@ -236,34 +236,35 @@ def _read_all(fd: int) -> bytes:
 # -- holds --------------------------------------------------------------------------------------------------
 
 def cmd_hold(pool: Any, args: list[str]) -> int:
-    from .zfs import fail, getopts, usage
-
-    opts, rest = getopts("hold", args, "r")
-    if len(rest) < 2:
-        usage("hold", "missing tag or snapshot argument")
-    tag, snaps = rest[0], rest[1:]
-    targets = _hold_targets(pool, snaps, any(o == "r" for o, _ in opts), "hold")
-    for snap in targets:
-        if tag in pool.ds[snap].get("holds", {}):
-            fail(f"cannot hold snapshot '{snap}': tag already exists on this dataset")
-    for snap in targets:
-        pool.ds[snap].setdefault("holds", {})[tag] = int(time.time())
-    return 0
+    """``zfs hold [-r] TAG SNAPSHOT...``: every snapshot checked first, then all held (or none)."""
+    return _change_holds(pool, "hold", args, "hold", "tag already exists on this dataset")
 
 
 def cmd_release(pool: Any, args: list[str]) -> int:
+    """``zfs release [-r] TAG SNAPSHOT...``: as ``hold``, the other way."""
+    return _change_holds(pool, "release", args, "release hold from", "no such tag on this dataset")
+
+
+def _change_holds(pool: Any, command: str, args: list[str], verb: str, refusal: str) -> int:
+    """hold and release in one loop, as zfs(8) words them: a snapshot that already has the tag (hold) or
+    lacks it (release) refuses the whole command before any snapshot changes."""
     from .zfs import fail, getopts, usage
 
-    opts, rest = getopts("release", args, "r")
+    opts, rest = getopts(command, args, "r")
     if len(rest) < 2:
-        usage("release", "missing tag or snapshot argument")
+        usage(command, "missing tag or snapshot argument")
     tag, snaps = rest[0], rest[1:]
-    targets = _hold_targets(pool, snaps, any(o == "r" for o, _ in opts), "release hold from")
+    adding = command == "hold"
+    targets = _hold_targets(pool, snaps, any(o == "r" for o, _ in opts), verb)
     for snap in targets:
-        if tag not in pool.ds[snap].get("holds", {}):
-            fail(f"cannot release hold from snapshot '{snap}': no such tag on this dataset")
+        if (tag in pool.ds[snap].get("holds", {})) == adding:
+            fail(f"cannot {verb} snapshot '{snap}': {refusal}")
     for snap in targets:
-        del pool.ds[snap]["holds"][tag]
+        holds = pool.ds[snap].setdefault("holds", {})
+        if adding:
+            holds[tag] = int(time.time())
+        else:
+            del holds[tag]
     return 0
 
 
