@@ -40,11 +40,12 @@ for a password (ssh BatchMode): use a key (--identity, or ssh's own configuratio
   hivectl list --all-remotes"""
     p.add_argument("action", choices=("add", "list", "remove"))
     p.add_argument("args", nargs="*", metavar="ARG")
-    p.add_argument("--command", metavar="PATH", help="hivectl's path on the remote (add)")
-    p.add_argument("--identity", metavar="FILE", help="the private key to log in with (add)")
-    p.add_argument("--known-hosts", metavar="FILE", help="a known_hosts file that lists the remote's key (add)")
-    p.add_argument("--json", action="store_true", help="list as JSON")
-    p.add_argument("--dry-run", action="store_true", help="check and show, record nothing (add, remove)")
+    from hivectl.cli.options import add_json_and_dry_run, add_valued
+
+    add_valued(p, ("--command", "PATH", "hivectl's path on the remote (add)"),
+               ("--identity", "FILE", "the private key to log in with (add)"),
+               ("--known-hosts", "FILE", "a known_hosts file that lists the remote's key (add)"))
+    add_json_and_dry_run(p, "list as JSON", "check and show, record nothing (add, remove)")
 
 
 def run_remote(ctx: Context, args: argparse.Namespace) -> int:

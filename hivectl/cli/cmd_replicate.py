@@ -26,12 +26,13 @@ both with the --keep policy (the retention grammar of 'hivectl snapshot prune').
   hivectl replicate list | status [--json] | remove NAME [REMOTE] | run NAME [REMOTE]
   hivectl replicate --run-due [--now TIME]      (cron: * * * * * root hivectl replicate --run-due)"""
     p.add_argument("words", nargs="*", metavar="NAME REMOTE | ACTION ...")
-    p.add_argument("--every", metavar="INTERVAL", help="how often (15m, 1h, 1d; at least 1m)")
-    p.add_argument("--keep", metavar="POLICY", help="keep-last=N,keep-hourly=N,... on both sides")
+    from hivectl.cli.options import add_json_and_dry_run, add_valued
+
+    add_valued(p, ("--every", "INTERVAL", "how often (15m, 1h, 1d; at least 1m)"),
+               ("--keep", "POLICY", "keep-last=N,keep-hourly=N,... on both sides"))
     p.add_argument("--run-due", action="store_true", help="run every job whose time has come")
-    p.add_argument("--now", metavar="TIME", help="the time to run at (ISO 8601 or seconds; for tests)")
-    p.add_argument("--json", action="store_true", help="status or results as JSON")
-    p.add_argument("--dry-run", action="store_true", help="show what would change")
+    add_valued(p, ("--now", "TIME", "the time to run at (ISO 8601 or seconds; for tests)"))
+    add_json_and_dry_run(p, "status or results as JSON", "show what would change")
 
 
 def _now(text: str | None) -> float | None:
