@@ -27,8 +27,8 @@ TYPE_CHECKING = False  # typing.TYPE_CHECKING without importing typing (mypy tre
 if TYPE_CHECKING:
     from typing import Any
 
-TYPES = ("created", "destroyed", "config-changed", "changed", "started", "stopped", "rebooted", "crashed",
-         "adopted", "console-opened", "snapshot", "operation", "migration")
+TYPES = ("created", "destroyed", "config-changed", "changed", "started", "start-failed", "stopped", "rebooted",
+         "crashed", "adopted", "console-opened", "snapshot", "operation", "migration")
 
 # The event a successful change adds, by operation (hivectl.api's method names, as in the catalog).
 # Operations that start or stop guests add none: the supervisor reports the run itself.

@@ -215,6 +215,8 @@ class Supervisor:
         finally:
             # Cleanup comes first: when ``start`` hears back, the guest is fully stopped again.
             self.finish()
+            if self.ready_fd >= 0:  # ``start`` never heard "ok": this run was a failed start, now undone
+                self.event("start-failed", error=failure)
             self.report(f"error: {failure}")
         return exit_status(self.last_outcome, self.stop_requested())
 

@@ -37,3 +37,17 @@ def test_start_reboot_crash_and_stop_are_events(host: Any) -> None:  # noqa: F81
     assert (crashed["status"], crashed["outcome"], crashed["again"]) == (3, "fault", True)
     assert all(b["seq"] > a["seq"] for a, b in itertools.pairwise(seen))
     assert all(e["target"] == "/guests/g1" and "uid" in e["who"] for e in seen)
+
+
+def test_a_failed_start_is_one_event_written_once_the_guest_is_stopped_again(host: Any) -> None:  # noqa: F811
+    """A start that fails inside the supervisor (its preflight: the simulated host's hw.vmm.maxcpu is 4, g1
+    asks for 8) held the run lock for a moment, listed as Running: the event tells a watcher (the web page,
+    ``events --follow``) that it is over, with the line the CLI printed, once the guest is Stopped again."""
+    make_guest(host, cpu="8")
+    failed = hivectl("start", "g1")
+    assert failed.status != 0
+    line = failed.err.strip().splitlines()[-1].removeprefix("hivectl: ")
+    seen = guest_events("g1")
+    assert [e["type"] for e in seen] == ["created", "start-failed"], (seen, failed.err)
+    assert seen[-1]["details"]["error"] in line, (seen[-1], line)
+    assert hivectl("list", "--json").json()[0]["state"] == "Stopped"
