@@ -758,6 +758,40 @@ class Hivectl:
             raise HivectlError(result.errors[0])
         return [line.split(": ", 1)[1] for line in result.suspended]
 
+    def suspendall(self, timeout: float = 300.0, dry_run: bool = False) -> list[str] | list[list[str]]:
+        """Suspend every running guest, in ``stopall``'s order (vm-bhyve's ``vm suspendall``); returns the
+        saves' paths (the plan when ``dry_run``). Raises the first guest's error after trying them all.
+
+        >>> hv.suspendall(dry_run=True)
+        []
+        """
+        from hivectl.errors import HivectlError
+        from hivectl.ops import suspend
+
+        result = suspend.suspendall(self._ctx, timeout, dry_run)
+        if dry_run:
+            return result.plan
+        if result.errors:
+            raise HivectlError(result.errors[0])
+        return [line.split(": ", 1)[1] for line in result.suspended]
+
+    def resumeall(self, dry_run: bool = False) -> list[int] | list[list[str]]:
+        """Resume every suspended guest, ``vm_list``'s first in its order; returns their hypervisors' pids
+        (the plan when ``dry_run``). Raises the first guest's error after trying them all.
+
+        >>> hv.resumeall(dry_run=True)
+        []
+        """
+        from hivectl.errors import HivectlError
+        from hivectl.ops import suspend
+
+        result = suspend.resumeall(self._ctx, dry_run)
+        if dry_run:
+            return result.plan
+        if result.errors:
+            raise HivectlError(result.errors[0])
+        return [one.pid for one in result.resumed if one.pid is not None]
+
     def resume(self, name: str, discard: bool = False, dry_run: bool = False) -> Any:
         """Continue a suspended guest from its save (``discard``: move the save aside and boot afresh);
         returns the hypervisor's pid (the plan when ``dry_run``). A stale save raises ``HivectlError``."""

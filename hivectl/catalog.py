@@ -45,6 +45,7 @@ OPERATOR = frozenset({"start", "stop", "restart", "reset", "poweroff", "console"
 # Operations that can take over a second: the daemon runs them in the background (202 and an operation).
 ASYNC = frozenset({
     "start", "install", "stop", "restart", "reset", "poweroff", "startall", "stopall", "suspend", "resume",
+    "suspendall", "resumeall",
     "create", "clone", "backup", "restore", "rollback", "import_guest", "migrate",
     "iso_download", "img_download", "image_create", "image_provision", "image_destroy",
     "replicate_run_due", "promote",
@@ -120,7 +121,8 @@ _GUEST_TARGETS = ("name", "names", "spec")
 _HOST_WIDE = frozenset({
     "init", "templates", "template_show", "guests", "settings", "set_settings", "version", "passthru",
     "autostart_list", "tags_find", "iso", "img", "restore", "image_list", "image_create", "image_provision",
-    "image_destroy", "startall", "stopall", "datastore_list", "switch_list", "switch_info", "switch_init",
+    "image_destroy", "startall", "stopall", "suspendall", "resumeall", "datastore_list", "switch_list",
+    "switch_info", "switch_init",
     "import_guest", "retention_explain", "metrics", "events", "audit",
     "replicate_list", "replicate_status", "replicate_run_due",
     # Access (docs/security.md): host-wide here; hivectl/ops/access.py checks the actor's rights on the

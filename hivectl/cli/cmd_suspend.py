@@ -1,4 +1,4 @@
-"""Suspend and resume commands: ``suspend NAME...``, ``resume [--discard] NAME``.
+"""Suspend and resume commands: ``suspend NAME...``, ``resume [--discard] NAME``, ``suspendall``, ``resumeall``.
 
 Only parsing and rendering: both are operations of ``hivectl/ops/suspend.py``.
 """
@@ -69,3 +69,45 @@ def run_resume(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     sys.stdout.write(f"{args.name}: {'started afresh' if args.discard else 'resumed'} (pid {result.pid})\n")
     return 0
+
+
+def configure_suspendall(p: argparse.ArgumentParser) -> None:
+    p.description = """\
+Suspend every running guest, as 'hivectl suspend' does each (vm-bhyve's 'vm suspendall'): in stopall's
+order, the guests not in vm_list first, then vm_list's in reverse. A guest that cannot be suspended is
+reported and the others are still suspended (exit status 1). 'hivectl resumeall' continues them."""
+    p.add_argument("--timeout", type=float, default=ops.SUSPEND_TIMEOUT, metavar="S",
+                   help=f"seconds for each save to complete (default {ops.SUSPEND_TIMEOUT:g})")
+    p.add_argument("--dry-run", action="store_true", help="print the plan (JSON arrays) and change nothing")
+
+
+def run_suspendall(ctx: Context, args: argparse.Namespace) -> int:
+    result = ops.suspendall(ctx, args.timeout, args.dry_run)
+    if args.dry_run:
+        _print_plan(result.plan, [])
+        return 0
+    for line in result.suspended:
+        sys.stdout.write(f"{line.split(': ', 1)[0]}: suspended into {line.split(': ', 1)[1]}\n")
+    for error in result.errors:
+        sys.stderr.write(f"hivectl: {error}\n")
+    return 1 if result.errors else 0
+
+
+def configure_resumeall(p: argparse.ArgumentParser) -> None:
+    p.description = """\
+Resume every suspended guest from its save, as 'hivectl resume' does each: those in vm_list first, in its
+order, then the others. A save that no longer fits is reported and the others are still resumed (exit
+status 1); 'hivectl resume --discard NAME' boots such a guest afresh."""
+    p.add_argument("--dry-run", action="store_true", help="print the plan (JSON arrays) and change nothing")
+
+
+def run_resumeall(ctx: Context, args: argparse.Namespace) -> int:
+    result = ops.resumeall(ctx, args.dry_run)
+    if args.dry_run:
+        _print_plan(result.plan, result.warnings)
+        return 0
+    for one in result.resumed:
+        sys.stdout.write(f"{one.name}: resumed (pid {one.pid})\n")
+    for error in result.errors:
+        sys.stderr.write(f"hivectl: {error}\n")
+    return 1 if result.errors else 0

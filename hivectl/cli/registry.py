@@ -102,6 +102,8 @@ COMMANDS: tuple[Command, ...] = (
     Command("poweroff", "hivectl.cli.cmd_lifecycle", "power a guest off at once", "run"),
     Command("suspend", "hivectl.cli.cmd_suspend", "save running guests' state to disk and stop them", "run"),
     Command("resume", "hivectl.cli.cmd_suspend", "continue a suspended guest (or --discard its save)", "run"),
+    Command("suspendall", "hivectl.cli.cmd_suspend", "suspend every running guest (stopall's order)", "run"),
+    Command("resumeall", "hivectl.cli.cmd_suspend", "resume every suspended guest (vm_list first)", "run"),
     Command("console", "hivectl.cli.cmd_lifecycle", "attach to a guest's serial console", "run"),
     Command("startall", "hivectl.cli.cmd_lifecycle", "start the guests in vm_list, in order", "run"),
     Command("stopall", "hivectl.cli.cmd_lifecycle", "stop every running guest", "run"),

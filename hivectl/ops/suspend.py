@@ -177,3 +177,51 @@ def resume(ctx: Context, request: ResumeRequest) -> ResumeResult:
     if started.started:
         result.pid = started.started[0].pid
     return result
+
+
+# -- suspendall, resumeall --------------------------------------------------------------------------------
+
+def suspendall(ctx: Context, timeout: float = SUSPEND_TIMEOUT, dry_run: bool = False) -> SuspendResult:
+    """vm-bhyve's ``vm suspendall``: every running guest, in ``stopall``'s order (those not in ``vm_list``
+    first, then ``vm_list`` in reverse), each suspended as ``suspend`` does; a failure does not stop the
+    rest. No ``vm_delay`` pause: a save is waited for, one guest after the other, so nothing needs staggering."""
+    from hivectl.ops.lifecycle import stopall_order
+
+    refs, _ = stopall_order(ctx)
+    return suspend(ctx, SuspendRequest(tuple(ref.name for ref in refs), timeout, dry_run))
+
+
+@dataclass
+class ResumeAllResult:
+    resumed: list[ResumeResult] = field(default_factory=list)
+    errors: list[str] = field(default_factory=list)  # one line per guest that could not be resumed
+    plan: list[list[str]] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def resumeall_order(ctx: Context) -> list[str]:
+    """The suspended guests, in ``startall``'s order (``vm_list`` first, as listed), then the others."""
+    from hivectl.runtime import guest_state
+
+    suspended = [ref.name for ref in ctx.store.iter_guests()
+                 if guest_state(ref.directory, ref.name).state == "Suspended"]
+    listed = [name for name in dict.fromkeys(ctx.settings.vm_list) if name in suspended]
+    return listed + [name for name in suspended if name not in listed]
+
+
+def resumeall(ctx: Context, dry_run: bool = False) -> ResumeAllResult:
+    """Resume every suspended guest (``resumeall_order``), each as ``resume`` does; a failure (a stale
+    save) does not stop the rest. In a dry run the first refusal is raised, as ``suspend``'s is."""
+    result = ResumeAllResult()
+    for name in resumeall_order(ctx):
+        try:
+            one = resume(ctx, ResumeRequest(name, dry_run=dry_run))
+        except HivectlError as error:
+            if dry_run:
+                raise
+            result.errors.append(str(error))
+            continue
+        result.plan += one.plan
+        result.warnings += one.warnings
+        result.resumed.append(one)
+    return result

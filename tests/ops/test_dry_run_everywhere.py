@@ -77,6 +77,8 @@ ARGV: dict[tuple[str, ...], list[str]] = {
     ("resume",): ["resume", "asleep"],
     ("startall",): ["startall"],
     ("stopall",): ["stopall"],
+    ("suspendall",): ["suspendall"],
+    ("resumeall",): ["resumeall"],
     ("autostart", "add"): ["autostart", "add", "web"],
     ("autostart", "remove"): ["autostart", "remove", "keep"],
     ("switch", "create"): ["switch", "create", "-t", "standard", "lan"],
@@ -109,6 +111,7 @@ LIFECYCLE_PLANS: dict[tuple[str, ...], list[list[str]]] = {
     ("poweroff",): [["bhyvectl", "--vm=running", "--force-poweroff"]], ("startall",): [["bhyve"]],
     ("start",): [["bhyve"]],
     ("suspend",): [["bhyvectl", "--vm=running"]], ("resume",): [["bhyve"]],
+    ("suspendall",): [["bhyvectl", "--vm=running"]], ("resumeall",): [["bhyve"]],
 }
 
 

@@ -184,3 +184,38 @@ def test_a_suspending_lock_left_behind_does_not_stop_a_running_guests_reboot(hos
     assert hivectl("start", "g").status == 0
     assert not (guest / "suspending.lock").exists(), "a start clears a lock left behind"
     assert hivectl("stop", "g").status == 0
+
+
+def test_suspendall_and_resumeall_take_every_guest_in_vm_bhyve_order(host: Any) -> None:
+    host.set_snapshot_build()
+    names = ["a", "b", "c"]
+    boots = {}
+    for name in names:
+        make_guest(host, name)
+        assert hivectl("start", name).status == 0
+        boots[name] = host.running()[name]["guest_boot"]
+    host.rc.write_text(host.rc.read_text() + 'vm_list="b a"\n')  # c is not listed: suspended first, resumed last
+    plan = [json.loads(line) for line in hivectl("suspendall", "--dry-run").out.splitlines()]
+    saves = [argv[-1].removeprefix("--suspend=") for argv in plan if argv[:1] == ["bhyvectl"] and
+             any(word.startswith("--suspend=") for word in argv)]
+    assert saves == [str(host.vm_dir / n / f"{n}.save") for n in ("c", "a", "b")], plan
+    assert all(host.running()[n]["guest_boot"] == boots[n] for n in names), "a dry run suspends nothing"
+
+    done = hivectl("suspendall")
+    assert done.status == 0, done.err
+    assert [line.split(":")[0] for line in done.out.splitlines()] == ["c", "a", "b"]
+    assert all(state_of(n)["state"] == "Suspended" for n in names) and not host.running()
+
+    plan = [json.loads(line) for line in hivectl("resumeall", "--dry-run").out.splitlines()]
+    restores = [argv[-1] for argv in plan if "-r" in argv]
+    assert restores == ["b", "a", "c"], plan
+    assert not host.running(), "a dry run resumes nothing"
+    done = hivectl("resumeall")
+    assert done.status == 0, done.err
+    assert [line.split(":")[0] for line in done.out.splitlines()] == ["b", "a", "c"]
+    for name in names:
+        assert host.running()[name]["guest_boot"] == boots[name], "the guest that was saved runs on"
+        assert host.running()[name]["restored_from"] == str(host.vm_dir / name / f"{name}.save")
+    again = hivectl("resumeall")  # nothing is suspended any more: nothing to do
+    assert (again.status, again.out) == (0, "")
+    assert hivectl("stopall").status == 0
