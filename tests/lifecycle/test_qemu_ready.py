@@ -10,13 +10,11 @@ for 2.5 s, then either fails as QEMU does on a taken port or starts serving QMP.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.lifecycle.qemu_stand_in import NAME, REPO, qemu_bed, wait_cleaned_up
 
 STAND_IN = r'''#!PYTHON
 import json, os, selectors, socket, sys, time
@@ -61,22 +59,8 @@ while True:
 
 
 def bed(tmp_path: Path, mode: str) -> dict[str, str]:
-    vm = tmp_path / "vm"
-    guest = vm / "g1"
-    (vm / ".config").mkdir(parents=True)
-    (vm / ".config" / "system.conf").write_text("")
-    guest.mkdir()
-    (guest / "g1.conf").write_text('loader="grub"\ncpu=1\nmemory=64M\nqemu_kernel="kernel"\n')
-    (guest / "kernel").write_text("")
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    stand_in = bindir / "qemu-system-x86_64"
-    stand_in.write_text(STAND_IN.replace("PYTHON", sys.executable, 1))
-    stand_in.chmod(0o755)
-    return {**os.environ, "HIVECTL_VM_DIR": str(vm), "HIVECTL_RC_CONF": str(tmp_path / "rc.conf"),
-            "HIVECTL_PLATFORM": "linux", "HIVECTL_DRIVER": "qemu", "HIVECTL_QEMU_ACCEL": "tcg",
-            "PYTHONPATH": str(REPO), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}",
-            "STAND_IN_MODE": mode, "STAND_IN_MARKER": str(tmp_path / "answered")}
+    return qemu_bed(tmp_path, STAND_IN.replace("PYTHON", sys.executable, 1), STAND_IN_MODE=mode,
+                    STAND_IN_MARKER=str(tmp_path / "answered"))
 
 
 def hivectl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
@@ -84,31 +68,23 @@ def hivectl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]
                           timeout=120, check=False)
 
 
-def wait_unlocked(tmp_path: Path) -> None:
-    lock = tmp_path / "vm" / "g1" / "run.lock"
-    deadline = time.monotonic() + 60
-    while lock.exists() and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not lock.exists(), "the supervisor did not clean up after its stand-in QEMU"
-
-
 def test_a_qemu_that_fails_after_the_first_second_fails_the_start(tmp_path: Path) -> None:
     env = bed(tmp_path, "fail")
-    started = hivectl(env, "start", "g1")
+    started = hivectl(env, "start", NAME)
     assert started.returncode == 1, (started.stdout, started.stderr)
     assert "Failed to bind socket: Address already in use" in started.stderr, started.stderr
-    wait_unlocked(tmp_path)
+    wait_cleaned_up(tmp_path)
     assert "Stopped" in hivectl(env, "list").stdout
 
 
 def test_start_returns_once_the_monitor_answers(tmp_path: Path) -> None:
     env = bed(tmp_path, "serve")
-    started = hivectl(env, "start", "g1")
+    started = hivectl(env, "start", NAME)
     try:
         assert started.returncode == 0, started.stderr
-        assert "g1: started" in started.stdout
+        assert f"{NAME}: started" in started.stdout
         assert (tmp_path / "answered").exists(), "start reported success before QEMU's monitor answered"
     finally:
-        off = hivectl(env, "poweroff", "-f", "g1")
-        wait_unlocked(tmp_path)
+        off = hivectl(env, "poweroff", "-f", NAME)
+        wait_cleaned_up(tmp_path)
     assert off.returncode == 0, off.stderr

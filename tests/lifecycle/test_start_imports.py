@@ -16,13 +16,11 @@ only: ``TYPE_CHECKING = False``), the QMP client's ``socket`` (its watcher conne
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.lifecycle.qemu_stand_in import NAME, qemu_bed, wait_cleaned_up
 
 BANISHED = ("dataclasses", "inspect", "ast", "dis", "typing", "socket", "tempfile", "shutil", "random",
             "bz2", "lzma", "hashlib", "secrets", "gzip", "datetime", "argparse")
@@ -44,29 +42,13 @@ STAND_IN = "#!/bin/sh\nsleep 2\nexit 0\n"  # a QEMU that runs briefly and powers
 
 
 def start_modules(tmp_path: Path, preload: str = "") -> set[str]:
-    vm = tmp_path / "vm"
-    guest = vm / "g1"
-    (vm / ".config").mkdir(parents=True)
-    (vm / ".config" / "system.conf").write_text("")
-    guest.mkdir()
-    (guest / "g1.conf").write_text('loader="grub"\ncpu=1\nmemory=64M\nqemu_kernel="kernel"\n')
-    (guest / "kernel").write_text("")
-    bindir = tmp_path / "bin"
-    bindir.mkdir()
-    (bindir / "qemu-system-x86_64").write_text(STAND_IN)
-    (bindir / "qemu-system-x86_64").chmod(0o755)
+    env = qemu_bed(tmp_path, STAND_IN)
     out = tmp_path / "modules.txt"
-    env = {**os.environ, "HIVECTL_VM_DIR": str(vm), "HIVECTL_RC_CONF": str(tmp_path / "rc.conf"),
-           "HIVECTL_PLATFORM": "linux", "HIVECTL_DRIVER": "qemu", "HIVECTL_QEMU_ACCEL": "tcg",
-           "PYTHONPATH": str(REPO), "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}
-    done = subprocess.run([sys.executable, "-S", "-c", preload + HARNESS, str(out), "g1"], env=env,
+    done = subprocess.run([sys.executable, "-S", "-c", preload + HARNESS, str(out), NAME], env=env,
                           capture_output=True, text=True, timeout=60, check=False, cwd=tmp_path)
     assert done.returncode == 0, done.stderr
-    assert "g1: started" in done.stdout, done.stdout
-    deadline = time.monotonic() + 30
-    while (guest / "run.lock").exists() and time.monotonic() < deadline:  # the stand-in powers off; cleanup
-        time.sleep(0.1)
-    assert not (guest / "run.lock").exists(), "the supervisor did not clean up after its stand-in QEMU"
+    assert f"{NAME}: started" in done.stdout, done.stdout
+    wait_cleaned_up(tmp_path, 30)
     return set(out.read_text().split())
 
 
