@@ -29,6 +29,9 @@ def paused_qemu() -> Iterator[tuple[subprocess.Popen[bytes], Path]]:
         deadline = time.monotonic() + 10
         while not path.exists() and time.monotonic() < deadline:
             time.sleep(0.01)
+        # The socket and its greeting come early (QMP's I/O thread); commands wait for QEMU's main loop,
+        # which a loaded machine can take longer than a command's 5 s to reach: wait for it once, here.
+        qmp.command(path, "query-status", timeout=60)
         yield proc, path
     finally:
         proc.kill()
