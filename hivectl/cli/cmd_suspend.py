@@ -40,7 +40,12 @@ a save that no longer fits. If the save fails the guest runs on."""
 
 def run_suspend(ctx: Context, args: argparse.Namespace) -> int:
     result = ops.suspend(ctx, ops.SuspendRequest(tuple(args.names), args.timeout, args.dry_run))
-    if args.dry_run:
+    return _report_suspended(result, args.dry_run)
+
+
+def _report_suspended(result: ops.SuspendResult, dry_run: bool) -> int:
+    """What suspend and suspendall print: the plan, or each save made and each guest that could not be."""
+    if dry_run:
         _print_plan(result.plan, [])
         return 0
     for line in result.suspended:
@@ -83,14 +88,7 @@ reported and the others are still suspended (exit status 1). 'hivectl resumeall'
 
 def run_suspendall(ctx: Context, args: argparse.Namespace) -> int:
     result = ops.suspendall(ctx, args.timeout, args.dry_run)
-    if args.dry_run:
-        _print_plan(result.plan, [])
-        return 0
-    for line in result.suspended:
-        sys.stdout.write(f"{line.split(': ', 1)[0]}: suspended into {line.split(': ', 1)[1]}\n")
-    for error in result.errors:
-        sys.stderr.write(f"hivectl: {error}\n")
-    return 1 if result.errors else 0
+    return _report_suspended(result, args.dry_run)
 
 
 def configure_resumeall(p: argparse.ArgumentParser) -> None:
