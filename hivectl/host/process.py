@@ -128,6 +128,17 @@ def single_threaded() -> bool:
     return threading is None or threading.active_count() <= 1
 
 
+def _fork(refusal: str) -> int:
+    """fork(2) for ``fork_detached`` and ``fork_serving``: refused with ``refusal`` in a process with other
+    threads (``single_threaded``), and after this process's buffered output is written, so that the child
+    does not write it a second time."""
+    if not single_threaded():
+        raise HivectlError(refusal)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    return os.fork()
+
+
 def fork_detached(body: Callable[[], int], *, env: Mapping[str, str], keep_fds: Sequence[int] = ()) -> int:
     """Run ``body`` in a forked child in its own session and return the child's pid at once.
 
@@ -139,11 +150,7 @@ def fork_detached(body: Callable[[], int], *, env: Mapping[str, str], keep_fds: 
     handlers, buffered output) runs twice. The caller must have no other threads (fork(2) copies only
     the calling one).
     """
-    if not single_threaded():
-        raise HivectlError("fork_detached: this process runs several threads; spawn a program instead")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
+    pid = _fork("fork_detached: this process runs several threads; spawn a program instead")
     if pid:
         return pid
     status = 70  # EX_SOFTWARE, sysexits(3): the child failed before ``body`` decided
@@ -179,11 +186,7 @@ def fork_serving(body: Callable[[], NoReturn]) -> int:
     descriptors and environment, because it takes the caller's over itself before anything else. Only
     a single-threaded process may fork (``single_threaded``).
     """
-    if not single_threaded():
-        raise HivectlError("fork_serving: this process runs several threads")
-    sys.stdout.flush()
-    sys.stderr.flush()
-    pid = os.fork()
+    pid = _fork("fork_serving: this process runs several threads")
     if pid:
         return pid
     try:
