@@ -38,3 +38,19 @@ def test_systemd_unit_runs_the_zygote_and_leaves_its_children_running() -> None:
     assert keys["KillMode"] == "process"  # the commands it serves and their supervisors are its children
     assert keys["Restart"] == "always"
     assert keys["WantedBy"] == "multi-user.target"
+
+
+def test_help_says_what_the_server_is_for_its_options_and_its_defaults() -> None:
+    """``hivectl zygote --help`` is the administrator's page: what it does, each option, the default socket,
+    the variable that switches it off, and how to run it at boot."""
+    from hivectl.cli.zygote import DEFAULT_SOCKET, SOCKET_ENV
+
+    shown = subprocess.run([str(Path(__file__).resolve().parents[2] / "bin" / "hivectl"), "zygote", "--help"],
+                           capture_output=True, text=True, timeout=60, check=False)
+    assert shown.returncode == 0, shown.stderr
+    text = shown.stdout
+    assert text.startswith("usage: hivectl zygote [--socket PATH] [--group NAME]\n")
+    for needed in ("Run the start-up server", "--socket PATH", "--group NAME", DEFAULT_SOCKET, f"{SOCKET_ENV}=off",
+                   "hivectl/rc.d/hivectl_zygote", "hivectl/systemd/hivectl-zygote.service"):
+        assert needed in text, (needed, text)
+    assert "``" not in text, "reStructuredText from a docstring is not help"

@@ -44,6 +44,28 @@ SKIPPED = ("hivectl.daemon",)
 """Not imported ahead: the REST daemon's modules (FastAPI, pydantic) are not the command line's."""
 
 USAGE = "usage: hivectl zygote [--socket PATH] [--group NAME]"
+HELP = f"""{USAGE}
+
+Run the start-up server: hivectl imported once, listening on a unix socket. bin/hivectl hands it each
+command, which runs in a forked child with the caller's uid and groups, directory, environment, standard
+input and output: the same output, exit status and effects as the command run directly, without the cost
+of a fresh interpreter and its imports ('hivectl start' reaches the hypervisor in about half the time).
+It is optional: without it every command runs in its own process. Commands that need the caller's
+terminal (console, configure, start -f/-i, install -f/-i) always run in the caller's own process.
+
+options:
+  --socket PATH  the socket (default {DEFAULT_SOCKET}, or ${SOCKET_ENV};
+                 callers with {SOCKET_ENV}=off never use one). It is made mode 0660, in a
+                 directory that belongs to root or to the server's user and that nobody else may write;
+                 a live server's socket is refused, a dead one's replaced
+  --group NAME   the socket's group, i.e. who may connect (default: the server's own group)
+
+A server run by root serves everyone who may connect, each as themselves; one run by another user serves
+that user only. When hivectl's files change (an upgrade) the server re-execs itself before it serves
+again. SIGTERM or SIGINT ends it; guests and their supervisors carry on. At boot:
+hivectl/rc.d/hivectl_zygote (FreeBSD) or hivectl/systemd/hivectl-zygote.service (Linux). Design:
+docs/architecture.md, "The zygote".
+"""
 
 
 def preload() -> int:
@@ -265,7 +287,7 @@ def parse(argv: list[str]) -> tuple[str, str | None]:
     while args:
         option = args.pop(0)
         if option in ("-h", "--help"):
-            sys.stdout.write(f"{USAGE}\n\n{(__doc__ or '').split(chr(10) + chr(10), 2)[2]}")
+            sys.stdout.write(HELP)
             raise SystemExit(0)
         if option == "--socket" and args:
             path = args.pop(0)
