@@ -93,6 +93,14 @@ def _proc_read(path: str) -> bytes:
         os.close(fd)
 
 
+PF_KTHREAD = 0x00200000
+"""The ``flags`` bit (field 9 of /proc/PID/stat, proc(5); include/linux/sched.h) of a kernel thread, whose
+command line is always empty."""
+
+EXEC_SETTLE = (0.001, 0.002, 0.004, 0.008, 0.016, 0.032)
+"""Pauses (seconds, 63 ms in all) before an empty command line of a user process is read again."""
+
+
 def _linux(pid: int) -> ProcessIdentity | None:
     try:
         stat = _proc_read(f"/proc/{pid}/stat")
@@ -104,11 +112,34 @@ def _linux(pid: int) -> ProcessIdentity | None:
         if fields[0] in (b"Z", b"X"):
             return None  # a zombie has finished: nothing of it is left to trust or signal
         ticks = int(fields[19])
+        kernel_thread = bool(int(fields[6]) & PF_KTHREAD)
     except (IndexError, ValueError):
         return None
+    if not raw and not kernel_thread:
+        raw = _settled_cmdline(pid)
     argv = tuple(part.decode(errors="replace") for part in raw.rstrip(b"\0").split(b"\0") if part)
     started = _boot_time() + ticks / os.sysconf("SC_CLK_TCK")
     return ProcessIdentity(pid, str(ticks), round(started, 2), argv)
+
+
+def _settled_cmdline(pid: int) -> bytes:
+    """The command line of a user process caught inside execve(2).
+
+    A parent's ``Popen`` returns once the child's close-on-exec pipe closes, which the kernel does in the
+    middle of execve, before the new image's argument area exists: for that moment /proc/PID/cmdline
+    reads empty (fs/proc/base.c get_mm_cmdline; CI caught a just-spawned hypervisor so, and adoption
+    would have missed it). Such a line is read again for a few milliseconds; a process that is exiting
+    (no memory left to read) stays empty and costs at most :data:`EXEC_SETTLE` in all.
+    """
+    for pause in EXEC_SETTLE:
+        time.sleep(pause)
+        try:
+            raw = _proc_read(f"/proc/{pid}/cmdline")
+        except OSError:
+            return b""
+        if raw:
+            return raw
+    return b""
 
 
 def _freebsd(pid: int, env: Mapping[str, str] | None = None) -> ProcessIdentity | None:
