@@ -35,6 +35,7 @@ VM_PATHS: tuple[str, ...] = (
     "limits/test_qemu_real.py",
     "web/test_console_qemu.py",
     "multihost/test_migrate_qemu.py",
+    "multihost/test_migrate_zfs_qemu.py",
 )
 
 

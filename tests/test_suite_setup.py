@@ -5,7 +5,9 @@ and safe on two xdist workers, so that a new file cannot quietly undo them.
   and ``site`` (every installed package's .pth files) is about a seventh of each start's CPU.
 - Every test file that starts QEMU on the host (through tests/qemu/running.py, the e2e environment or the
   tiny guest's own driver) lies in tests/conftest.py's ``QEMU_PATHS``, so it runs in the one xdist group
-  that keeps QEMU guests one after another.
+  that keeps QEMU guests one after another. A file that marks itself ``vm`` boots guests by definition:
+  tests/multihost/test_migrate_zfs_qemu.py did, outside the group, and CI ran its two QEMU guests beside
+  another worker's (the zfs-fuse daemon under them died of it twice).
 """
 
 from __future__ import annotations
@@ -20,7 +22,8 @@ STAND_IN_DIRS = [TESTS / "simhost" / "bin", TESTS / "net" / "bin"]
 SHEBANG = "#!/usr/bin/env -S python3 -S"
 # Imports that start QEMU guests: the tests' QEMU runner, the e2e environment, the tiny guest's driver.
 STARTS_QEMU = re.compile(r"^\s*(from tests\.qemu\.running import|from tests\.e2e(\.conftest)? import|"
-                         r"from tinyguest(\.qemu)? import|import tinyguest\b)", re.M)
+                         r"from tinyguest(\.qemu)? import|import tinyguest\b|pytestmark = pytest\.mark\.vm\b|"
+                         r"from tests\.multihost\.test_migrate_qemu import)", re.M)
 
 
 def test_every_stand_in_starts_without_site() -> None:
