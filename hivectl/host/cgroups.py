@@ -43,6 +43,21 @@ def _on_host(root: Path, mountpoint: str) -> Path:
     return Path(str(root).rstrip("/") + mountpoint) if str(root) != "/" else Path(mountpoint)
 
 
+def _givable(top: Path, offered: set[str]) -> set[str]:
+    """The controllers of ``offered`` that the hierarchy's top can give to ``hivectl/NAME``.
+
+    The true root cgroup may enable any of them in its ``cgroup.subtree_control``. The top of a cgroup
+    namespace (a container's ``/sys/fs/cgroup``) is a non-root cgroup (it has ``cgroup.type``, which the root
+    lacks) and usually holds the container's processes: cgroup-v2.rst's "no internal processes" rule makes
+    the kernel refuse ``+cpu`` there (EBUSY), so only what it already enables reaches a child. Counting the
+    rest as offered made the host check pass and every limit fail later at the write of cpu.max (ENOENT).
+    """
+    with contextlib.suppress(OSError):
+        if (top / "cgroup.type").exists() and (top / "cgroup.procs").read_text().split():
+            return offered & set((top / "cgroup.subtree_control").read_text().split())
+    return offered
+
+
 def groups(root: Path, name: str, wanted: set[str]) -> tuple[list[Group], list[str]]:
     """Where each wanted controller's group of guest ``name`` is (v2 first), and the controllers missing."""
     mounts = _mounts(root)
@@ -52,7 +67,7 @@ def groups(root: Path, name: str, wanted: set[str]) -> tuple[list[Group], list[s
         if kind == "cgroup2":
             with contextlib.suppress(OSError):
                 here = _on_host(root, point)
-                offered = set((here / "cgroup.controllers").read_text().split())
+                offered = _givable(here, set((here / "cgroup.controllers").read_text().split()))
                 v2_root = here
                 if offered:
                     break
